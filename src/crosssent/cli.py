@@ -1,0 +1,170 @@
+"""The ``crosssent`` command: thin wrappers that parse, call one function, and report.
+
+Every expected failure (bad file, key, shape, label, config) ends with one line on stderr,
+``error: ...``, and exit code 2; nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(help="CrossSent: multimodal sentiment analysis (GMRA).", no_args_is_help=True, add_completion=False)
+data_app = typer.Typer(help="Create, convert and inspect canonical datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _fail(err: Exception) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for name in ("transformers", "datasets", "lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option(help="YAML config (configs/*.yaml)")],
+    out: Annotated[Path, typer.Option(help="run directory to write")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. model.inject_layer=2")] = None,
+    resume: Annotated[bool, typer.Option(help="continue an interrupted run from its last checkpoint")] = False,
+) -> None:
+    """Train one model and write RUN_DIR (config, checkpoints, logs, model/, predictions, metrics)."""
+    _quiet_libraries()
+    from crosssent.evaluation import format_table
+    from crosssent.settings import load_settings
+    from crosssent.training import RunInterrupted, train_run
+
+    try:
+        settings = load_settings(config, set_ or [])
+        metrics = train_run(settings, out, resume=resume)
+    except RunInterrupted as err:
+        typer.echo(f"stopped: {err}; continue with --resume", err=True)
+        raise typer.Exit(code=3)
+    except ValueError as err:
+        _fail(err)
+        return
+    if metrics is not None:
+        typer.echo(format_table(metrics))
+        typer.echo(f"wrote {out}/metrics.json, predictions.csv and model/")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option(help="exported model folder (RUN_DIR/model)")],
+    data: Annotated[Path, typer.Option(help="canonical dataset folder")],
+    split: Annotated[list[str], typer.Option(help="split(s) to score")] = ["test"],
+    out: Annotated[Optional[Path], typer.Option(help="write metrics (and predictions) here")] = None,
+) -> None:
+    """Score an exported model on a dataset; prints the metrics table and writes JSON."""
+    _quiet_libraries()
+    from crosssent.data.dataset import write_json_atomic
+    from crosssent.evaluation import evaluate_folder, format_table, write_predictions
+
+    try:
+        metrics, rows = evaluate_folder(model, data, tuple(split))
+    except ValueError as err:
+        _fail(err)
+        return
+    typer.echo(format_table(metrics))
+    out_dir = out or model.parent / "evaluations" / data.resolve().name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_predictions(out_dir / "predictions.csv", rows)
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    typer.echo(f"wrote {out_dir}/metrics.json")
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Annotated[Path, typer.Option(help="dataset folder to write")],
+    n_train: int = 800, n_valid: int = 200, n_test: int = 300, seed: int = 0,
+    alignment: Annotated[str, typer.Option(help="word | unaligned | clip")] = "word",
+    tone_weight: Annotated[float, typer.Option(help="share of the label carried by A/V only")] = 1.5,
+    label_noise: float = 0.2, feature_noise: float = 0.5,
+    missing_audio: Annotated[float, typer.Option(help="share of clips without audio")] = 0.0,
+    missing_visual: Annotated[float, typer.Option(help="share of clips without visual")] = 0.0,
+    shift: Annotated[int, typer.Option(help="delay A/V by this many words")] = 0,
+) -> None:
+    """Write the synthetic default dataset (text carries part of the label, A/V the rest)."""
+    from crosssent.data.sources.synthetic import generate
+
+    if alignment not in ("word", "unaligned", "clip"):
+        _fail(ValueError(f"--alignment must be word, unaligned or clip, got {alignment!r}"))
+    try:
+        path = generate(
+            out, n_train=n_train, n_valid=n_valid, n_test=n_test, seed=seed, alignment=alignment,  # type: ignore[arg-type]
+            tone_weight=tone_weight, label_noise=label_noise, feature_noise=feature_noise,
+            missing_audio=missing_audio, missing_visual=missing_visual, shift=shift,
+        )
+    except ValueError as err:
+        _fail(err)
+        return
+    typer.echo(f"wrote {path} ({n_train}/{n_valid}/{n_test} clips)")
+
+
+@data_app.command("convert")
+def data_convert(
+    kind: Annotated[str, typer.Argument(help="mmsa (a pickle) or tables (label CSV + feature tables)")],
+    source: Annotated[Path, typer.Argument(help="MMSA pickle file, or the label CSV")],
+    out: Annotated[Path, typer.Option(help="dataset folder to write")],
+    name: Annotated[str, typer.Option(help="dataset name")] = "",
+    task: Annotated[str, typer.Option(help="metric convention: mosi | mosei | sims")] = "mosi",
+    audio: Annotated[Optional[Path], typer.Option(help="tables: audio feature table (.csv or .npz)")] = None,
+    visual: Annotated[Optional[Path], typer.Option(help="tables: visual feature table (.csv or .npz)")] = None,
+    alignment: Annotated[str, typer.Option(help="tables: word | unaligned | clip")] = "clip",
+    strict: Annotated[bool, typer.Option(help="refuse NaN/inf features instead of replacing them by 0")] = False,
+) -> None:
+    """Convert an MMSA pickle or label/feature tables into a canonical dataset."""
+    from crosssent.data.sources import mmsa, tables
+
+    try:
+        if kind == "mmsa":
+            path, report = mmsa.convert(source, out, name=name or source.stem, task=task, strict=strict)
+        elif kind == "tables":
+            path, report = tables.convert(
+                source, out, name=name or source.stem, task=task, audio=audio, visual=visual,
+                alignment=alignment, strict=strict,
+            )
+        else:
+            raise ValueError(f"unknown source kind {kind!r}; use mmsa or tables")
+    except ValueError as err:
+        _fail(err)
+        return
+    for line in report:
+        typer.echo(line)
+    typer.echo(f"wrote {path}")
+
+
+@data_app.command("inspect")
+def data_inspect(path: Annotated[Path, typer.Argument(help="canonical dataset folder")]) -> None:
+    """Print metadata, clip counts, label statistics and missing modalities per split."""
+    from crosssent.data.dataset import load_dataset, summarize
+
+    try:
+        table, meta = load_dataset(path)
+    except ValueError as err:
+        _fail(err)
+        return
+    typer.echo(json.dumps({"meta": meta.model_dump(), "summary": summarize(table, meta)}, indent=2))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

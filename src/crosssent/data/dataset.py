@@ -1,0 +1,201 @@
+"""The canonical dataset: a Hugging Face ``datasets`` table (Arrow, memory-mapped) saved to a
+folder, one row per clip, plus ``crosssent.json`` with dataset-level metadata.
+
+Why Arrow via ``datasets``: it is the format the field already reads, it memory-maps (a large
+feature release does not have to fit in RAM), it stores ragged float sequences without
+pickling, and it loads in milliseconds.
+
+Columns: ``id`` (str, unique), ``text`` (str), ``label`` (float32), ``split``
+(``train``/``valid``/``test``), optional ``label_T``/``label_A``/``label_V``; when the dataset has
+audio: ``audio`` (list of frames, each a list of ``audio_dim`` float32) and ``audio_length``
+(int, 0 = this clip has no audio); the same for ``visual``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from datasets import Dataset, Features, List, Value, load_from_disk
+from pydantic import BaseModel, ConfigDict, Field
+
+META_NAME = "crosssent.json"
+SPLITS = ("train", "valid", "test")
+UNIMODAL_LABELS = ("label_T", "label_A", "label_V")
+Alignment = Literal["word", "unaligned", "clip", "none"]
+Task = Literal["mosi", "mosei", "sims"]
+
+
+class DatasetMeta(BaseModel):
+    """Facts about a dataset, written by the importer and checked against every config.
+
+    alignment: ``word`` = one A/V frame per whitespace-separated word of ``text``;
+    ``unaligned`` = streams at their own frame rate; ``clip`` = one vector per clip;
+    ``none`` = no audio/visual at all.
+    task: which metric convention applies (``compute_metrics(..., dataset=task)``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    task: Task
+    label_min: float
+    label_max: float
+    alignment: Alignment
+    audio_dim: int = Field(default=0, ge=0)
+    visual_dim: int = Field(default=0, ge=0)
+    audio_features: str = ""
+    visual_features: str = ""
+    language: str = "en"
+    source: str = ""
+    notes: list[str] = []
+
+    @property
+    def label_range(self) -> float:
+        return self.label_max - self.label_min
+
+
+def _features(meta: DatasetMeta, extra_labels: list[str]) -> Features:
+    cols: dict[str, Any] = {
+        "id": Value("string"), "text": Value("string"), "label": Value("float32"),
+        "split": Value("string"),
+    }
+    for name in extra_labels:
+        cols[name] = Value("float32")
+    for modality, dim in (("audio", meta.audio_dim), ("visual", meta.visual_dim)):
+        if dim:
+            cols[modality] = List(List(Value("float32")))
+            cols[f"{modality}_length"] = Value("int32")
+    return Features(cols)
+
+
+def validate_columns(columns: dict[str, list], meta: DatasetMeta, *, where: str) -> None:
+    """Refuse what would poison training: duplicate ids, bad labels, empty splits, wrong widths.
+    ``where`` names the source (a file) in every message."""
+    ids = columns["id"]
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dup = next(i for i in ids if i in seen or seen.add(i))
+        raise ValueError(f"{where}: clip id {dup!r} occurs more than once")
+    for clip, split in zip(ids, columns["split"]):
+        if split not in SPLITS:
+            raise ValueError(f"{where}: clip {clip!r} has split {split!r}, expected one of {SPLITS}")
+    for split in SPLITS:
+        if split not in columns["split"]:
+            raise ValueError(f"{where}: split {split!r} is empty")
+    for key in ("label", *UNIMODAL_LABELS):
+        for clip, value in zip(ids, columns.get(key, [])):
+            if value is None or not np.isfinite(value):
+                raise ValueError(f"{where}: clip {clip!r} has a NaN/missing {key}")
+            if not meta.label_min - 1e-6 <= value <= meta.label_max + 1e-6:
+                raise ValueError(
+                    f"{where}: clip {clip!r} has {key} {value} outside "
+                    f"[{meta.label_min}, {meta.label_max}]"
+                )
+    for modality, dim in (("audio", meta.audio_dim), ("visual", meta.visual_dim)):
+        if not dim:
+            if modality in columns:
+                raise ValueError(f"{where}: {modality} column present but metadata says {modality}_dim=0")
+            continue
+        for clip, frames in zip(ids, columns[modality]):
+            for frame in frames:
+                if len(frame) != dim:
+                    raise ValueError(
+                        f"{where}: clip {clip!r} has {modality} frames of width {len(frame)}, "
+                        f"expected {dim}"
+                    )
+
+
+def _atomic_dir(out_dir: Path) -> Path:
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+
+
+def replace_dir(tmp: Path, out_dir: Path) -> None:
+    """Move a finished temporary folder into place (the old one is removed only then)."""
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out_dir)
+
+
+def save_dataset(columns: dict[str, list], meta: DatasetMeta, out_dir: str | Path, *, where: str) -> Path:
+    """Validate and write a canonical dataset atomically (a half-written folder never appears)."""
+    out_dir = Path(out_dir)
+    validate_columns(columns, meta, where=where)
+    for modality in ("audio", "visual"):
+        if modality in columns and f"{modality}_length" not in columns:
+            columns = dict(columns, **{f"{modality}_length": [len(f) for f in columns[modality]]})
+    extra = [k for k in UNIMODAL_LABELS if k in columns]
+    table = Dataset.from_dict(columns, features=_features(meta, extra))
+    tmp = _atomic_dir(out_dir)
+    try:
+        table.save_to_disk(str(tmp / "table"))
+        (tmp / META_NAME).write_text(meta.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def load_meta(data_dir: str | Path) -> DatasetMeta:
+    path = Path(data_dir) / META_NAME
+    if not path.is_file():
+        raise ValueError(f"{data_dir}: not a CrossSent dataset ({META_NAME} is missing)")
+    try:
+        return DatasetMeta.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ValueError(f"{path}: invalid metadata ({str(err).splitlines()[0]})") from None
+
+
+def load_dataset(data_dir: str | Path) -> tuple[Dataset, DatasetMeta]:
+    """(memory-mapped table, metadata) of a canonical dataset folder."""
+    meta = load_meta(data_dir)
+    return load_from_disk(str(Path(data_dir) / "table")), meta
+
+
+def summarize(table: Dataset, meta: DatasetMeta) -> dict[str, Any]:
+    """Counts and label statistics per split, and how many clips lack each modality."""
+    splits = np.array(table["split"])
+    labels = np.array(table["label"], dtype=np.float64)
+    out: dict[str, Any] = {"name": meta.name, "clips": len(table), "splits": {}}
+    for split in SPLITS:
+        sel = splits == split
+        y = labels[sel]
+        info: dict[str, Any] = {"clips": int(sel.sum())}
+        if sel.any():
+            info.update(
+                label_mean=round(float(y.mean()), 4), label_std=round(float(y.std()), 4),
+                label_min=float(y.min()), label_max=float(y.max()),
+                positive=int((y > 0).sum()), neutral=int((y == 0).sum()), negative=int((y < 0).sum()),
+            )
+        for modality in ("audio", "visual"):
+            if f"{modality}_length" in table.column_names:
+                lengths = np.array(table[f"{modality}_length"])[sel]
+                info[f"missing_{modality}"] = int((lengths == 0).sum())
+        out["splits"][split] = info
+    return out
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

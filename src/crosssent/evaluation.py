@@ -1,0 +1,153 @@
+"""Inference and evaluation: predict a split, score it, export/load a model folder.
+
+A model folder (``RUN_DIR/model``) holds everything needed for inference without the training
+config: ``config.json`` + ``model.safetensors`` + ``backbone/config.json`` (the model),
+tokenizer files, and ``preprocessing.json`` (max_len, alignment, feature widths, task).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset
+from pydantic import BaseModel, ConfigDict
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from crosssent.data.align import align_dataset, default_cache_root
+from crosssent.data.collate import collate
+from crosssent.data.dataset import Alignment, DatasetMeta, Task, _atomic_dir, load_dataset, replace_dir
+from crosssent.metrics import compute_metrics
+from crosssent.modeling import CrossSentModel
+
+PREPROCESSING_NAME = "preprocessing.json"
+
+
+class Preprocessing(BaseModel):
+    """How the training data was turned into model inputs; new data must match it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_len: int
+    alignment: Alignment
+    audio_dim: int
+    visual_dim: int
+    task: Task
+    label_min: float
+    label_max: float
+    trained_on: str
+
+    @classmethod
+    def from_meta(cls, meta: DatasetMeta, *, max_len: int) -> "Preprocessing":
+        return cls(
+            max_len=max_len, alignment=meta.alignment, audio_dim=meta.audio_dim,
+            visual_dim=meta.visual_dim, task=meta.task, label_min=meta.label_min,
+            label_max=meta.label_max, trained_on=meta.name,
+        )
+
+
+def export_model(
+    model: CrossSentModel, tokenizer: PreTrainedTokenizerBase, prep: Preprocessing, folder: Path
+) -> None:
+    """Write the model folder atomically."""
+    tmp = _atomic_dir(folder)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / PREPROCESSING_NAME).write_text(prep.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        replace_dir(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_exported(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTokenizerBase, Preprocessing]:
+    folder = Path(folder)
+    if not (folder / PREPROCESSING_NAME).is_file():
+        raise ValueError(f"{folder}: not a CrossSent model folder ({PREPROCESSING_NAME} is missing)")
+    model = CrossSentModel.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    prep = Preprocessing.model_validate_json((folder / PREPROCESSING_NAME).read_text(encoding="utf-8"))
+    return model, tokenizer, prep
+
+
+def check_compatible(prep: Preprocessing, meta: DatasetMeta, *, where: str) -> None:
+    for name in ("audio_dim", "visual_dim", "alignment"):
+        if getattr(prep, name) != getattr(meta, name):
+            raise ValueError(
+                f"{where}: {name}={getattr(meta, name)} but the model was trained with "
+                f"{name}={getattr(prep, name)}"
+            )
+
+
+@torch.no_grad()
+def predict(model: CrossSentModel, aligned: Dataset, *, batch_size: int = 64) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(ids, labels, predictions) for every row of an aligned table, in order."""
+    model.eval()
+    device = next(model.parameters()).device
+    ids: list[str] = []
+    labels, preds = [], []
+    for batch in DataLoader(aligned, batch_size=batch_size, shuffle=False, collate_fn=collate):
+        batch = batch.to(device)
+        out = model(**batch.model_inputs())
+        ids.extend(batch.id)
+        labels.append(batch.label.cpu().numpy())
+        preds.append(out.prediction.float().cpu().numpy())
+    return ids, np.concatenate(labels), np.concatenate(preds)
+
+
+def split_rows(aligned: Dataset, split: str) -> Dataset:
+    index = [i for i, s in enumerate(aligned["split"]) if s == split]
+    if not index:
+        raise ValueError(f"split {split!r} is empty")
+    return aligned.select(index)
+
+
+def score_splits(
+    model: CrossSentModel, aligned: Dataset, task: str, splits: tuple[str, ...]
+) -> tuple[dict[str, dict[str, float]], list[tuple[str, str, float, float]]]:
+    """Metrics per split and prediction rows (id, split, label, prediction)."""
+    metrics: dict[str, dict[str, float]] = {}
+    rows: list[tuple[str, str, float, float]] = []
+    for split in splits:
+        ids, labels, preds = predict(model, split_rows(aligned, split))
+        metrics[split] = compute_metrics(preds, labels, task)
+        rows.extend((i, split, float(y), float(p)) for i, y, p in zip(ids, labels, preds))
+    return metrics, rows
+
+
+def write_predictions(path: Path, rows: list[tuple[str, str, float, float]]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "split", "label", "prediction"])
+            writer.writerows((i, s, f"{y:.6g}", f"{p:.6g}") for i, s, y, p in rows)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def evaluate_folder(model_dir: str | Path, data_dir: str | Path, splits: tuple[str, ...]) -> tuple[dict, list]:
+    """Load an exported model, align a canonical dataset the way it was trained, score it."""
+    model, tokenizer, prep = load_exported(model_dir)
+    table, meta = load_dataset(data_dir)
+    check_compatible(prep, meta, where=str(data_dir))
+    aligned = align_dataset(table, meta, tokenizer, max_len=prep.max_len, cache_root=default_cache_root(Path(data_dir)))
+    return score_splits(model, aligned, meta.task, splits)
+
+
+def format_table(metrics: dict[str, dict[str, float]]) -> str:
+    """A plain-text table: one row per metric, one column per split."""
+    splits = list(metrics)
+    lines = ["metric        " + "".join(f"{s:>10}" for s in splits)]
+    for key in metrics[splits[0]]:
+        lines.append(f"{key:<14}" + "".join(f"{metrics[s][key]:>10.4f}" for s in splits))
+    return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""Typed run configuration, loaded from YAML once, validated, and passed down read-only.
+
+A YAML file has four sections, ``data``, ``model``, ``objective`` and ``train``; every field
+below is documented where it is declared. Command-line overrides use dotted keys:
+``--set model.inject_layer=2 --set train.max_epochs=3`` (values are parsed as YAML).
+Feature widths are facts of the dataset (its ``crosssent.json``); a width written in the config
+is only checked against them, never written into them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from crosssent.configuration import CrossSentConfig, Pooling, Variant
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSettings(_Section):
+    path: Path  # a canonical dataset folder (crosssent data synth/convert/import writes one)
+    max_len: int = Field(default=50, ge=4)  # tokens per clip; MMSA uses 50
+
+
+class ModelSettings(_Section):
+    backbone: str = "tiny-random"  # alias (tiny-random, minilm), local folder, or hub id
+    variant: Variant = "crosssent"
+    inject_layer: int = Field(default=3, ge=1)
+    fusion_dim: int = 0
+    fusion_heads: int = 4
+    adapter_dim: int = 64
+    gate_bias_init: float = -2.0
+    pooling: Pooling = "cls"
+    head_hidden: int = 128
+    dropout: float = 0.1
+    mag_beta: float = 0.5
+    late_fusion_hidden: int = 128
+    audio_dim: int | None = None  # optional check: must equal the dataset's audio_dim
+    visual_dim: int | None = None  # optional check: must equal the dataset's visual_dim
+
+    def to_model_config(self, *, audio_dim: int, visual_dim: int, source: str) -> CrossSentConfig:
+        """The model config for a dataset with these widths (refuses a contradicting config)."""
+        for name, declared, actual in (("audio_dim", self.audio_dim, audio_dim), ("visual_dim", self.visual_dim, visual_dim)):
+            if declared is not None and declared != actual:
+                raise ValueError(f"model.{name}={declared} in the config but {source} has {name}={actual}")
+        fields = self.model_dump(exclude={"audio_dim", "visual_dim"})
+        return CrossSentConfig(**fields, audio_dim=audio_dim, visual_dim=visual_dim)
+
+
+class ObjectiveSettings(_Section):
+    lambda_mpr: float = Field(default=0.1, ge=0)  # max weight of MPR
+    lambda_eioi: float = Field(default=0.1, ge=0)  # max weight of EIOI
+    ramp_epochs: float = Field(default=2.0, ge=0)  # cosine ramp length of both weights
+    delta: float = Field(default=0.3, ge=0)  # MPR: pairs need |y_i - y_j| > delta
+    alpha: float = Field(default=0.1, ge=0)  # MPR margin magnitude
+    beta: float = Field(default=1.0, gt=0)  # MPR margin sensitivity to the label gap
+    epsilon_rel: float = Field(default=0.1, ge=0)  # EIOI band half-width / label range
+    eioi_form: Literal["squared", "linear"] = "squared"
+
+
+class TrainSettings(_Section):
+    seed: int = 0
+    max_epochs: int = Field(default=5, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    lr_backbone: float = Field(default=2e-5, gt=0)  # encoder weights
+    lr_new: float = Field(default=1e-3, gt=0)  # GMRA / MAG / head
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, le=1)  # linear warm-up, then linear decay
+    grad_clip: float = Field(default=1.0, ge=0)
+    patience: int = Field(default=3, ge=1)  # early stopping on validation MSE
+    deterministic: bool = True
+    precision: str = "32-true"  # "bf16-mixed" / "16-mixed" on GPU
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"  # "ddp" for several GPUs / processes (torchrun and SLURM work too)
+    num_workers: int = 0
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+    # Testing aid: stop (as if killed) after this many epochs; `--resume` continues the run.
+    interrupt_after_epochs: int | None = None
+
+
+class RunSettings(_Section):
+    data: DataSettings
+    model: ModelSettings = ModelSettings()
+    objective: ObjectiveSettings = ObjectiveSettings()
+    train: TrainSettings = TrainSettings()
+
+
+def _apply_override(tree: dict, assignment: str) -> None:
+    if "=" not in assignment:
+        raise ValueError(f"--set {assignment!r}: expected SECTION.KEY=VALUE")
+    dotted, raw = assignment.split("=", 1)
+    keys = dotted.strip().split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"--set {assignment!r}: {key} is not a section")
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def load_settings(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunSettings:
+    """Read a YAML config, apply ``--set`` overrides, validate. Relative data paths are taken
+    relative to the current directory (configs are run from the project root)."""
+    path = Path(path)
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ValueError(f"{path}: config file not found") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(tree, dict):
+        raise ValueError(f"{path}: expected a mapping with sections data/model/objective/train")
+    for assignment in overrides:
+        _apply_override(tree, assignment)
+    try:
+        return RunSettings.model_validate(tree)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"{path}: {where}: {first['msg']}") from None
+
+
+def dump_settings(settings: RunSettings) -> str:
+    return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)

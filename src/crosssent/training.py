@@ -1,0 +1,201 @@
+"""Training with Lightning around the plain modules: one trainer for every variant.
+
+``train_run(settings, out_dir)`` writes into ``out_dir``:
+- ``config.yaml``: the resolved settings (after ``--set`` overrides);
+- ``checkpoints/``: ``best.ckpt`` (lowest validation MSE) and ``last.ckpt`` (for ``--resume``);
+- ``logs/``: CSV (``metrics.csv``) and TensorBoard event files;
+- at the very end, each written atomically: ``model/`` (exported best model),
+  ``predictions.csv`` (``id, split, label, prediction``) and, last of all, ``metrics.json``
+  (``{"valid": {...}, "test": {...}}``). A run without ``metrics.json`` is not finished.
+
+Model selection uses the validation MSE only; the test split is scored once, at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torchmetrics
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch.utils.data import DataLoader
+from transformers import get_linear_schedule_with_warmup
+
+from crosssent.backbones import load_backbone
+from crosssent.data.align import align_dataset, default_cache_root
+from crosssent.data.collate import Batch, EpochSeededSampler, collate
+from crosssent.data.dataset import load_dataset, write_json_atomic
+from crosssent.evaluation import Preprocessing, export_model, score_splits, split_rows, write_predictions
+from crosssent.modeling import CrossSentModel, build_model
+from crosssent.objectives import CrossSentObjective
+from crosssent.settings import ObjectiveSettings, RunSettings, TrainSettings, dump_settings
+
+log = logging.getLogger("crosssent")
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+class RunInterrupted(RuntimeError):
+    """Raised by ``train.interrupt_after_epochs`` (a test aid that stands in for a kill)."""
+
+
+class CrossSentModule(L.LightningModule):
+    """Wraps a ``CrossSentModel`` and a ``CrossSentObjective``; knows nothing about variants."""
+
+    def __init__(
+        self, *, model: CrossSentModel, objective: CrossSentObjective, train: TrainSettings, steps_per_epoch: int
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.settings = train
+        self.steps_per_epoch = max(1, steps_per_epoch)
+        self.valid_mse = torchmetrics.MeanSquaredError()
+
+    def on_train_epoch_start(self) -> None:
+        # Dropout masks depend only on (seed, epoch): a resumed run repeats an uninterrupted one.
+        torch.manual_seed(self.settings.seed * 1_000 + self.current_epoch + 1_000_000 * self.global_rank)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        out = self.model(**batch.model_inputs())
+        loss = self.objective(out.prediction, batch.label, progress=self.global_step / self.steps_per_epoch)
+        size = len(batch.id)
+        self.log("train_loss", loss.total, prog_bar=True, batch_size=size)
+        self.log_dict(
+            {"train_mse": loss.mse, "train_mpr": loss.mpr, "train_eioi": loss.eioi,
+             "lambda_mpr": loss.lambda_mpr, "lambda_eioi": loss.lambda_eioi},
+            batch_size=size,
+        )
+        return loss.total
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        out = self.model(**batch.model_inputs())
+        self.valid_mse(out.prediction, batch.label)
+        self.log("valid_mse", self.valid_mse, on_epoch=True, prog_bar=True, batch_size=len(batch.id))
+
+    def configure_optimizers(self) -> Any:
+        s = self.settings
+        groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+        for name, param in self.model.named_parameters():
+            if not param.requires_grad:
+                continue
+            lr = s.lr_backbone if name.startswith("backbone.") else s.lr_new
+            decay = 0.0 if name.endswith(NO_DECAY) else s.weight_decay
+            groups.setdefault((lr, decay), []).append(param)
+        optimizer = torch.optim.AdamW(
+            [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
+        )
+        total = int(self.trainer.estimated_stepping_batches)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(s.warmup_ratio * total), total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class _InterruptAfter(Callback):
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch + 1 >= self.epochs:
+            raise RunInterrupted(f"interrupted after epoch {self.epochs} (train.interrupt_after_epochs)")
+
+
+def make_objective(settings: ObjectiveSettings, *, label_range: float) -> CrossSentObjective:
+    return CrossSentObjective(
+        lambda_mpr=settings.lambda_mpr, lambda_eioi=settings.lambda_eioi,
+        ramp_epochs=settings.ramp_epochs, delta=settings.delta, alpha=settings.alpha,
+        beta=settings.beta, epsilon=settings.epsilon_rel * label_range, eioi_form=settings.eioi_form,
+    )
+
+
+def _check_run_dir(out_dir: Path, resume: bool) -> Path | None:
+    """Refuse to overwrite a finished run; return the checkpoint to resume from, if any."""
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if (out_dir / "metrics.json").exists():
+        raise ValueError(f"{out_dir}: holds a finished run (metrics.json); choose another --out")
+    if last.exists() and not resume:
+        raise ValueError(f"{out_dir}: holds an interrupted run; pass --resume to continue it")
+    if resume and not last.exists():
+        raise ValueError(f"{out_dir}: nothing to resume ({last} is missing)")
+    return last if resume else None
+
+
+def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = False) -> dict[str, dict[str, float]] | None:
+    """Train, select on validation MSE, score valid and test once, export. Returns the metrics
+    (None on non-zero DDP ranks, which leave the writing to rank 0)."""
+    out_dir = Path(out_dir)
+    ckpt_path = _check_run_dir(out_dir, resume)
+    started = time.time()
+    table, meta = load_dataset(settings.data.path)
+    model_config = settings.model.to_model_config(
+        audio_dim=meta.audio_dim, visual_dim=meta.visual_dim, source=str(settings.data.path)
+    )
+    L.seed_everything(settings.train.seed, workers=True, verbose=False)
+    backbone, tokenizer = load_backbone(settings.model.backbone, seed=settings.train.seed)
+    model = build_model(model_config, backbone=backbone)
+    objective = make_objective(settings.objective, label_range=meta.label_range)
+    aligned = align_dataset(
+        table, meta, tokenizer, max_len=settings.data.max_len,
+        cache_root=default_cache_root(Path(settings.data.path)),
+    )
+    train_rows, valid_rows = split_rows(aligned, "train"), split_rows(aligned, "valid")
+    ts = settings.train
+    train_loader = DataLoader(
+        train_rows, batch_size=ts.batch_size, sampler=EpochSeededSampler(len(train_rows), seed=ts.seed),
+        collate_fn=collate, num_workers=ts.num_workers, drop_last=len(train_rows) > ts.batch_size,
+    )
+    valid_loader = DataLoader(valid_rows, batch_size=64, collate_fn=collate, num_workers=ts.num_workers)
+    module = CrossSentModule(model=model, objective=objective, train=ts, steps_per_epoch=len(train_loader))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(dump_settings(settings), encoding="utf-8")
+    best = ModelCheckpoint(
+        dirpath=out_dir / "checkpoints", filename="best", monitor="valid_mse", mode="min",
+        save_last=True, enable_version_counter=False,
+    )
+    callbacks: list[Callback] = [best, EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience)]
+    if ts.interrupt_after_epochs:
+        callbacks.append(_InterruptAfter(ts.interrupt_after_epochs))
+    trainer = L.Trainer(
+        default_root_dir=out_dir, max_epochs=ts.max_epochs, accelerator=ts.accelerator,
+        devices=ts.devices, num_nodes=ts.num_nodes, strategy=ts.strategy, precision=ts.precision,
+        deterministic=ts.deterministic, gradient_clip_val=ts.grad_clip or None,
+        callbacks=callbacks, log_every_n_steps=ts.log_every_n_steps,
+        enable_progress_bar=ts.progress_bar, enable_model_summary=False,
+        logger=[CSVLogger(out_dir, name="logs", version=""), TensorBoardLogger(out_dir, name="logs", version="")],
+    )
+    trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path, weights_only=True)
+    if not trainer.is_global_zero:
+        return None
+
+    state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    model.to("cpu")
+    metrics, rows = score_splits(model, aligned, meta.task, ("valid", "test"))
+    export_model(model, tokenizer, Preprocessing.from_meta(meta, max_len=settings.data.max_len), out_dir / "model")
+    write_predictions(out_dir / "predictions.csv", rows)
+    info = {
+        "best_epoch_checkpoint": Path(best.best_model_path).name,
+        "best_valid_mse": float(best.best_model_score) if best.best_model_score is not None else None,
+        "epochs_run": trainer.current_epoch,
+        "wall_seconds": round(time.time() - started, 1),
+        "hardware": f"{platform.machine()} {os.cpu_count()} CPU"
+        + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
+        "torch_threads": torch.get_num_threads(),
+    }
+    write_json_atomic(out_dir / "run_info.json", info)
+    write_json_atomic(out_dir / "metrics.json", metrics)  # last: its presence means "finished"
+    return metrics
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, dict[str, float]]:
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise ValueError(f"{run_dir}: no metrics.json (the run has not finished)")
+    return json.loads(path.read_text(encoding="utf-8"))
