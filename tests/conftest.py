@@ -39,3 +39,29 @@ def toy_batch(*, batch=4, length=8, audio_dim=5, visual_dim=3, frames=6, seed=0,
         input_ids=ids, attention_mask=text_mask, audio=audio, audio_mask=audio_mask,
         visual=visual, visual_mask=visual_mask,
     )
+
+
+TINY_TRAIN = {
+    "model": {"backbone": "tiny-random", "inject_layer": 1, "adapter_dim": 16, "head_hidden": 32},
+    "train": {
+        "max_epochs": 2, "batch_size": 16, "lr_backbone": 3e-3, "lr_new": 3e-3,
+        "progress_bar": False, "log_every_n_steps": 1,
+    },
+}
+
+
+def tiny_settings(data_path, **sections):
+    """RunSettings for a seconds-long run on the tiny random backbone."""
+    from crosssent.settings import RunSettings
+
+    tree = {"data": {"path": str(data_path), "max_len": 24}}
+    for name in ("model", "objective", "train"):
+        tree[name] = {**TINY_TRAIN.get(name, {}), **sections.get(name, {})}
+    return RunSettings.model_validate(tree)
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory):
+    from crosssent.data.sources.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("data") / "synthetic", n_train=96, n_valid=32, n_test=40, seed=1)

@@ -59,10 +59,6 @@ class CrossSentModule(L.LightningModule):
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.valid_mse = torchmetrics.MeanSquaredError()
 
-    def on_train_epoch_start(self) -> None:
-        # Dropout masks depend only on (seed, epoch): a resumed run repeats an uninterrupted one.
-        torch.manual_seed(self.settings.seed * 1_000 + self.current_epoch + 1_000_000 * self.global_rank)
-
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         out = self.model(**batch.model_inputs())
         loss = self.objective(out.prediction, batch.label, progress=self.global_step / self.steps_per_epoch)
@@ -97,12 +93,30 @@ class CrossSentModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+class _EpochSeeding(Callback):
+    """Shuffle order depends only on (seed, epoch) and dropout masks only on (seed, step,
+    rank), so a run resumed from a checkpoint repeats an uninterrupted one exactly.
+    (Lightning's own epoch number for samplers counts *processed* epochs, which lags by one
+    after resuming from an end-of-epoch checkpoint, and it draws from the global RNG a
+    different number of times when resuming; hence the explicit seeding.)"""
+
+    def __init__(self, sampler: EpochSeededSampler, seed: int) -> None:
+        self.sampler, self.seed = sampler, seed
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.sampler.set_epoch(trainer.current_epoch)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        torch.manual_seed(self.seed * 1_000_003 + trainer.global_step + 7_919 * trainer.global_rank)
+
+
 class _InterruptAfter(Callback):
     def __init__(self, epochs: int) -> None:
         self.epochs = epochs
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.current_epoch + 1 >= self.epochs:
+    # At the start of the next epoch, i.e. after the previous epoch's checkpoints were written.
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch >= self.epochs:
             raise RunInterrupted(f"interrupted after epoch {self.epochs} (train.interrupt_after_epochs)")
 
 
@@ -146,8 +160,9 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
     )
     train_rows, valid_rows = split_rows(aligned, "train"), split_rows(aligned, "valid")
     ts = settings.train
+    sampler = EpochSeededSampler(len(train_rows), seed=ts.seed)
     train_loader = DataLoader(
-        train_rows, batch_size=ts.batch_size, sampler=EpochSeededSampler(len(train_rows), seed=ts.seed),
+        train_rows, batch_size=ts.batch_size, sampler=sampler,
         collate_fn=collate, num_workers=ts.num_workers, drop_last=len(train_rows) > ts.batch_size,
     )
     valid_loader = DataLoader(valid_rows, batch_size=64, collate_fn=collate, num_workers=ts.num_workers)
@@ -159,7 +174,7 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
         dirpath=out_dir / "checkpoints", filename="best", monitor="valid_mse", mode="min",
         save_last=True, enable_version_counter=False,
     )
-    callbacks: list[Callback] = [best, EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience)]
+    callbacks: list[Callback] = [_EpochSeeding(sampler, ts.seed), best, EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience)]
     if ts.interrupt_after_epochs:
         callbacks.append(_InterruptAfter(ts.interrupt_after_epochs))
     trainer = L.Trainer(

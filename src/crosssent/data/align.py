@@ -14,6 +14,7 @@ the dataset's Arrow fingerprint, its metadata, the full tokenizer definition and
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -29,8 +30,16 @@ CHUNK = 512
 
 
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
+    """Hash of the full tokenizer definition, minus the truncation/padding state that a fast
+    tokenizer keeps from its last call (it does not change how text is split)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    if backend is None:
+        text = repr(sorted(tokenizer.get_vocab().items()))
+    else:
+        spec = json.loads(backend.to_str())
+        spec.pop("truncation", None)
+        spec.pop("padding", None)
+        text = json.dumps(spec, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

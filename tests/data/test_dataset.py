@@ -1,0 +1,46 @@
+import pytest
+
+from crosssent.data.dataset import DatasetMeta, load_dataset, save_dataset, summarize
+
+META = DatasetMeta(name="t", task="mosi", label_min=-3, label_max=3, alignment="clip", audio_dim=2)
+
+
+def cols(**changes):
+    base = {
+        "id": ["a", "b", "c"], "text": ["x", "y", "z"], "label": [1.0, -2.0, 0.0],
+        "split": ["train", "valid", "test"], "audio": [[[1.0, 2.0]], [], [[0.5, 0.5]]],
+    }
+    return {**base, **changes}
+
+
+def test_roundtrip_and_summary(tmp_path):
+    save_dataset(cols(), META, tmp_path / "d", where="test")
+    table, meta = load_dataset(tmp_path / "d")
+    assert meta == META and table["id"] == ["a", "b", "c"]
+    assert table["audio_length"] == [1, 0, 1]
+    summary = summarize(table, meta)
+    assert summary["splits"]["valid"]["missing_audio"] == 1
+    assert summary["splits"]["train"]["positive"] == 1
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"id": ["a", "a", "c"]}, "clip id 'a' occurs more than once"),
+        ({"split": ["train", "train", "test"]}, "split 'valid' is empty"),
+        ({"split": ["train", "dev", "test"]}, "clip 'b' has split 'dev'"),
+        ({"label": [1.0, float("nan"), 0.0]}, "clip 'b' has a NaN/missing label"),
+        ({"label": [1.0, 3.5, 0.0]}, r"clip 'b' has label 3.5 outside \[-3.0, 3.0\]"),
+        ({"audio": [[[1.0, 2.0]], [[1.0]], []]}, "clip 'b' has audio frames of width 1, expected 2"),
+    ],
+)
+def test_bad_columns_are_refused_and_nothing_is_written(tmp_path, changes, message):
+    with pytest.raises(ValueError, match=message):
+        save_dataset(cols(**changes), META, tmp_path / "d", where="src.csv")
+    assert not (tmp_path / "d").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_not_a_dataset(tmp_path):
+    with pytest.raises(ValueError, match="not a CrossSent dataset"):
+        load_dataset(tmp_path)

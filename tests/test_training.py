@@ -1,0 +1,84 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from crosssent.evaluation import evaluate_folder
+from crosssent.training import RunInterrupted, train_run
+from tests.conftest import tiny_settings
+
+
+def test_run_directory_has_every_file(tmp_path, synthetic_dir):
+    out = tmp_path / "run"
+    metrics = train_run(tiny_settings(synthetic_dir), out)
+    assert set(metrics) == {"valid", "test"} and "acc2_non0" in metrics["test"]
+    for name in ("config.yaml", "metrics.json", "predictions.csv", "run_info.json",
+                 "model/config.json", "model/model.safetensors", "model/backbone/config.json",
+                 "model/preprocessing.json", "model/tokenizer.json",
+                 "checkpoints/best.ckpt", "checkpoints/last.ckpt", "logs/metrics.csv"):
+        assert (out / name).is_file(), name
+    assert list((out / "logs").glob("events.out.tfevents.*"))
+    with (out / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0].keys() == {"id", "split", "label", "prediction"}
+    assert {r["split"] for r in rows} == {"valid", "test"} and len(rows) == 72
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    # the exported model alone reproduces the test metrics
+    again, _ = evaluate_folder(out / "model", synthetic_dir, ("test",))
+    assert again["test"] == pytest.approx(metrics["test"], abs=1e-5)
+    with pytest.raises(ValueError, match="holds a finished run"):
+        train_run(tiny_settings(synthetic_dir), out)
+
+
+def test_resume_reaches_the_same_metrics(tmp_path, synthetic_dir):
+    full = train_run(tiny_settings(synthetic_dir, train={"max_epochs": 3}), tmp_path / "full")
+    cut = tiny_settings(synthetic_dir, train={"max_epochs": 3, "interrupt_after_epochs": 1})
+    with pytest.raises(RunInterrupted):
+        train_run(cut, tmp_path / "cut")
+    assert not (tmp_path / "cut" / "metrics.json").exists()  # never looks complete
+    with pytest.raises(ValueError, match="pass --resume"):
+        train_run(cut, tmp_path / "cut")
+    resumed = train_run(tiny_settings(synthetic_dir, train={"max_epochs": 3}), tmp_path / "cut", resume=True)
+    assert resumed["test"] == pytest.approx(full["test"], abs=1e-6)
+
+
+def test_same_seed_same_run_other_seed_differs(tmp_path, synthetic_dir):
+    a = train_run(tiny_settings(synthetic_dir), tmp_path / "a")
+    b = train_run(tiny_settings(synthetic_dir), tmp_path / "b")
+    c = train_run(tiny_settings(synthetic_dir, train={"seed": 1}), tmp_path / "c")
+    assert a == b and a != c
+
+
+def test_text_only_dataset_runs_with_every_variant(tmp_path):
+    from crosssent.data.dataset import DatasetMeta, save_dataset
+
+    meta = DatasetMeta(name="txt", task="sims", label_min=-1, label_max=1, alignment="none")
+    rng = np.random.default_rng(0)
+    n = 40
+    cols = {"id": [f"c{i}" for i in range(n)], "text": ["good" if i % 2 else "bad" for i in range(n)],
+            "label": rng.uniform(-1, 1, n).round(2).tolist(), "split": (["train"] * 24 + ["valid"] * 8 + ["test"] * 8)}
+    save_dataset(cols, meta, tmp_path / "d", where="t")
+    for variant in ("crosssent", "mag", "late_fusion", "text_only"):
+        m = train_run(tiny_settings(tmp_path / "d", model={"variant": variant}, train={"max_epochs": 1}), tmp_path / variant)
+        assert set(m["test"]) >= {"acc2", "acc5", "qwk3"}
+
+
+@pytest.mark.slow
+def test_full_model_beats_text_only_on_synthetic_over_three_seeds(tmp_path_factory):
+    from crosssent.data.sources.synthetic import generate
+
+    data = generate(tmp_path_factory.mktemp("d") / "s", n_train=600, n_valid=100, n_test=150, seed=0)
+    mae = {}
+    for variant in ("crosssent", "text_only"):
+        mae[variant] = [
+            train_run(
+                tiny_settings(data, model={"variant": variant},
+                              train={"seed": seed, "max_epochs": 12, "patience": 12}),
+                tmp_path_factory.mktemp(f"{variant}{seed}"),
+            )["test"]["mae"]
+            for seed in range(3)
+        ]
+    print("synthetic test MAE per seed:", mae)
+    assert np.mean(mae["crosssent"]) < np.mean(mae["text_only"]) - 0.1
+    assert max(mae["crosssent"]) < min(mae["text_only"])
