@@ -20,5 +20,14 @@ setup: $(VENV)/.installed
 test: setup
 	$(PY) -m pytest
 
+# The embedded default: synthetic data whose tone lives in audio/visual only; the full model
+# and the text-only ablation, same backbone (offline MiniLM), same seed; side-by-side test metrics.
+demo: setup
+	$(CROSSSENT) data synth --out data/synthetic
+	rm -rf $(DEMO_DIR)
+	$(CROSSSENT) train --config configs/synthetic.yaml --out $(DEMO_DIR)/crosssent
+	$(CROSSSENT) train --config configs/synthetic.yaml --out $(DEMO_DIR)/text_only --set model.variant=text_only
+	$(CROSSSENT) compare $(DEMO_DIR)/crosssent $(DEMO_DIR)/text_only
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache

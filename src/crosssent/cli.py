@@ -88,6 +88,21 @@ def evaluate(
     typer.echo(f"wrote {out_dir}/metrics.json")
 
 
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="finished run directories")],
+    split: Annotated[str, typer.Option(help="which split to show")] = "test",
+) -> None:
+    """Print the metrics of several finished runs side by side."""
+    from crosssent.evaluation import compare_runs
+
+    try:
+        typer.echo(f"{split} metrics")
+        typer.echo(compare_runs(runs, split))
+    except ValueError as err:
+        _fail(err)
+
+
 @data_app.command("synth")
 def data_synth(
     out: Annotated[Path, typer.Option(help="dataset folder to write")],

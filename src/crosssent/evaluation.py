@@ -151,3 +151,19 @@ def format_table(metrics: dict[str, dict[str, float]]) -> str:
     for key in metrics[splits[0]]:
         lines.append(f"{key:<14}" + "".join(f"{metrics[s][key]:>10.4f}" for s in splits))
     return "\n".join(lines)
+
+
+def compare_runs(run_dirs: list[Path], split: str = "test") -> str:
+    """Side-by-side metrics of finished runs: one row per metric, one column per run."""
+    import json
+
+    results = {}
+    for run in run_dirs:
+        path = Path(run) / "metrics.json"
+        if not path.is_file():
+            raise ValueError(f"{run}: no metrics.json (the run has not finished)")
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+        if split not in metrics:
+            raise ValueError(f"{path}: has no {split!r} metrics")
+        results[Path(run).name] = metrics[split]
+    return format_table(results)

@@ -1,0 +1,138 @@
+"""The command line: happy paths and every bad input of the pipeline issue, each a one-line
+error with exit code 2 and nothing half-written."""
+
+import json
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from crosssent.cli import app
+from tests.conftest import TINY_TRAIN
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_clean_error(result, message):
+    assert result.exit_code == 2, result.output
+    lines = [l for l in result.output.strip().splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], result.output
+
+
+def write_config(tmp_path, data_path, **model):
+    tree = {"data": {"path": str(data_path), "max_len": 24}, "model": {**TINY_TRAIN["model"], **model},
+            "train": {**TINY_TRAIN["train"], "max_epochs": 1}}
+    path = tmp_path / "cfg.yaml"
+    path.write_text("# crosssent train --config cfg.yaml --out run\n" + yaml.safe_dump(tree))
+    return path
+
+
+def test_synth_inspect_train_evaluate(tmp_path):
+    data = tmp_path / "d"
+    assert run("data", "synth", "--out", data, "--n-train", 48, "--n-valid", 16, "--n-test", 16).exit_code == 0
+    inspected = run("data", "inspect", data)
+    assert inspected.exit_code == 0 and '"audio_dim": 8' in inspected.output
+    cfg = write_config(tmp_path, data)
+    trained = run("train", "--config", cfg, "--out", tmp_path / "run", "--set", "train.seed=3")
+    assert trained.exit_code == 0, trained.output
+    assert "acc2_non0" in trained.output
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["seed"] == 3
+    evaluated = run("evaluate", "--model", tmp_path / "run" / "model", "--data", data, "--split", "valid",
+                    "--split", "test", "--out", tmp_path / "ev")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert set(json.loads((tmp_path / "ev" / "metrics.json").read_text())) == {"valid", "test"}
+
+
+def test_interrupted_run_exits_nonzero_and_resumes(tmp_path, synthetic_dir):
+    cfg = write_config(tmp_path, synthetic_dir)
+    out = tmp_path / "run"
+    cut = run("train", "--config", cfg, "--out", out, "--set", "train.max_epochs=2", "--set", "train.interrupt_after_epochs=1")
+    assert cut.exit_code == 3 and not (out / "metrics.json").exists()
+    done = run("train", "--config", cfg, "--out", out, "--set", "train.max_epochs=2", "--resume")
+    assert done.exit_code == 0 and (out / "metrics.json").exists()
+
+
+def test_missing_files(tmp_path, synthetic_dir):
+    assert_clean_error(run("train", "--config", tmp_path / "nope.yaml", "--out", tmp_path / "r"), "config file not found")
+    assert_clean_error(run("data", "convert", "mmsa", tmp_path / "nope.pkl", "--out", tmp_path / "o"), "nope.pkl: file not found")
+    cfg = write_config(tmp_path, tmp_path / "no-data")
+    assert_clean_error(run("train", "--config", cfg, "--out", tmp_path / "r"), "crosssent.json is missing")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "o").exists()
+
+
+def test_forbidden_pickle_and_missing_key(tmp_path):
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps({"train": subprocess.Popen}))
+    assert_clean_error(run("data", "convert", "mmsa", evil, "--out", tmp_path / "o"), "forbidden object subprocess.Popen")
+    partial = tmp_path / "partial.pkl"
+    partial.write_bytes(pickle.dumps({"train": {"id": np.array(["a"])}}))
+    assert_clean_error(run("data", "convert", "mmsa", partial, "--out", tmp_path / "o"), "split 'train' has no key 'raw_text'")
+    assert not (tmp_path / "o").exists()
+
+
+def test_feature_width_different_from_config(tmp_path, synthetic_dir):
+    cfg = write_config(tmp_path, synthetic_dir, audio_dim=74)
+    assert_clean_error(run("train", "--config", cfg, "--out", tmp_path / "r"), "model.audio_dim=74 in the config but")
+    assert not (tmp_path / "r").exists()
+
+
+LABELS = "video_id,clip_id,text,label,mode\nv,1,good,1.0,train\nv,2,bad,-1.0,valid\nv,3,ok,0.0,test\n"
+
+
+@pytest.mark.parametrize(
+    "labels,features,message",
+    [
+        (LABELS.replace("valid", "train"), None, "split 'valid' is empty"),
+        (LABELS.replace("-1.0", "nan"), None, "clip 'v_2' has a NaN/missing label"),
+        (LABELS.replace("-1.0", "-7"), None, "clip 'v_2' has label -7.0 outside [-3.0, 3.0]"),
+        (LABELS, "id,f0\nv_1,0.5\nw_9,0.1\n", "clip id 'w_9' has no row in"),
+    ],
+)
+def test_bad_tables(tmp_path, labels, features, message):
+    (tmp_path / "label.csv").write_text(labels)
+    args = ["data", "convert", "tables", tmp_path / "label.csv", "--out", tmp_path / "o"]
+    if features:
+        (tmp_path / "audio.csv").write_text(features)
+        args += ["--audio", tmp_path / "audio.csv"]
+    assert_clean_error(run(*args), message)
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_backbone_and_folder_without_weights(tmp_path, synthetic_dir):
+    cfg = write_config(tmp_path, synthetic_dir, backbone="bert-tiny-please")
+    assert_clean_error(run("train", "--config", cfg, "--out", tmp_path / "r"), "unknown backbone alias 'bert-tiny-please'")
+    folder = tmp_path / "empty-backbone"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    cfg = write_config(tmp_path, synthetic_dir, backbone=str(folder))
+    assert_clean_error(run("train", "--config", cfg, "--out", tmp_path / "r"), "has no weights")
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_override_and_bad_value(tmp_path, synthetic_dir):
+    cfg = write_config(tmp_path, synthetic_dir)
+    assert_clean_error(run("train", "--config", cfg, "--out", tmp_path / "r", "--set", "model.variant=bigger"), "model.variant")
+    assert_clean_error(run("train", "--config", cfg, "--out", tmp_path / "r", "--set", "train.nonsense=1"), "train.nonsense")
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path, synthetic_dir):
+    """Lightning's DDP over gloo with two local processes, through the real console script."""
+    cfg = write_config(tmp_path, synthetic_dir)
+    exe = [sys.executable, "-m", "crosssent.cli"]
+    result = subprocess.run(
+        exe + ["train", "--config", str(cfg), "--out", str(tmp_path / "ddp"), "--set", "train.strategy=ddp",
+               "--set", "train.devices=2", "--set", "train.accelerator=cpu"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Starting with 2 processes" in result.stdout + result.stderr
+    assert set(json.loads((tmp_path / "ddp" / "metrics.json").read_text())) == {"valid", "test"}
