@@ -164,6 +164,25 @@ def data_convert(
     typer.echo(f"wrote {path}")
 
 
+@data_app.command("import")
+def data_import(
+    name: Annotated[str, typer.Argument(help="mosi-clip | mosi-bclstm | mosei-text | sims-text")],
+    source: Annotated[Path, typer.Argument(help="folder holding mosi/, mosei/, sims/ (e.g. ../shared/data)")],
+    out: Annotated[Path, typer.Option(help="dataset folder to write")],
+) -> None:
+    """Import a public release (see docs/data.md) into the canonical format, with checks."""
+    from crosssent.data.sources.releases import import_release
+
+    try:
+        path, report = import_release(name, source, out)
+    except ValueError as err:
+        _fail(err)
+        return
+    for line in report:
+        typer.echo(line)
+    typer.echo(f"wrote {path}")
+
+
 @data_app.command("inspect")
 def data_inspect(path: Annotated[Path, typer.Argument(help="canonical dataset folder")]) -> None:
     """Print metadata, clip counts, label statistics and missing modalities per split."""
