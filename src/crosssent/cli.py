@@ -103,6 +103,35 @@ def compare(
         _fail(err)
 
 
+@app.command()
+def experiment(
+    config: Annotated[Path, typer.Option(help="experiment config (configs/experiments/*.yaml)")],
+    out: Annotated[Optional[Path], typer.Option(help="experiment folder (default runs/experiments/NAME)")] = None,
+    max_runs: Annotated[Optional[int], typer.Option(help="make at most N new runs, then stop (continue later)")] = None,
+    report_only: Annotated[bool, typer.Option(help="only rebuild the reports from finished runs")] = False,
+) -> None:
+    """Run datasets x variants x seeds (resumable) and write results.{md,csv,json}."""
+    _quiet_libraries()
+    from crosssent.experiments import GridIncomplete, load_experiment, run_grid, write_reports
+    from crosssent.training import RunInterrupted
+
+    try:
+        exp = load_experiment(config)
+        folder = out or Path("runs/experiments") / exp.name
+        command = f"crosssent experiment --config {config}" + (f" --out {out}" if out else "")
+        if report_only:
+            write_reports(exp, folder, wall_seconds=0.0, command=command)
+        else:
+            run_grid(exp, folder, max_runs=max_runs, echo=typer.echo, command=command)
+    except (GridIncomplete, RunInterrupted) as err:
+        typer.echo(f"stopped: {err}; run the same command again to continue", err=True)
+        raise typer.Exit(code=3)
+    except ValueError as err:
+        _fail(err)
+        return
+    typer.echo((folder / "results.md").read_text(encoding="utf-8"))
+
+
 @data_app.command("synth")
 def data_synth(
     out: Annotated[Path, typer.Option(help="dataset folder to write")],

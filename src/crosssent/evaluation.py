@@ -102,6 +102,29 @@ def predict(model: CrossSentModel, aligned: Dataset, *, batch_size: int = 64) ->
     return ids, np.concatenate(labels), np.concatenate(preds)
 
 
+@torch.no_grad()
+def fusion_summary(model: CrossSentModel, aligned: Dataset, *, batch_size: int = 64) -> dict[str, float] | None:
+    """What a trained GMRA does, averaged over the real text tokens of ``aligned``: the mean
+    gate value, and how the cross-attention splits between audio and visual keys. (The gate
+    acts on the mixed injection Z, so it has no per-modality value; the attention split says
+    which modality Z is made of.) None for variants without GMRA."""
+    if model.config.variant != "crosssent" or not (model.config.audio_dim or model.config.visual_dim):
+        return None
+    model.eval()
+    totals = {"mean_gate": 0.0, "attention_to_audio": 0.0, "attention_to_visual": 0.0}
+    tokens = 0
+    for batch in DataLoader(aligned, batch_size=batch_size, shuffle=False, collate_fn=collate):
+        out = model(**batch.model_inputs(), output_attentions=True)
+        mask = batch.attention_mask.bool()
+        tokens += int(mask.sum())
+        totals["mean_gate"] += float(out.gates.mean(-1)[mask].sum())
+        weights = out.cross_attentions.mean(1)  # (B, L, La + Lv), audio keys first
+        audio_keys = batch.audio.shape[1] if (batch.audio is not None and model.config.audio_dim) else 0
+        totals["attention_to_audio"] += float(weights[..., :audio_keys].sum(-1)[mask].sum())
+        totals["attention_to_visual"] += float(weights[..., audio_keys:].sum(-1)[mask].sum())
+    return {k: round(v / max(tokens, 1), 4) for k, v in totals.items()}
+
+
 def split_rows(aligned: Dataset, split: str) -> Dataset:
     index = [i for i, s in enumerate(aligned["split"]) if s == split]
     if not index:

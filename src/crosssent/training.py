@@ -33,7 +33,9 @@ from crosssent.backbones import load_backbone
 from crosssent.data.align import align_dataset, default_cache_root
 from crosssent.data.collate import Batch, EpochSeededSampler, collate
 from crosssent.data.dataset import load_dataset, write_json_atomic
-from crosssent.evaluation import Preprocessing, export_model, score_splits, split_rows, write_predictions
+from crosssent.evaluation import (
+    Preprocessing, export_model, fusion_summary, score_splits, split_rows, write_predictions,
+)
 from crosssent.modeling import CrossSentModel, build_model
 from crosssent.objectives import CrossSentObjective
 from crosssent.settings import ObjectiveSettings, RunSettings, TrainSettings, dump_settings
@@ -203,6 +205,7 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
         "hardware": f"{platform.machine()} {os.cpu_count()} CPU"
         + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
         "torch_threads": torch.get_num_threads(),
+        "fusion": fusion_summary(model, split_rows(aligned, "test")),
     }
     write_json_atomic(out_dir / "run_info.json", info)
     write_json_atomic(out_dir / "metrics.json", metrics)  # last: its presence means "finished"

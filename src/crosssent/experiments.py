@@ -1,0 +1,337 @@
+"""Experiment grids: datasets x variants x seeds, resumable, with statistics and a report.
+
+An experiment config (``configs/experiments/*.yaml``) names a base run config, the datasets
+(each a set of ``--set`` overrides, usually ``data.path``), the variants, the seeds and extra
+overrides. Each run lives in ``OUT/runs/DATASET/VARIANT/seedN`` and is an ordinary run
+directory: a finished one (``metrics.json``) is skipped, an interrupted one is resumed from its
+last checkpoint. The grid is ordered seed by seed, so a partial grid covers every variant.
+
+Reports (``OUT/results.{md,csv,json}``): per dataset and variant, mean ± std and a 95% t
+confidence interval of every test metric over seeds (validation MSE too), and paired
+comparisons of ``crosssent`` against every other variant: a paired t-test over seeds and a
+paired bootstrap over test clips (resampling clips, averaging the metric difference over seeds).
+Model selection inside each run is on validation only; the test split is scored once per run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from scipy import stats
+
+from crosssent.data.dataset import write_json_atomic
+from crosssent.metrics import compute_metrics
+from crosssent.settings import load_settings
+
+VARIANT_OVERRIDES: dict[str, list[str]] = {
+    "crosssent": [],
+    "no_gmra": ["model.variant=text_only"],
+    "no_mpr": ["objective.lambda_mpr=0"],
+    "no_eioi": ["objective.lambda_eioi=0"],
+    "mag": ["model.variant=mag"],
+    "late_fusion": ["model.variant=late_fusion"],
+}
+HEADLINE = {
+    "mosi": ("acc2_has0", "acc2_non0", "f1_non0", "acc7", "mae", "corr"),
+    "mosei": ("acc2_has0", "acc2_non0", "f1_non0", "acc7", "mae", "corr"),
+    "sims": ("acc2", "f1", "acc3", "acc5", "mae", "corr"),
+}
+
+
+class ExperimentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    base: Path  # run config used as the template
+    datasets: dict[str, list[str]]  # dataset label -> --set overrides (e.g. data.path=...)
+    variants: list[str] = Field(default_factory=lambda: ["crosssent", "no_gmra"])
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    overrides: list[str] = []  # applied to every run
+    seed_overrides: dict[str, list[int]] = {}  # variant -> its own (shorter) seed list
+    bootstrap: int = Field(default=1000, ge=0)
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        config = ExperimentConfig.model_validate(tree)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: experiment config not found") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise ValueError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    unknown = [v for v in config.variants if v not in VARIANT_OVERRIDES]
+    if unknown:
+        raise ValueError(f"{path}: unknown variant {unknown[0]!r}; choose from {list(VARIANT_OVERRIDES)}")
+    return config
+
+
+def grid(config: ExperimentConfig) -> list[tuple[str, str, int]]:
+    """(dataset, variant, seed), seed-major so that a partial grid covers every variant."""
+    cells = []
+    for seed in sorted({s for v in config.variants for s in config.seed_overrides.get(v, config.seeds)}):
+        for dataset in config.datasets:
+            for variant in config.variants:
+                if seed in config.seed_overrides.get(variant, config.seeds):
+                    cells.append((dataset, variant, seed))
+    return cells
+
+
+def run_dir(out: Path, dataset: str, variant: str, seed: int) -> Path:
+    return out / "runs" / dataset / variant / f"seed{seed}"
+
+
+class GridIncomplete(RuntimeError):
+    """Raised when ``max_runs`` new runs were made and cells remain (continue later)."""
+
+
+def run_grid(
+    config: ExperimentConfig, out: str | Path, *, max_runs: int | None = None,
+    echo: Callable[[str], None] = print, run_fn: Callable[..., Any] | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Run every missing cell (resuming interrupted ones), then write the reports."""
+    from crosssent.training import train_run
+
+    run_fn = run_fn or train_run
+    out = Path(out)
+    cells = grid(config)
+    started, made = time.time(), 0
+    for i, (dataset, variant, seed) in enumerate(cells, start=1):
+        target = run_dir(out, dataset, variant, seed)
+        label = f"[{i}/{len(cells)}] {dataset} {variant} seed {seed}"
+        if (target / "metrics.json").exists():
+            echo(f"{label}: done, skipped")
+            continue
+        if max_runs is not None and made >= max_runs:
+            write_reports(config, out, wall_seconds=time.time() - started, command=command)
+            raise GridIncomplete(f"stopped after {made} new run(s); {len(cells) - i + 1} cell(s) left")
+        resume = (target / "checkpoints" / "last.ckpt").exists()
+        echo(f"{label}: {'resuming' if resume else 'training'} ...")
+        t0 = time.time()
+        settings = load_settings(
+            config.base,
+            [*config.overrides, *config.datasets[dataset], *VARIANT_OVERRIDES[variant], f"train.seed={seed}"],
+        )
+        run_fn(settings, target, resume=resume)
+        made += 1
+        echo(f"{label}: finished in {time.time() - t0:.0f}s")
+    return write_reports(config, out, wall_seconds=time.time() - started, command=command)
+
+
+# ------------------------------------------------------------------------------------------
+# statistics
+# ------------------------------------------------------------------------------------------
+def mean_ci(values: list[float]) -> dict[str, float]:
+    """Mean, sample std and a 95% t confidence interval (NaN bounds with one value)."""
+    x = np.asarray(values, dtype=np.float64)
+    n = len(x)
+    mean = float(x.mean())
+    std = float(x.std(ddof=1)) if n > 1 else float("nan")
+    half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else float("nan")
+    return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
+
+
+def _predictions(target: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    with (target / "predictions.csv").open(newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["split"] == "test"]
+    return [r["id"] for r in rows], np.array([float(r["label"]) for r in rows]), np.array([float(r["prediction"]) for r in rows])
+
+
+def paired_bootstrap(
+    labels: np.ndarray, preds_a: list[np.ndarray], preds_b: list[np.ndarray], task: str,
+    keys: tuple[str, ...], *, samples: int, seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Resample test clips (the same clips for every seed and both systems); the statistic is
+    the metric difference A - B averaged over seeds. Two-sided p-value of "no difference"."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    observed = {k: float(np.mean([compute_metrics(a, labels, task)[k] - compute_metrics(b, labels, task)[k]
+                                  for a, b in zip(preds_a, preds_b)])) for k in keys}
+    draws = {k: [] for k in keys}
+    for _ in range(samples):
+        idx = rng.integers(0, n, n)
+        y = labels[idx]
+        diffs = [(compute_metrics(a[idx], y, task), compute_metrics(b[idx], y, task)) for a, b in zip(preds_a, preds_b)]
+        for k in keys:
+            draws[k].append(np.mean([ma[k] - mb[k] for ma, mb in diffs]))
+    result = {}
+    for k in keys:
+        d = np.asarray(draws[k])
+        d = d[np.isfinite(d)]
+        # (count + 1) / (samples + 1): a bootstrap never proves p = 0
+        tail = min((d <= 0).sum(), (d >= 0).sum())
+        p = float(min(1.0, 2 * (tail + 1) / (len(d) + 1))) if len(d) else float("nan")
+        result[k] = {"diff": observed[k], "ci_low": float(np.percentile(d, 2.5)) if len(d) else float("nan"),
+                     "ci_high": float(np.percentile(d, 97.5)) if len(d) else float("nan"), "p": p}
+    return result
+
+
+def _paired_t(a: list[float], b: list[float]) -> float:
+    if len(a) < 2 or np.allclose(np.subtract(a, b), np.subtract(a, b)[0]):
+        return float("nan")
+    return float(stats.ttest_rel(a, b).pvalue)
+
+
+# ------------------------------------------------------------------------------------------
+# reports
+# ------------------------------------------------------------------------------------------
+def collect(config: ExperimentConfig, out: Path) -> dict[str, Any]:
+    """Aggregate finished runs; unfinished cells are listed, never guessed."""
+    results: dict[str, Any] = {}
+    for dataset in config.datasets:
+        per_variant: dict[str, Any] = {}
+        for variant in config.variants:
+            seeds = config.seed_overrides.get(variant, config.seeds)
+            finished = [s for s in seeds if (run_dir(out, dataset, variant, s) / "metrics.json").exists()]
+            if not finished:
+                continue
+            runs = {s: json.loads((run_dir(out, dataset, variant, s) / "metrics.json").read_text()) for s in finished}
+            info = {s: json.loads((run_dir(out, dataset, variant, s) / "run_info.json").read_text()) for s in finished}
+            test_keys = list(runs[finished[0]]["test"])
+            per_variant[variant] = {
+                "seeds": finished,
+                "missing_seeds": [s for s in seeds if s not in finished],
+                "test": {k: mean_ci([runs[s]["test"][k] for s in finished]) for k in test_keys},
+                "test_per_seed": {k: [runs[s]["test"][k] for s in finished] for k in test_keys},
+                "valid_mse": mean_ci([info[s]["best_valid_mse"] for s in finished]),
+                "wall_seconds": float(sum(info[s]["wall_seconds"] for s in finished)),
+                "fusion": [info[s].get("fusion") for s in finished],
+            }
+        results[dataset] = per_variant
+    return results
+
+
+def compare(config: ExperimentConfig, out: Path, results: dict[str, Any]) -> dict[str, Any]:
+    comparisons: dict[str, Any] = {}
+    for dataset, per_variant in results.items():
+        if "crosssent" not in per_variant:
+            continue
+        base = per_variant["crosssent"]
+        first = run_dir(out, dataset, "crosssent", base["seeds"][0])
+        task = json.loads((first / "model" / "preprocessing.json").read_text())["task"]
+        keys = HEADLINE[task]
+        comparisons[dataset] = {}
+        for variant, other in per_variant.items():
+            if variant == "crosssent":
+                continue
+            common = [s for s in base["seeds"] if s in other["seeds"]]
+            if not common:
+                continue
+            entry: dict[str, Any] = {"seeds": common, "task": task, "paired_t_p": {}}
+            for k in keys:
+                a = [base["test_per_seed"][k][base["seeds"].index(s)] for s in common]
+                b = [other["test_per_seed"][k][other["seeds"].index(s)] for s in common]
+                entry["paired_t_p"][k] = _paired_t(a, b)
+            if config.bootstrap:
+                loaded_a = [_predictions(run_dir(out, dataset, "crosssent", s)) for s in common]
+                loaded_b = [_predictions(run_dir(out, dataset, variant, s)) for s in common]
+                labels = loaded_a[0][1]
+                if any(x[0] != loaded_a[0][0] for x in loaded_a + loaded_b):
+                    raise ValueError(f"{dataset}: test clips differ between runs; cannot pair them")
+                entry["bootstrap"] = paired_bootstrap(
+                    labels, [x[2] for x in loaded_a], [x[2] for x in loaded_b], task, keys, samples=config.bootstrap
+                )
+            comparisons[dataset][variant] = entry
+    return comparisons
+
+
+def _fmt(stat: dict[str, float], key: str) -> str:
+    scale = 1.0 if key in ("mae", "corr", "qwk", "mean_abs_jump") else 100.0
+    if stat["n"] == 1:
+        return f"{stat['mean'] * scale:.2f}" if scale == 100 else f"{stat['mean']:.3f}"
+    if scale == 100:
+        return f"{stat['mean'] * 100:.2f} ± {stat['std'] * 100:.2f}"
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+
+
+def render_markdown(config: ExperimentConfig, results: dict[str, Any], comparisons: dict[str, Any], meta: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    buf.write(f"# Experiment `{config.name}`\n\n")
+    buf.write(f"Command: `{meta['command']}`  \nHardware: {meta['hardware']}; grid wall time this invocation: "
+              f"{meta['wall_seconds']:.0f} s; summed run time: {meta['run_seconds']:.0f} s.\n\n")
+    buf.write("Values: mean ± sample std over seeds (accuracies and F1 in %); 95% t intervals are in "
+              "results.json / results.csv. Model selection on validation MSE only.\n")
+    for dataset, per_variant in results.items():
+        if not per_variant:
+            continue
+        first = next(iter(per_variant.values()))
+        task = "sims" if "acc2" in first["test"] else "mosi"
+        keys = HEADLINE[task]
+        buf.write(f"\n## {dataset}\n\n| variant | seeds | " + " | ".join(keys) + " | valid MSE |\n")
+        buf.write("|---|---|" + "---|" * len(keys) + "---|\n")
+        for variant, r in per_variant.items():
+            missing = f" (missing {r['missing_seeds']})" if r["missing_seeds"] else ""
+            cells = " | ".join(_fmt(r["test"][k], k) for k in keys)
+            buf.write(f"| {variant} | {len(r['seeds'])}{missing} | {cells} | {r['valid_mse']['mean']:.3f} |\n")
+        if dataset in comparisons and comparisons[dataset]:
+            buf.write(f"\nPaired comparisons, crosssent minus variant (p: paired t over seeds / paired bootstrap over test clips):\n\n")
+            buf.write("| vs | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys) + "\n")
+            for variant, c in comparisons[dataset].items():
+                cells = []
+                for k in keys:
+                    boot = c.get("bootstrap", {}).get(k)
+                    diff = boot["diff"] if boot else float("nan")
+                    shown = f"{diff:+.3f}" if k in ("mae", "corr") else f"{diff * 100:+.2f}"
+                    pb = f"{boot['p']:.3f}" if boot else "–"
+                    cells.append(f"{shown} (p {c['paired_t_p'][k]:.3f} / {pb})")
+                buf.write(f"| {variant} | " + " | ".join(cells) + " |\n")
+        fusion = [f for f in per_variant.get("crosssent", {}).get("fusion", []) if f]
+        if fusion:
+            buf.write("\nWhat GMRA does on the test split (crosssent, mean over seeds): " + ", ".join(
+                f"{k} {np.mean([x[k] for x in fusion]):.3f}" for k in fusion[0]) + "\n")
+    return buf.getvalue()
+
+
+def write_reports(config: ExperimentConfig, out: Path, *, wall_seconds: float, command: str | None = None) -> dict[str, Any]:
+    results = collect(config, out)
+    comparisons = compare(config, out, results)
+    run_seconds = sum(r["wall_seconds"] for d in results.values() for r in d.values())
+    meta = {
+        "command": command or f"crosssent experiment --config configs/experiments/{config.name}.yaml --out {out}",
+        "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores" + _gpu(),
+        "wall_seconds": wall_seconds, "run_seconds": run_seconds,
+    }
+    payload = {"experiment": config.model_dump(mode="json"), "meta": meta, "results": results, "comparisons": comparisons}
+    write_json_atomic(out / "results.json", payload)
+    _write_text(out / "results.md", render_markdown(config, results, comparisons, meta))
+    _write_text(out / "results.csv", _csv(results))
+    return payload
+
+
+def _gpu() -> str:
+    import torch
+
+    return f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+
+
+def _csv(results: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["dataset", "variant", "metric", "n", "mean", "std", "ci_low", "ci_high"])
+    for dataset, per_variant in results.items():
+        for variant, r in per_variant.items():
+            for k, s in r["test"].items():
+                writer.writerow([dataset, variant, k, s["n"], f"{s['mean']:.6g}", f"{s['std']:.6g}", f"{s['ci_low']:.6g}", f"{s['ci_high']:.6g}"])
+    return buf.getvalue()
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
