@@ -16,9 +16,10 @@ def test_run_directory_has_every_file(tmp_path, synthetic_dir):
     for name in ("config.yaml", "metrics.json", "predictions.csv", "run_info.json",
                  "model/config.json", "model/model.safetensors", "model/backbone/config.json",
                  "model/preprocessing.json", "model/tokenizer.json",
-                 "checkpoints/best.ckpt", "checkpoints/last.ckpt", "logs/metrics.csv"):
+                 "checkpoints/last.ckpt", "logs/metrics.csv"):
         assert (out / name).is_file(), name
     assert list((out / "logs").glob("events.out.tfevents.*"))
+    assert len(list((out / "checkpoints").glob("best-epoch*.ckpt"))) == 1
     with (out / "predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert rows[0].keys() == {"id", "split", "label", "prediction"}

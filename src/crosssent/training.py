@@ -2,7 +2,7 @@
 
 ``train_run(settings, out_dir)`` writes into ``out_dir``:
 - ``config.yaml``: the resolved settings (after ``--set`` overrides);
-- ``checkpoints/``: ``best.ckpt`` (lowest validation MSE) and ``last.ckpt`` (for ``--resume``);
+- ``checkpoints/``: ``best-epochN.ckpt`` (lowest validation MSE, epoch N counted from 0) and ``last.ckpt`` (for ``--resume``);
 - ``logs/``: CSV (``metrics.csv``) and TensorBoard event files;
 - at the very end, each written atomically: ``model/`` (exported best model),
   ``predictions.csv`` (``id, split, label, prediction``) and, last of all, ``metrics.json``
@@ -173,8 +173,8 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(dump_settings(settings), encoding="utf-8")
     best = ModelCheckpoint(
-        dirpath=out_dir / "checkpoints", filename="best", monitor="valid_mse", mode="min",
-        save_last=True, enable_version_counter=False,
+        dirpath=out_dir / "checkpoints", filename="best-epoch{epoch}", auto_insert_metric_name=False,
+        monitor="valid_mse", mode="min", save_last=True, enable_version_counter=False,
     )
     callbacks: list[Callback] = [_EpochSeeding(sampler, ts.seed), best, EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience)]
     if ts.interrupt_after_epochs:
@@ -198,7 +198,7 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
     export_model(model, tokenizer, Preprocessing.from_meta(meta, max_len=settings.data.max_len), out_dir / "model")
     write_predictions(out_dir / "predictions.csv", rows)
     info = {
-        "best_epoch_checkpoint": Path(best.best_model_path).name,
+        "best_checkpoint": Path(best.best_model_path).name,
         "best_valid_mse": float(best.best_model_score) if best.best_model_score is not None else None,
         "epochs_run": trainer.current_epoch,
         "wall_seconds": round(time.time() - started, 1),
