@@ -84,3 +84,15 @@ def test_seed_overrides_shorten_one_variant():
                               seeds=[0, 1, 2], seed_overrides={"no_mpr": [0]})
     assert [c for c in grid(config) if c[1] == "no_mpr"] == [("d", "no_mpr", 0)]
     assert len(grid(config)) == 4
+
+
+def test_publish_replaces_only_its_own_block(tmp_path):
+    from crosssent.experiments import publish
+
+    doc = tmp_path / "results.md"
+    doc.write_text("# Results\n\nhand-written intro\n")
+    publish("table v1", "exp-a", doc)
+    publish("other", "exp-b", doc)
+    publish("table v2", "exp-a", doc)
+    text = doc.read_text()
+    assert "hand-written intro" in text and "table v2" in text and "table v1" not in text and "other" in text

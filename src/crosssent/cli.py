@@ -109,10 +109,11 @@ def experiment(
     out: Annotated[Optional[Path], typer.Option(help="experiment folder (default runs/experiments/NAME)")] = None,
     max_runs: Annotated[Optional[int], typer.Option(help="make at most N new runs, then stop (continue later)")] = None,
     report_only: Annotated[bool, typer.Option(help="only rebuild the reports from finished runs")] = False,
+    publish_to: Annotated[Optional[Path], typer.Option("--publish", help="also put results.md into this document (e.g. docs/results.md)")] = None,
 ) -> None:
     """Run datasets x variants x seeds (resumable) and write results.{md,csv,json}."""
     _quiet_libraries()
-    from crosssent.experiments import GridIncomplete, load_experiment, run_grid, write_reports
+    from crosssent.experiments import GridIncomplete, load_experiment, publish, run_grid, write_reports
     from crosssent.training import RunInterrupted
 
     try:
@@ -129,7 +130,10 @@ def experiment(
     except ValueError as err:
         _fail(err)
         return
-    typer.echo((folder / "results.md").read_text(encoding="utf-8"))
+    report = (folder / "results.md").read_text(encoding="utf-8")
+    if publish_to is not None:
+        publish(report.replace("# Experiment", "### Experiment", 1).replace("\n## ", "\n#### "), exp.name, publish_to)
+    typer.echo(report)
 
 
 @data_app.command("synth")

@@ -335,3 +335,18 @@ def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def publish(report: str, name: str, document: str | Path) -> None:
+    """Put a generated report into ``document`` between ``<!-- begin NAME -->`` and
+    ``<!-- end NAME -->`` (appended when the markers are absent); the rest is left as written."""
+    document = Path(document)
+    text = document.read_text(encoding="utf-8") if document.exists() else ""
+    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    block = f"{begin}\n{report.strip()}\n{end}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    _write_text(document, text)
