@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, NoReturn, Optional
 
 import typer
 
@@ -19,9 +19,20 @@ data_app = typer.Typer(help="Create, convert and inspect canonical datasets.", n
 app.add_typer(data_app, name="data")
 
 
-def _fail(err: Exception) -> None:
+def _fail(err: Exception) -> NoReturn:
     typer.echo(f"error: {err}", err=True)
     raise typer.Exit(code=2)
+
+
+def _write_dataset(make: Callable[[], tuple[Path, list[str]]]) -> None:
+    """Run an importer/converter; print its report, or fail with its one-line error."""
+    try:
+        path, report = make()
+    except ValueError as err:
+        _fail(err)
+    for line in report:
+        typer.echo(line)
+    typer.echo(f"wrote {path}")
 
 
 def _quiet_libraries(*, lightning: bool = False) -> None:
@@ -63,7 +74,6 @@ def train(
         raise typer.Exit(code=3)
     except ValueError as err:
         _fail(err)
-        return
     if metrics is not None:
         typer.echo(format_table(metrics))
         typer.echo(f"wrote {out}/metrics.json, predictions.csv and model/")
@@ -85,7 +95,6 @@ def evaluate(
         metrics, rows = evaluate_folder(model, data, tuple(split))
     except ValueError as err:
         _fail(err)
-        return
     typer.echo(format_table(metrics))
     out_dir = out or model.parent / "evaluations" / data.resolve().name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -135,7 +144,6 @@ def experiment(
         raise typer.Exit(code=3)
     except ValueError as err:
         _fail(err)
-        return
     report = (folder / "results.md").read_text(encoding="utf-8")
     if publish_to is not None:
         publish(report.replace("# Experiment", "### Experiment", 1).replace("\n## ", "\n#### "), exp.name, publish_to)
@@ -167,7 +175,6 @@ def data_synth(
         )
     except ValueError as err:
         _fail(err)
-        return
     typer.echo(f"wrote {path} ({n_train}/{n_valid}/{n_test} clips)")
 
 
@@ -187,22 +194,17 @@ def data_convert(
     _quiet_libraries()
     from crosssent.data.sources import mmsa, tables
 
-    try:
+    def make() -> tuple[Path, list[str]]:
         if kind == "mmsa":
-            path, report = mmsa.convert(source, out, name=name or source.stem, task=task, strict=strict)
-        elif kind == "tables":
-            path, report = tables.convert(
+            return mmsa.convert(source, out, name=name or source.stem, task=task, strict=strict)
+        if kind == "tables":
+            return tables.convert(
                 source, out, name=name or source.stem, task=task, audio=audio, visual=visual,
                 alignment=alignment, strict=strict,
             )
-        else:
-            raise ValueError(f"unknown source kind {kind!r}; use mmsa or tables")
-    except ValueError as err:
-        _fail(err)
-        return
-    for line in report:
-        typer.echo(line)
-    typer.echo(f"wrote {path}")
+        raise ValueError(f"unknown source kind {kind!r}; use mmsa or tables")
+
+    _write_dataset(make)
 
 
 @data_app.command("import")
@@ -215,14 +217,7 @@ def data_import(
     _quiet_libraries()
     from crosssent.data.sources.releases import import_release
 
-    try:
-        path, report = import_release(name, source, out)
-    except ValueError as err:
-        _fail(err)
-        return
-    for line in report:
-        typer.echo(line)
-    typer.echo(f"wrote {path}")
+    _write_dataset(lambda: import_release(name, source, out))
 
 
 @data_app.command("inspect")
@@ -235,7 +230,6 @@ def data_inspect(path: Annotated[Path, typer.Argument(help="canonical dataset fo
         table, meta = load_dataset(path)
     except ValueError as err:
         _fail(err)
-        return
     typer.echo(json.dumps({"meta": meta.model_dump(), "summary": summarize(table, meta)}, indent=2))
 
 
