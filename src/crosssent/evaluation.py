@@ -111,9 +111,11 @@ def fusion_summary(model: CrossSentModel, aligned: Dataset, *, batch_size: int =
     if model.config.variant != "crosssent" or not (model.config.audio_dim or model.config.visual_dim):
         return None
     model.eval()
+    device = next(model.parameters()).device
     totals = {"mean_gate": 0.0, "attention_to_audio": 0.0, "attention_to_visual": 0.0}
     tokens = 0
     for batch in DataLoader(aligned, batch_size=batch_size, shuffle=False, collate_fn=collate):
+        batch = batch.to(device)
         out = model(**batch.model_inputs(), output_attentions=True)
         mask = batch.attention_mask.bool()
         tokens += int(mask.sum())

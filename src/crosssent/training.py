@@ -13,8 +13,6 @@ Model selection uses the validation MSE only; the test split is scored once, at 
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import platform
 import time
@@ -40,7 +38,6 @@ from crosssent.modeling import CrossSentModel, build_model
 from crosssent.objectives import CrossSentObjective
 from crosssent.settings import ObjectiveSettings, RunSettings, TrainSettings, dump_settings
 
-log = logging.getLogger("crosssent")
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 
@@ -193,7 +190,7 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
 
     state = torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
-    model.to("cpu")
+    model.to(trainer.strategy.root_device)  # score on the device that trained (rank 0)
     metrics, rows = score_splits(model, aligned, meta.task, ("valid", "test"))
     export_model(model, tokenizer, Preprocessing.from_meta(meta, max_len=settings.data.max_len), out_dir / "model")
     write_predictions(out_dir / "predictions.csv", rows)
@@ -212,9 +209,3 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
     write_json_atomic(out_dir / "metrics.json", metrics)  # last: its presence means "finished"
     return metrics
 
-
-def read_metrics(run_dir: str | Path) -> dict[str, dict[str, float]]:
-    path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
-        raise ValueError(f"{run_dir}: no metrics.json (the run has not finished)")
-    return json.loads(path.read_text(encoding="utf-8"))
