@@ -212,3 +212,21 @@ def test_mag_rejects_unaligned_streams():
     model = make("mag")
     with pytest.raises(ValueError, match="audio has 6 frames but the mag variant needs them aligned to the 8"):
         model(**toy_batch())
+
+
+def test_feature_standardizer_is_applied_saved_and_loaded(tmp_path):
+    torch.manual_seed(0)
+    model = make()
+    _train_steps(model, toy_batch(), steps=2)
+    model.eval()
+    batch = toy_batch()
+    before = model(**batch).prediction
+    mean, std = torch.full((5,), 3.0), torch.full((5,), 2.0)
+    model.audio_norm.set_statistics(mean, std)
+    shifted = dict(batch, audio=batch["audio"] * 2.0 + 3.0)  # the same signal in raw units
+    assert torch.allclose(model(**shifted).prediction, before, atol=1e-5)
+    model.save_pretrained(tmp_path / "m")
+    loaded = CrossSentModel.from_pretrained(tmp_path / "m")
+    assert torch.equal(loaded.audio_norm.mean, mean) and torch.equal(loaded.audio_norm.std, std)
+    with pytest.raises(ValueError, match="feature statistics have shape"):
+        model.audio_norm.set_statistics(torch.zeros(3), torch.ones(3))

@@ -83,3 +83,18 @@ def test_full_model_beats_text_only_on_synthetic_over_three_seeds(tmp_path_facto
     print("synthetic test MAE per seed:", mae)
     assert np.mean(mae["crosssent"]) < np.mean(mae["text_only"]) - 0.1
     assert max(mae["crosssent"]) < min(mae["text_only"])
+
+
+def test_feature_statistics_come_from_the_training_split_only(tmp_path, synthetic_dir):
+    from crosssent.data.dataset import load_dataset
+    from crosssent.modeling import CrossSentModel
+
+    train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1}), tmp_path / "run")
+    model = CrossSentModel.from_pretrained(tmp_path / "run" / "model")
+    table, _ = load_dataset(synthetic_dir)
+    train = np.concatenate([np.array(a) for a, s in zip(table["audio"], table["split"]) if s == "train" and a])
+    everything = np.concatenate([np.array(a) for a in table["audio"] if a])
+    assert np.allclose(model.audio_norm.mean.numpy(), train.mean(0), atol=1e-5)
+    assert not np.allclose(model.audio_norm.mean.numpy(), everything.mean(0), atol=1e-5)
+    assert np.allclose(model.visual_norm.std.numpy(), np.concatenate(
+        [np.array(v) for v, s in zip(table["visual"], table["split"]) if s == "train" and v]).std(0), atol=1e-5)

@@ -112,6 +112,30 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return (values * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
+class FeatureStandardizer(nn.Module):
+    """Per-feature standardisation of one A/V stream: (x - mean) / std.
+
+    Raw feature releases mix scales (MOSI's openSMILE vector has features with std 0.0008 next
+    to std 53), which a linear projection cannot use well. The statistics are buffers: training
+    sets them from the training split (``set_statistics``), they are saved with the weights,
+    and inference applies them without any extra file. Until set, the transform is identity.
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(width))
+        self.register_buffer("std", torch.ones(width))
+
+    def set_statistics(self, mean: Tensor, std: Tensor) -> None:
+        if mean.shape != self.mean.shape or std.shape != self.std.shape:
+            raise ValueError(f"feature statistics have shape {tuple(mean.shape)}, expected {tuple(self.mean.shape)}")
+        self.mean.copy_(mean)
+        self.std.copy_(std.clamp(min=1e-6))
+
+    def forward(self, features: Tensor) -> Tensor:  # (B, T, w) -> (B, T, w)
+        return (features - self.mean) / self.std
+
+
 # --------------------------------------------------------------------------------------------
 # GMRA
 # --------------------------------------------------------------------------------------------
@@ -355,6 +379,8 @@ class CrossSentModel(nn.Module):
         if config.attn_implementation == "eager":
             backbone.set_attn_implementation("eager")
         hidden = backbone.config.hidden_size
+        self.audio_norm = FeatureStandardizer(config.audio_dim) if config.audio_dim else None
+        self.visual_norm = FeatureStandardizer(config.visual_dim) if config.visual_dim else None
         # The wrapper lives inside the backbone; keep a plain (unregistered) handle to it.
         object.__setattr__(self, "_injector", None)
         self.fusion: nn.Module | None = None
@@ -412,7 +438,11 @@ class CrossSentModel(nn.Module):
         batch = input_ids.shape[0]
         _check_stream("audio", audio, audio_mask, cfg.audio_dim, batch)
         _check_stream("visual", visual, visual_mask, cfg.visual_dim, batch)
-        audio, audio_mask = _masked(audio, audio_mask)
+        if audio is not None:
+            audio = self.audio_norm(audio)
+        if visual is not None:
+            visual = self.visual_norm(visual)
+        audio, audio_mask = _masked(audio, audio_mask)  # padded frames are zero after this
         visual, visual_mask = _masked(visual, visual_mask)
 
         switched = output_attentions and self.backbone.config._attn_implementation != "eager"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torchmetrics
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
@@ -119,6 +120,22 @@ class _InterruptAfter(Callback):
             raise RunInterrupted(f"interrupted after epoch {self.epochs} (train.interrupt_after_epochs)")
 
 
+def set_feature_statistics(model: CrossSentModel, table: Any) -> None:
+    """Per-feature mean/std of every A/V stream over the real frames of the *training* split
+    (never valid/test), stored in the model's standardisers."""
+    train = table.filter(lambda split: split == "train", input_columns="split")
+    for name, norm in (("audio", model.audio_norm), ("visual", model.visual_norm)):
+        if norm is None:
+            continue
+        frames = [np.asarray(f, dtype=np.float64) for f in train[name] if len(f)]
+        if not frames:
+            continue  # no training clip has this stream: keep the identity transform
+        stacked = np.concatenate([f.reshape(len(f), -1) for f in frames])
+        norm.set_statistics(
+            torch.tensor(stacked.mean(0), dtype=torch.float32), torch.tensor(stacked.std(0), dtype=torch.float32)
+        )
+
+
 def make_objective(settings: ObjectiveSettings, *, label_range: float) -> CrossSentObjective:
     return CrossSentObjective(
         lambda_mpr=settings.lambda_mpr, lambda_eioi=settings.lambda_eioi,
@@ -152,6 +169,7 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
     L.seed_everything(settings.train.seed, workers=True, verbose=False)
     backbone, tokenizer = load_backbone(settings.model.backbone, seed=settings.train.seed)
     model = build_model(model_config, backbone=backbone)
+    set_feature_statistics(model, table)
     objective = make_objective(settings.objective, label_range=meta.label_range)
     aligned = align_dataset(
         table, meta, tokenizer, max_len=settings.data.max_len,
