@@ -8,9 +8,8 @@ tokenizer files, and ``preprocessing.json`` (max_len, alignment, feature widths,
 from __future__ import annotations
 
 import csv
-import os
+import io
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,9 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from crosssent.data.align import align_dataset, default_cache_root
 from crosssent.data.collate import collate
-from crosssent.data.dataset import Alignment, DatasetMeta, Task, _atomic_dir, load_dataset, replace_dir
+from crosssent.data.dataset import (
+    Alignment, DatasetMeta, Task, _atomic_dir, load_dataset, replace_dir, write_text_atomic,
+)
 from crosssent.metrics import compute_metrics
 from crosssent.modeling import CrossSentModel
 
@@ -148,16 +149,11 @@ def score_splits(
 
 
 def write_predictions(path: Path, rows: list[tuple[str, str, float, float]]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["id", "split", "label", "prediction"])
-            writer.writerows((i, s, f"{y:.6g}", f"{p:.6g}") for i, s, y, p in rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["id", "split", "label", "prediction"])
+    writer.writerows((i, s, f"{y:.6g}", f"{p:.6g}") for i, s, y, p in rows)
+    write_text_atomic(path, buffer.getvalue())
 
 
 def evaluate_folder(model_dir: str | Path, data_dir: str | Path, splits: tuple[str, ...]) -> tuple[dict, list]:

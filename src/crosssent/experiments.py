@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy import stats
 
-from crosssent.data.dataset import write_json_atomic
+from crosssent.data.dataset import write_json_atomic, write_text_atomic
 from crosssent.metrics import compute_metrics
 from crosssent.settings import load_settings
 
@@ -308,8 +308,8 @@ def write_reports(config: ExperimentConfig, out: Path, *, wall_seconds: float, c
     }
     payload = {"experiment": config.model_dump(mode="json"), "meta": meta, "results": results, "comparisons": comparisons}
     write_json_atomic(out / "results.json", payload)
-    _write_text(out / "results.md", render_markdown(config, results, comparisons, meta))
-    _write_text(out / "results.csv", _csv(results))
+    write_text_atomic(out / "results.md", render_markdown(config, results, comparisons, meta))
+    write_text_atomic(out / "results.csv", _csv(results))
     return payload
 
 
@@ -330,13 +330,6 @@ def _csv(results: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def publish(report: str, name: str, document: str | Path) -> None:
     """Put a generated report into ``document`` between ``<!-- begin NAME -->`` and
     ``<!-- end NAME -->`` (appended when the markers are absent); the rest is left as written."""
@@ -349,4 +342,4 @@ def publish(report: str, name: str, document: str | Path) -> None:
         text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    _write_text(document, text)
+    write_text_atomic(document, text)

@@ -187,15 +187,19 @@ def summarize(table: Dataset, meta: DatasetMeta) -> dict[str, Any]:
     return out
 
 
-def write_json_atomic(path: str | Path, payload: Any) -> None:
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a file so that readers see the old content or the new one, never a part."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            handle.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> None:
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
