@@ -49,7 +49,7 @@ def test_grid_runs_interrupts_and_resumes(tmp_path, synthetic_dir):
     assert 0 < boot["p"] <= 1 and boot["ci_low"] <= boot["diff"] <= boot["ci_high"]
     table = (out / "results.md").read_text()
     assert "| crosssent | 2 |" in table and "| no_gmra | 2 |" in table and "Paired comparisons" in table
-    assert (out / "results.csv").read_text().startswith("dataset,variant,metric,n,mean")
+    assert (out / "results.csv").read_text().startswith("dataset,variant,split,metric,n,mean")
 
 
 def test_mean_ci_matches_t_interval():
@@ -96,3 +96,47 @@ def test_publish_replaces_only_its_own_block(tmp_path):
     publish("table v2", "exp-a", doc)
     text = doc.read_text()
     assert "hand-written intro" in text and "table v2" in text and "table v1" not in text and "other" in text
+
+
+def _fake_run(settings, target, *, resume=False):
+    """Stands in for train_run: writes what the reports read, with a validation MAE that
+    depends on the settings (so the table can be checked)."""
+    from crosssent.settings import dump_settings
+
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "config.yaml").write_text(dump_settings(settings))
+    score = settings.model.inject_layer / 10 + settings.train.seed / 100
+    metrics = {k: score for k in ("acc2_has0", "acc2_non0", "f1_non0", "acc7", "mae", "corr")}
+    (target / "metrics.json").write_text(json.dumps({"valid": metrics, "test": {k: 9.0 for k in metrics}}))
+    (target / "run_info.json").write_text(json.dumps({"best_valid_mse": score, "wall_seconds": 1.0}))
+
+
+def test_search_grid_reports_validation_only_and_custom_variants(tmp_path):
+    config = ExperimentConfig(
+        name="search", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=unused"]},
+        variants=["crosssent", "inject_1"], seeds=[0, 1], report_test=False,
+        custom_variants={"inject_1": ["model.inject_layer=1"]},
+    )
+    payload = run_grid(config, tmp_path, run_fn=_fake_run, echo=lambda _: None)
+    res = payload["results"]["d"]
+    base_layer = load_settings(config.base).model.inject_layer
+    assert res["inject_1"]["valid"]["mae"]["mean"] == pytest.approx(0.1 + 0.005)
+    assert res["crosssent"]["valid"]["mae"]["mean"] == pytest.approx(base_layer / 10 + 0.005)
+    assert payload["comparisons"] == {}
+    files = [(tmp_path / n).read_text() for n in ("results.md", "results.json", "results.csv")]
+    assert all("9.0" not in text for text in files)  # no test number anywhere
+    assert "VALIDATION metrics only" in files[0] and "`inject_1` = model.inject_layer=1" in files[0]
+    assert ",valid,mae," in files[2]
+
+
+def test_finished_run_made_with_other_settings_is_refused(tmp_path):
+    config = ExperimentConfig(name="e", base=ROOT / "configs" / "synthetic.yaml",
+                              datasets={"d": ["data.path=unused"]}, variants=["crosssent"], seeds=[0], report_test=False)
+    run_grid(config, tmp_path, run_fn=_fake_run, echo=lambda _: None)
+    changed = config.model_copy(update={"overrides": ["model.gate_bias_init=-4"]})
+    with pytest.raises(ValueError, match=r"seed0: made with model.gate_bias_init=-2.0 but the experiment now asks for -4"):
+        run_grid(changed, tmp_path, run_fn=_fake_run, echo=lambda _: None)
+    lines = []
+    run_grid(config.model_copy(update={"overrides": ["train.progress_bar=false"]}), tmp_path, run_fn=_fake_run, echo=lines.append)
+    assert any("done, skipped" in line for line in lines)  # display-only settings do not count

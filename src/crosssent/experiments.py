@@ -60,6 +60,13 @@ class ExperimentConfig(BaseModel):
     overrides: list[str] = []  # applied to every run
     seed_overrides: dict[str, list[int]] = {}  # variant -> its own (shorter) seed list
     bootstrap: int = Field(default=1000, ge=0)
+    # Extra named variants (name -> --set overrides), e.g. the points of a hyper-parameter search.
+    custom_variants: dict[str, list[str]] = {}
+    # False for a search: the report shows validation metrics only (selection must not see test).
+    report_test: bool = True
+
+    def variant_overrides(self, variant: str) -> list[str]:
+        return self.custom_variants.get(variant, VARIANT_OVERRIDES.get(variant, []))
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:
@@ -74,9 +81,10 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     except ValidationError as err:
         first = err.errors()[0]
         raise ValueError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    unknown = [v for v in config.variants if v not in VARIANT_OVERRIDES]
+    known = {**VARIANT_OVERRIDES, **config.custom_variants}
+    unknown = [v for v in config.variants if v not in known]
     if unknown:
-        raise ValueError(f"{path}: unknown variant {unknown[0]!r}; choose from {list(VARIANT_OVERRIDES)}")
+        raise ValueError(f"{path}: unknown variant {unknown[0]!r}; choose from {list(known)} or define it under custom_variants")
     return config
 
 
@@ -114,6 +122,11 @@ def run_grid(
     for i, (dataset, variant, seed) in enumerate(cells, start=1):
         target = run_dir(out, dataset, variant, seed)
         label = f"[{i}/{len(cells)}] {dataset} {variant} seed {seed}"
+        settings = load_settings(
+            config.base,
+            [*config.overrides, *config.datasets[dataset], *config.variant_overrides(variant), f"train.seed={seed}"],
+        )
+        _check_same_settings(target, settings)
         if (target / "metrics.json").exists():
             echo(f"{label}: done, skipped")
             continue
@@ -123,14 +136,29 @@ def run_grid(
         resume = (target / "checkpoints" / "last.ckpt").exists()
         echo(f"{label}: {'resuming' if resume else 'training'} ...")
         t0 = time.time()
-        settings = load_settings(
-            config.base,
-            [*config.overrides, *config.datasets[dataset], *VARIANT_OVERRIDES[variant], f"train.seed={seed}"],
-        )
         run_fn(settings, target, resume=resume)
         made += 1
         echo(f"{label}: finished in {time.time() - t0:.0f}s")
     return write_reports(config, out, wall_seconds=time.time() - started, command=command)
+
+
+def _check_same_settings(target: Path, settings: Any) -> None:
+    """A run folder made with other settings (the config changed since) is never reused."""
+    saved_file = target / "config.yaml"
+    if not saved_file.exists():
+        return
+    saved = yaml.safe_load(saved_file.read_text(encoding="utf-8"))
+    current = settings.model_dump(mode="json")
+    for section, values in current.items():
+        for key, value in values.items():
+            if key in ("progress_bar", "interrupt_after_epochs"):
+                continue
+            old = (saved.get(section) or {}).get(key)
+            if old != value:
+                raise ValueError(
+                    f"{target}: made with {section}.{key}={old!r} but the experiment now asks for {value!r}; "
+                    "delete that run folder or use another --out"
+                )
 
 
 # ------------------------------------------------------------------------------------------
@@ -208,6 +236,7 @@ def collect(config: ExperimentConfig, out: Path) -> dict[str, Any]:
                 "missing_seeds": [s for s in seeds if s not in finished],
                 "test": {k: mean_ci([runs[s]["test"][k] for s in finished]) for k in test_keys},
                 "test_per_seed": {k: [runs[s]["test"][k] for s in finished] for k in test_keys},
+                "valid": {k: mean_ci([runs[s]["valid"][k] for s in finished]) for k in runs[finished[0]]["valid"]},
                 "valid_mse": mean_ci([info[s]["best_valid_mse"] for s in finished]),
                 "wall_seconds": float(sum(info[s]["wall_seconds"] for s in finished)),
                 "fusion": [info[s].get("fusion") for s in finished],
@@ -218,6 +247,8 @@ def collect(config: ExperimentConfig, out: Path) -> dict[str, Any]:
 
 def compare(config: ExperimentConfig, out: Path, results: dict[str, Any]) -> dict[str, Any]:
     comparisons: dict[str, Any] = {}
+    if not config.report_test:
+        return comparisons
     for dataset, per_variant in results.items():
         if "crosssent" not in per_variant:
             continue
@@ -264,20 +295,26 @@ def render_markdown(config: ExperimentConfig, results: dict[str, Any], compariso
     buf.write(f"# Experiment `{config.name}`\n\n")
     buf.write(f"Command: `{meta['command']}`  \nHardware: {meta['hardware']}; grid wall time this invocation: "
               f"{meta['wall_seconds']:.0f} s; summed run time: {meta['run_seconds']:.0f} s.\n\n")
-    buf.write("Values: mean ± sample std over seeds (accuracies and F1 in %); 95% t intervals are in "
-              "results.json / results.csv. Model selection on validation MSE only.\n")
+    split = "test" if config.report_test else "valid"
+    if config.report_test:
+        buf.write("Values: mean ± sample std over seeds (accuracies and F1 in %); 95% t intervals are in "
+                  "results.json / results.csv. Model selection on validation MSE only.\n")
+    else:
+        buf.write("Search report: VALIDATION metrics only (mean ± sample std over seeds; the test split "
+                  "is not shown, so it cannot steer the choice).\n")
     for dataset, per_variant in results.items():
         if not per_variant:
             continue
         first = next(iter(per_variant.values()))
         task = "sims" if "acc2" in first["test"] else "mosi"
         keys = HEADLINE[task]
-        buf.write(f"\n## {dataset}\n\n| variant | seeds | " + " | ".join(keys) + " | valid MSE |\n")
+        buf.write(f"\n## {dataset} ({'test' if config.report_test else 'validation'} split)\n\n")
+        buf.write("| variant | seeds | " + " | ".join(keys) + " | valid MSE |\n")
         buf.write("|---|---|" + "---|" * len(keys) + "---|\n")
         for variant, r in per_variant.items():
             missing = f" (missing {r['missing_seeds']})" if r["missing_seeds"] else ""
-            cells = " | ".join(_fmt(r["test"][k], k) for k in keys)
-            buf.write(f"| {variant} | {len(r['seeds'])}{missing} | {cells} | {r['valid_mse']['mean']:.3f} |\n")
+            cells = " | ".join(_fmt(r[split][k], k) for k in keys)
+            buf.write(f"| {variant} | {len(r['seeds'])}{missing} | {cells} | {_fmt(r['valid_mse'], 'mae')} |\n")
         if dataset in comparisons and comparisons[dataset]:
             buf.write(f"\nPaired comparisons, crosssent minus variant (p: paired t over seeds / paired bootstrap over test clips):\n\n")
             buf.write("| vs | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys) + "\n")
@@ -290,8 +327,11 @@ def render_markdown(config: ExperimentConfig, results: dict[str, Any], compariso
                     pb = f"{boot['p']:.3f}" if boot else "–"
                     cells.append(f"{shown} (p {c['paired_t_p'][k]:.3f} / {pb})")
                 buf.write(f"| {variant} | " + " | ".join(cells) + " |\n")
+        if config.custom_variants:
+            buf.write("\nVariants: " + "; ".join(
+                f"`{v}` = {' '.join(config.variant_overrides(v)) or 'the base config'}" for v in per_variant) + "\n")
         fusion = [f for f in per_variant.get("crosssent", {}).get("fusion", []) if f]
-        if fusion:
+        if fusion and config.report_test:
             buf.write("\nWhat GMRA does on the test split (crosssent, mean over seeds): " + ", ".join(
                 f"{k} {np.mean([x[k] for x in fusion]):.3f}" for k in fusion[0]) + "\n")
     return buf.getvalue()
@@ -300,6 +340,11 @@ def render_markdown(config: ExperimentConfig, results: dict[str, Any], compariso
 def write_reports(config: ExperimentConfig, out: Path, *, wall_seconds: float, command: str | None = None) -> dict[str, Any]:
     results = collect(config, out)
     comparisons = compare(config, out, results)
+    if not config.report_test:  # a search: keep test numbers out of every report file
+        for per_variant in results.values():
+            for r in per_variant.values():
+                r.pop("test_per_seed")
+                r["test"] = {k: {"n": v["n"]} for k, v in r["test"].items()}
     run_seconds = sum(r["wall_seconds"] for d in results.values() for r in d.values())
     meta = {
         "command": command or f"crosssent experiment --config configs/experiments/{config.name}.yaml --out {out}",
@@ -309,7 +354,7 @@ def write_reports(config: ExperimentConfig, out: Path, *, wall_seconds: float, c
     payload = {"experiment": config.model_dump(mode="json"), "meta": meta, "results": results, "comparisons": comparisons}
     write_json_atomic(out / "results.json", payload)
     write_text_atomic(out / "results.md", render_markdown(config, results, comparisons, meta))
-    write_text_atomic(out / "results.csv", _csv(results))
+    write_text_atomic(out / "results.csv", _csv(results, "test" if config.report_test else "valid"))
     return payload
 
 
@@ -319,14 +364,14 @@ def _gpu() -> str:
     return f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
 
 
-def _csv(results: dict[str, Any]) -> str:
+def _csv(results: dict[str, Any], split: str) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["dataset", "variant", "metric", "n", "mean", "std", "ci_low", "ci_high"])
+    writer.writerow(["dataset", "variant", "split", "metric", "n", "mean", "std", "ci_low", "ci_high"])
     for dataset, per_variant in results.items():
         for variant, r in per_variant.items():
-            for k, s in r["test"].items():
-                writer.writerow([dataset, variant, k, s["n"], f"{s['mean']:.6g}", f"{s['std']:.6g}", f"{s['ci_low']:.6g}", f"{s['ci_high']:.6g}"])
+            for k, s in r[split].items():
+                writer.writerow([dataset, variant, split, k, s["n"], f"{s['mean']:.6g}", f"{s['std']:.6g}", f"{s['ci_low']:.6g}", f"{s['ci_high']:.6g}"])
     return buf.getvalue()
 
 
