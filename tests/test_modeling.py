@@ -230,3 +230,23 @@ def test_feature_standardizer_is_applied_saved_and_loaded(tmp_path):
     assert torch.equal(loaded.audio_norm.mean, mean) and torch.equal(loaded.audio_norm.std, std)
     with pytest.raises(ValueError, match="feature statistics have shape"):
         model.audio_norm.set_statistics(torch.zeros(3), torch.ones(3))
+
+
+@pytest.mark.parametrize("variant", ["crosssent", "text_only", "mag", "late_fusion"])
+def test_fields_listed_as_unused_do_not_change_the_model(variant):
+    """UNUSED_FIELDS lets the experiment runner keep runs across such changes; it must be true."""
+    from crosssent.configuration import UNUSED_FIELDS
+
+    changed = {"inject_layer": 2, "fusion_dim": 8, "fusion_heads": 4, "adapter_dim": 4, "gate_bias_init": -5.0,
+               "mag_beta": 0.9, "late_fusion_hidden": 8, "head_hidden": 8}
+    torch.manual_seed(0)
+    base = make(variant)
+    torch.manual_seed(0)
+    other = make(variant, **{k: v for k, v in changed.items() if k in UNUSED_FIELDS[variant]})
+    a, b = base.state_dict(), other.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    torch.manual_seed(0)  # and a used field does change it (the test can fail)
+    used = "late_fusion_hidden" if variant == "late_fusion" else "head_hidden"
+    assert used not in UNUSED_FIELDS[variant]
+    c = make(variant, **{used: changed[used]}).state_dict()
+    assert c.keys() != a.keys() or any(not torch.equal(a[k], c[k]) for k in a)

@@ -18,6 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field
 Variant = Literal["crosssent", "text_only", "mag", "late_fusion"]
 Pooling = Literal["cls", "mean"]
 
+_GMRA_FIELDS = frozenset({"inject_layer", "fusion_dim", "fusion_heads", "adapter_dim", "gate_bias_init"})
+# Fields a variant never reads (changing them cannot change its model or its training).
+UNUSED_FIELDS: dict[str, frozenset[str]] = {
+    "crosssent": frozenset({"mag_beta", "late_fusion_hidden"}),
+    "text_only": _GMRA_FIELDS | {"mag_beta", "late_fusion_hidden"},
+    "mag": _GMRA_FIELDS | {"late_fusion_hidden"},
+    "late_fusion": _GMRA_FIELDS | {"mag_beta", "head_hidden"},
+}
+
 
 class CrossSentConfig(BaseModel):
     """Hyper-parameters of the model (not of training or data).

@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy import stats
 
+from crosssent.configuration import UNUSED_FIELDS
 from crosssent.data.dataset import write_json_atomic, write_text_atomic
 from crosssent.metrics import compute_metrics
 from crosssent.settings import load_settings
@@ -143,15 +144,18 @@ def run_grid(
 
 
 def _check_same_settings(target: Path, settings: Any) -> None:
-    """A run folder made with other settings (the config changed since) is never reused."""
+    """A run folder made with other settings (the config changed since) is never reused.
+    Display-only settings and model fields the run's variant never reads are not compared."""
     saved_file = target / "config.yaml"
     if not saved_file.exists():
         return
     saved = yaml.safe_load(saved_file.read_text(encoding="utf-8"))
     current = settings.model_dump(mode="json")
+    ignored = {("train", "progress_bar"), ("train", "interrupt_after_epochs")}
+    ignored |= {("model", key) for key in UNUSED_FIELDS[settings.model.variant]}
     for section, values in current.items():
         for key, value in values.items():
-            if key in ("progress_bar", "interrupt_after_epochs"):
+            if (section, key) in ignored:
                 continue
             old = (saved.get(section) or {}).get(key)
             if old != value:
