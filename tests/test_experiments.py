@@ -152,3 +152,25 @@ def test_settings_a_variant_never_reads_do_not_invalidate_its_runs(tmp_path):
     assert any("no_gmra seed 0: done, skipped" in line for line in lines)
     with pytest.raises(ValueError, match="crosssent/seed0: made with model.gate_bias_init"):
         run_grid(changed.model_copy(update={"variants": ["crosssent"]}), tmp_path, run_fn=_fake_run, echo=lambda _: None)
+
+
+def test_two_processes_share_a_grid_through_run_locks(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    config = ExperimentConfig(name="e", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=unused"]},
+                              variants=["crosssent", "no_gmra"], seeds=[0], report_test=False)
+    busy = run_dir(tmp_path, "d", "crosssent", 0)
+    busy.mkdir(parents=True)
+    (busy / ".lock").write_text(str(os.getpid()))  # a live process is training this cell
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = run_dir(tmp_path, "d", "no_gmra", 0)
+    stale.mkdir(parents=True)
+    (stale / ".lock").write_text(dead.stdout.strip())  # its owner died
+    lines = []
+    payload = run_grid(config, tmp_path, run_fn=_fake_run, echo=lines.append)
+    assert any("crosssent seed 0: being trained by another process, skipped" in line for line in lines)
+    assert not (busy / "metrics.json").exists() and (busy / ".lock").exists()
+    assert (stale / "metrics.json").exists() and not (stale / ".lock").exists()
+    assert payload["results"]["d"]["no_gmra"]["seeds"] == [0] and "crosssent" not in payload["results"]["d"]

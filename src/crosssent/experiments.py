@@ -134,13 +134,48 @@ def run_grid(
         if max_runs is not None and made >= max_runs:
             write_reports(config, out, wall_seconds=time.time() - started, command=command)
             raise GridIncomplete(f"stopped after {made} new run(s); {len(cells) - i + 1} cell(s) left")
-        resume = (target / "checkpoints" / "last.ckpt").exists()
-        echo(f"{label}: {'resuming' if resume else 'training'} ...")
-        t0 = time.time()
-        run_fn(settings, target, resume=resume)
+        lock = _claim(target)
+        if lock is None:
+            echo(f"{label}: being trained by another process, skipped")
+            continue
+        try:
+            if (target / "metrics.json").exists():  # finished by another process meanwhile
+                echo(f"{label}: done, skipped")
+                continue
+            resume = (target / "checkpoints" / "last.ckpt").exists()
+            echo(f"{label}: {'resuming' if resume else 'training'} ...")
+            t0 = time.time()
+            run_fn(settings, target, resume=resume)
+        finally:
+            lock.unlink(missing_ok=True)
         made += 1
         echo(f"{label}: finished in {time.time() - t0:.0f}s")
     return write_reports(config, out, wall_seconds=time.time() - started, command=command)
+
+
+def _claim(target: Path) -> Path | None:
+    """Take ``target/.lock`` (holding our pid) so that several ``crosssent experiment``
+    processes can work on one grid; None when a live process holds it. A lock left by a
+    dead process is taken over (its run resumes from the last checkpoint)."""
+    target.mkdir(parents=True, exist_ok=True)
+    lock = target / ".lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text() or "0")
+                os.kill(pid, 0)
+                return None  # alive
+            except ProcessLookupError:
+                lock.unlink(missing_ok=True)  # stale: its owner died
+                continue
+            except (ValueError, PermissionError):
+                return None
+        with os.fdopen(fd, "w") as handle:
+            handle.write(str(os.getpid()))
+        return lock
+    return None
 
 
 def _check_same_settings(target: Path, settings: Any) -> None:
