@@ -4,7 +4,10 @@ An experiment config (``configs/experiments/*.yaml``) names a base run config, t
 (each a set of ``--set`` overrides, usually ``data.path``), the variants, the seeds and extra
 overrides. Each run lives in ``OUT/runs/DATASET/VARIANT/seedN`` and is an ordinary run
 directory: a finished one (``metrics.json``) is skipped, an interrupted one is resumed from its
-last checkpoint. The grid is ordered seed by seed, so a partial grid covers every variant.
+last checkpoint, and one made with other settings is refused. A run folder is claimed with a
+lock file, so several processes can share a grid. The grid is ordered seed by seed, so a
+partial grid covers every variant. ``custom_variants`` and ``report_test: false`` turn a grid
+into a hyper-parameter search whose reports hold validation numbers only.
 
 Reports (``OUT/results.{md,csv,json}``): per dataset and variant, mean ± std and a 95% t
 confidence interval of every test metric over seeds (validation MSE too), and paired
@@ -383,6 +386,7 @@ def write_reports(config: ExperimentConfig, out: Path, *, wall_seconds: float, c
         for per_variant in results.values():
             for r in per_variant.values():
                 r.pop("test_per_seed")
+                r.pop("fusion")  # measured on the test split
                 r["test"] = {k: {"n": v["n"]} for k, v in r["test"].items()}
     run_seconds = sum(r["wall_seconds"] for d in results.values() for r in d.values())
     meta = {
