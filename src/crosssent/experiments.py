@@ -348,7 +348,7 @@ def render_markdown(config: ExperimentConfig, results: dict[str, Any], compariso
         if not per_variant:
             continue
         first = next(iter(per_variant.values()))
-        task = "sims" if "acc2" in first["test"] else "mosi"
+        task = "sims" if "acc2" in first[split] else "mosi"
         keys = HEADLINE[task]
         buf.write(f"\n## {dataset} ({'test' if config.report_test else 'validation'} split)\n\n")
         buf.write("| variant | seeds | " + " | ".join(keys) + " | valid MSE |\n")
@@ -385,9 +385,8 @@ def write_reports(config: ExperimentConfig, out: Path, *, wall_seconds: float, c
     if not config.report_test:  # a search: keep test numbers out of every report file
         for per_variant in results.values():
             for r in per_variant.values():
-                r.pop("test_per_seed")
-                r.pop("fusion")  # measured on the test split
-                r["test"] = {k: {"n": v["n"]} for k, v in r["test"].items()}
+                for key in ("test", "test_per_seed", "fusion"):  # fusion is measured on test too
+                    r.pop(key)
     run_seconds = sum(r["wall_seconds"] for d in results.values() for r in d.values())
     meta = {
         "command": command or f"crosssent experiment --config configs/experiments/{config.name}.yaml --out {out}",
