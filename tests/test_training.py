@@ -9,6 +9,13 @@ from crosssent.training import RunInterrupted, train_run
 from tests.conftest import tiny_settings
 
 
+def test_keep_checkpoints_keeps_best_and_last(tmp_path, synthetic_dir):
+    out = tmp_path / "run"
+    train_run(tiny_settings(synthetic_dir, train={"keep_checkpoints": True}), out)
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((out / "checkpoints").glob("best-epoch*.ckpt"))) == 1
+
+
 def test_run_directory_has_every_file(tmp_path, synthetic_dir):
     out = tmp_path / "run"
     metrics = train_run(tiny_settings(synthetic_dir), out)
@@ -16,10 +23,10 @@ def test_run_directory_has_every_file(tmp_path, synthetic_dir):
     for name in ("config.yaml", "metrics.json", "predictions.csv", "run_info.json",
                  "model/config.json", "model/model.safetensors", "model/backbone/config.json",
                  "model/preprocessing.json", "model/tokenizer.json",
-                 "checkpoints/last.ckpt", "logs/metrics.csv"):
+                 "logs/metrics.csv"):
         assert (out / name).is_file(), name
     assert list((out / "logs").glob("events.out.tfevents.*"))
-    assert len(list((out / "checkpoints").glob("best-epoch*.ckpt"))) == 1
+    assert not (out / "checkpoints").exists()  # dropped once model/ and metrics.json exist
     with (out / "predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert rows[0].keys() == {"id", "split", "label", "prediction"}

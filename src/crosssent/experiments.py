@@ -189,7 +189,7 @@ def _check_same_settings(target: Path, settings: Any) -> None:
         return
     saved = yaml.safe_load(saved_file.read_text(encoding="utf-8"))
     current = settings.model_dump(mode="json")
-    ignored = {("train", "progress_bar"), ("train", "interrupt_after_epochs")}
+    ignored = {("train", "progress_bar"), ("train", "interrupt_after_epochs"), ("train", "keep_checkpoints")}
     ignored |= {("model", key) for key in UNUSED_FIELDS[settings.model.variant]}
     for section, values in current.items():
         for key, value in values.items():

@@ -82,6 +82,9 @@ class TrainSettings(_Section):
     num_workers: int = 0
     log_every_n_steps: int = 10
     progress_bar: bool = True
+    # Lightning checkpoints (weights + optimizer state, ~3x the model) are only needed to resume;
+    # a finished run keeps its exported model/ and drops checkpoints/ unless this is true.
+    keep_checkpoints: bool = False
     # Testing aid: stop (as if killed) after this many epochs; `--resume` continues the run.
     interrupt_after_epochs: int | None = None
 

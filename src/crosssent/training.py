@@ -2,7 +2,8 @@
 
 ``train_run(settings, out_dir)`` writes into ``out_dir``:
 - ``config.yaml``: the resolved settings (after ``--set`` overrides);
-- ``checkpoints/``: ``best-epochN.ckpt`` (lowest validation MSE, epoch N counted from 0) and ``last.ckpt`` (for ``--resume``);
+- ``checkpoints/``: ``best-epochN.ckpt`` (lowest validation MSE, epoch N counted from 0) and
+  ``last.ckpt`` (for ``--resume``); removed when the run finishes unless ``train.keep_checkpoints``;
 - ``logs/``: CSV (``metrics.csv``) and TensorBoard event files;
 - at the very end, each written atomically: ``model/`` (exported best model),
   ``predictions.csv`` (``id, split, label, prediction``) and, last of all, ``metrics.json``
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -225,5 +227,7 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
     }
     write_json_atomic(out_dir / "run_info.json", info)
     write_json_atomic(out_dir / "metrics.json", metrics)  # last: its presence means "finished"
+    if not ts.keep_checkpoints:  # model/ holds the selected weights; checkpoints only serve --resume
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     return metrics
 
