@@ -54,7 +54,7 @@ def tiny_settings(data_path, **sections):
     """RunSettings for a seconds-long run on the tiny random backbone."""
     from crosssent.settings import RunSettings
 
-    tree = {"data": {"path": str(data_path), "max_len": 24}}
+    tree = {"data": {"path": str(data_path), "max_len": 24, **sections.get("data", {})}}
     for name in ("model", "objective", "train"):
         tree[name] = {**TINY_TRAIN.get(name, {}), **sections.get(name, {})}
     return RunSettings.model_validate(tree)

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from crosssent.experiments import (
     ExperimentConfig, GridIncomplete, grid, load_experiment, mean_ci, paired_bootstrap, run_dir, run_grid,
@@ -140,6 +141,17 @@ def test_finished_run_made_with_other_settings_is_refused(tmp_path):
     lines = []
     run_grid(config.model_copy(update={"overrides": ["train.progress_bar=false"]}), tmp_path, run_fn=_fake_run, echo=lines.append)
     assert any("done, skipped" in line for line in lines)  # display-only settings do not count
+    # a run made before a setting existed had its default: still the same settings
+    saved = run_dir(tmp_path, "d", "crosssent", 0) / "config.yaml"
+    tree = yaml.safe_load(saved.read_text())
+    del tree["data"]["drop_modalities"]
+    saved.write_text(yaml.safe_dump(tree))
+    lines = []
+    run_grid(config, tmp_path, run_fn=_fake_run, echo=lines.append)
+    assert any("done, skipped" in line for line in lines)
+    with pytest.raises(ValueError, match=r"made with data.drop_modalities=\[\] but the experiment now asks for \['audio'\]"):
+        run_grid(config.model_copy(update={"overrides": ["data.drop_modalities=[audio]"]}), tmp_path,
+                 run_fn=_fake_run, echo=lambda _: None)
 
 
 def test_settings_a_variant_never_reads_do_not_invalidate_its_runs(tmp_path):

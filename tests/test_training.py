@@ -16,6 +16,18 @@ def test_keep_checkpoints_keeps_best_and_last(tmp_path, synthetic_dir):
     assert len(list((out / "checkpoints").glob("best-epoch*.ckpt"))) == 1
 
 
+def test_a_dropped_modality_is_absent_from_the_model_and_ignored_when_scoring(tmp_path, synthetic_dir):
+    out = tmp_path / "run"
+    settings = tiny_settings(synthetic_dir, data={"drop_modalities": ["audio"]}, train={"max_epochs": 1})
+    metrics = train_run(settings, out)
+    prep = json.loads((out / "model" / "preprocessing.json").read_text())
+    assert prep["audio_dim"] == 0 and prep["visual_dim"] > 0
+    assert json.loads((out / "model" / "config.json").read_text())["audio_dim"] == 0
+    # the full dataset (with audio) scores the same: the model never sees the stream it lacks
+    again, _ = evaluate_folder(out / "model", synthetic_dir, ("test",))
+    assert again["test"] == pytest.approx(metrics["test"], abs=1e-5)
+
+
 def test_run_directory_has_every_file(tmp_path, synthetic_dir):
     out = tmp_path / "run"
     metrics = train_run(tiny_settings(synthetic_dir), out)

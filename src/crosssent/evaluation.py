@@ -22,7 +22,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from crosssent.data.align import align_dataset, default_cache_root
 from crosssent.data.collate import collate
 from crosssent.data.dataset import (
-    Alignment, DatasetMeta, Task, _atomic_dir, load_dataset, replace_dir, write_text_atomic,
+    Alignment, DatasetMeta, Task, _atomic_dir, drop_modalities, load_dataset, replace_dir,
+    write_text_atomic,
 )
 from crosssent.metrics import compute_metrics
 from crosssent.modeling import CrossSentModel
@@ -160,6 +161,9 @@ def evaluate_folder(model_dir: str | Path, data_dir: str | Path, splits: tuple[s
     """Load an exported model, align a canonical dataset the way it was trained, score it."""
     model, tokenizer, prep = load_exported(model_dir)
     table, meta = load_dataset(data_dir)
+    # A model trained without a stream (data.drop_modalities) ignores it in new data too.
+    unused = [m for m in ("audio", "visual") if getattr(meta, f"{m}_dim") and not getattr(prep, f"{m}_dim")]
+    table, meta = drop_modalities(table, meta, unused, where=str(data_dir))
     check_compatible(prep, meta, where=str(data_dir))
     aligned = align_dataset(table, meta, tokenizer, max_len=prep.max_len, cache_root=default_cache_root(Path(data_dir)))
     return score_splits(model, aligned, meta.task, splits)

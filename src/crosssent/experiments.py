@@ -183,7 +183,8 @@ def _claim(target: Path) -> Path | None:
 
 def _check_same_settings(target: Path, settings: Any) -> None:
     """A run folder made with other settings (the config changed since) is never reused.
-    Display-only settings and model fields the run's variant never reads are not compared."""
+    Display-only settings and model fields the run's variant never reads are not compared; a
+    setting newer than the run counts as its default there."""
     saved_file = target / "config.yaml"
     if not saved_file.exists():
         return
@@ -192,10 +193,15 @@ def _check_same_settings(target: Path, settings: Any) -> None:
     ignored = {("train", "progress_bar"), ("train", "interrupt_after_epochs"), ("train", "keep_checkpoints")}
     ignored |= {("model", key) for key in UNUSED_FIELDS[settings.model.variant]}
     for section, values in current.items():
+        saved_section = saved.get(section) or {}
+        fields = type(getattr(settings, section)).model_fields
         for key, value in values.items():
             if (section, key) in ignored:
                 continue
-            old = (saved.get(section) or {}).get(key)
+            if key in saved_section:
+                old = saved_section[key]
+            else:  # a setting added after the run was made: the run had its default
+                old = fields[key].get_default(call_default_factory=True)
             if old != value:
                 raise ValueError(
                     f"{target}: made with {section}.{key}={old!r} but the experiment now asks for {value!r}; "

@@ -25,6 +25,9 @@ class _Section(BaseModel):
 class DataSettings(_Section):
     path: Path  # a canonical dataset folder (crosssent data synth/convert/import writes one)
     max_len: int = Field(default=50, ge=4)  # tokens per clip; MMSA uses 50
+    # A/V streams of the dataset this run leaves out (ablation: [audio] keeps the GMRA adapter
+    # but gives it nothing to inject); the exported model then expects none of them.
+    drop_modalities: list[Literal["audio", "visual"]] = []
 
 
 class ModelSettings(_Section):

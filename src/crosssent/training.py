@@ -33,7 +33,7 @@ from transformers import get_linear_schedule_with_warmup
 from crosssent.backbones import load_backbone
 from crosssent.data.align import align_dataset, default_cache_root
 from crosssent.data.collate import Batch, EpochSeededSampler, collate
-from crosssent.data.dataset import load_dataset, write_json_atomic
+from crosssent.data.dataset import drop_modalities, load_dataset, write_json_atomic
 from crosssent.evaluation import (
     Preprocessing, export_model, fusion_summary, score_splits, split_rows, write_predictions,
 )
@@ -165,6 +165,7 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
     ckpt_path = _check_run_dir(out_dir, resume)
     started = time.time()
     table, meta = load_dataset(settings.data.path)
+    table, meta = drop_modalities(table, meta, settings.data.drop_modalities, where="data.drop_modalities")
     model_config = settings.model.to_model_config(
         audio_dim=meta.audio_dim, visual_dim=meta.visual_dim, source=str(settings.data.path)
     )

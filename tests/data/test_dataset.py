@@ -1,6 +1,6 @@
 import pytest
 
-from crosssent.data.dataset import DatasetMeta, load_dataset, save_dataset, summarize
+from crosssent.data.dataset import DatasetMeta, drop_modalities, load_dataset, save_dataset, summarize
 
 META = DatasetMeta(name="t", task="mosi", label_min=-3, label_max=3, alignment="clip", audio_dim=2)
 
@@ -44,3 +44,18 @@ def test_bad_columns_are_refused_and_nothing_is_written(tmp_path, changes, messa
 def test_not_a_dataset(tmp_path):
     with pytest.raises(ValueError, match="not a CrossSent dataset"):
         load_dataset(tmp_path)
+
+
+def test_drop_modalities_removes_the_stream_and_says_so(tmp_path):
+    save_dataset(cols(), META, tmp_path / "d", where="test")
+    table, meta = load_dataset(tmp_path / "d")
+    dropped, new_meta = drop_modalities(table, meta, ["audio"], where="data.drop_modalities")
+    assert "audio" not in dropped.column_names and "audio_length" not in dropped.column_names
+    assert new_meta.audio_dim == 0 and new_meta.alignment == "none"
+    assert "audio left out" in new_meta.notes[-1]
+    assert meta == META and "audio" in table.column_names  # the inputs are untouched
+    assert drop_modalities(table, meta, [], where="x") == (table, meta)
+    with pytest.raises(ValueError, match="data.drop_modalities: cannot drop visual, the dataset has none"):
+        drop_modalities(table, meta, ["visual"], where="data.drop_modalities")
+    with pytest.raises(ValueError, match="unknown modality 'text'"):
+        drop_modalities(table, meta, ["text"], where="x")

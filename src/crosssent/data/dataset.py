@@ -164,6 +164,29 @@ def load_dataset(data_dir: str | Path) -> tuple[Dataset, DatasetMeta]:
     return load_from_disk(str(Path(data_dir) / "table")), meta
 
 
+def drop_modalities(
+    table: Dataset, meta: DatasetMeta, modalities: list[str] | tuple[str, ...], *, where: str
+) -> tuple[Dataset, DatasetMeta]:
+    """The dataset without the named A/V streams (an ablation, or a model trained without them):
+    their columns leave the table and their widths become 0 in a copy of the metadata, whose
+    ``notes`` say so. Naming a stream the dataset does not have is an error."""
+    if not modalities:
+        return table, meta
+    update: dict[str, Any] = {"notes": [*meta.notes]}
+    for modality in modalities:
+        if modality not in ("audio", "visual"):
+            raise ValueError(f"{where}: unknown modality {modality!r} (audio or visual)")
+        if not getattr(meta, f"{modality}_dim"):
+            raise ValueError(f"{where}: cannot drop {modality}, the dataset has none")
+        table = table.remove_columns([c for c in (modality, f"{modality}_length") if c in table.column_names])
+        update |= {f"{modality}_dim": 0, f"{modality}_features": ""}
+        update["notes"].append(f"{modality} left out of this run (drop_modalities)")
+    meta = meta.model_copy(update=update)
+    if not meta.audio_dim and not meta.visual_dim:
+        meta = meta.model_copy(update={"alignment": "none"})
+    return table, meta
+
+
 def summarize(table: Dataset, meta: DatasetMeta) -> dict[str, Any]:
     """Counts and label statistics per split, and how many clips lack each modality."""
     splits = np.array(table["split"])
