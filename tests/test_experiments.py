@@ -20,6 +20,7 @@ def tiny_experiment(data_dir):
         "base": ROOT / "configs" / "synthetic.yaml",
         "datasets": {"synthetic": [f"data.path={data_dir}"]},
         "bootstrap": 50,
+        "extra_pairs": [("no_gmra", "crosssent")],
     })
 
 
@@ -48,8 +49,12 @@ def test_grid_runs_interrupts_and_resumes(tmp_path, synthetic_dir):
     assert res["crosssent"]["test"]["mae"]["n"] == 2 and res["no_gmra"]["seeds"] == [0, 1]
     boot = payload["comparisons"]["synthetic"]["no_gmra"]["bootstrap"]["mae"]
     assert 0 < boot["p"] <= 1 and boot["ci_low"] <= boot["diff"] <= boot["ci_high"]
+    reverse = payload["extra_comparisons"]["synthetic"]["no_gmra - crosssent"]
+    assert reverse["bootstrap"]["mae"]["diff"] == pytest.approx(-boot["diff"])
+    assert reverse["paired_t_p"]["mae"] == pytest.approx(payload["comparisons"]["synthetic"]["no_gmra"]["paired_t_p"]["mae"])
     table = (out / "results.md").read_text()
     assert "| crosssent | 2 |" in table and "| no_gmra | 2 |" in table and "Paired comparisons" in table
+    assert "| no_gmra - crosssent |" in table
     assert (out / "results.csv").read_text().startswith("dataset,variant,split,metric,n,mean")
 
 
@@ -75,6 +80,9 @@ def test_bad_experiment_configs(tmp_path):
     bad = tmp_path / "e.yaml"
     bad.write_text("name: x\nbase: b.yaml\ndatasets: {d: []}\nvariants: [crosssent, bigger]\n")
     with pytest.raises(ValueError, match="unknown variant 'bigger'"):
+        load_experiment(bad)
+    bad.write_text("name: x\nbase: b.yaml\ndatasets: {d: []}\nvariants: [crosssent]\nextra_pairs: [[crosssent, mag]]\n")
+    with pytest.raises(ValueError, match=r"extra_pairs: \['crosssent', 'mag'\] must name two different variants"):
         load_experiment(bad)
     with pytest.raises(ValueError, match="experiment config not found"):
         load_experiment(tmp_path / "none.yaml")

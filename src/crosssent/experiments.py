@@ -11,8 +11,9 @@ into a hyper-parameter search whose reports hold validation numbers only.
 
 Reports (``OUT/results.{md,csv,json}``): per dataset and variant, mean ± std and a 95% t
 confidence interval of every test metric over seeds (validation MSE too), and paired
-comparisons of ``crosssent`` against every other variant: a paired t-test over seeds and a
-paired bootstrap over test clips (resampling clips, averaging the metric difference over seeds).
+comparisons of ``crosssent`` against every other variant (and any ``extra_pairs``): a paired
+t-test over seeds and a paired bootstrap over test clips (resampling clips, averaging the metric
+difference over seeds).
 Model selection inside each run is on validation only; the test split is scored once per run.
 """
 
@@ -68,6 +69,8 @@ class ExperimentConfig(BaseModel):
     custom_variants: dict[str, list[str]] = {}
     # False for a search: the report shows validation metrics only (selection must not see test).
     report_test: bool = True
+    # Paired comparisons beyond "crosssent minus every variant": [A, B] reports A minus B.
+    extra_pairs: list[tuple[str, str]] = []
 
     def variant_overrides(self, variant: str) -> list[str]:
         return self.custom_variants.get(variant, VARIANT_OVERRIDES.get(variant, []))
@@ -89,6 +92,9 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     unknown = [v for v in config.variants if v not in known]
     if unknown:
         raise ValueError(f"{path}: unknown variant {unknown[0]!r}; choose from {list(known)} or define it under custom_variants")
+    for pair in config.extra_pairs:
+        if any(v not in config.variants for v in pair) or pair[0] == pair[1]:
+            raise ValueError(f"{path}: extra_pairs: {list(pair)} must name two different variants of this experiment")
     return config
 
 
@@ -293,40 +299,67 @@ def collect(config: ExperimentConfig, out: Path) -> dict[str, Any]:
     return results
 
 
+def _task(out: Path, dataset: str, per_variant: dict[str, Any]) -> str:
+    variant, r = next(iter(per_variant.items()))
+    prep = run_dir(out, dataset, variant, r["seeds"][0]) / "model" / "preprocessing.json"
+    return json.loads(prep.read_text())["task"]
+
+
+def _paired(config: ExperimentConfig, out: Path, dataset: str, per_variant: dict[str, Any],
+            a: str, b: str, task: str) -> dict[str, Any] | None:
+    """Variant ``a`` minus variant ``b`` on the seeds both have: paired t over seeds and a
+    paired bootstrap over test clips. None when they share no seed."""
+    ra, rb = per_variant[a], per_variant[b]
+    common = [s for s in ra["seeds"] if s in rb["seeds"]]
+    if not common:
+        return None
+    keys = HEADLINE[task]
+    entry: dict[str, Any] = {"seeds": common, "task": task, "paired_t_p": {}}
+    for k in keys:
+        xa = [ra["test_per_seed"][k][ra["seeds"].index(s)] for s in common]
+        xb = [rb["test_per_seed"][k][rb["seeds"].index(s)] for s in common]
+        entry["paired_t_p"][k] = _paired_t(xa, xb)
+    if config.bootstrap:
+        loaded_a = [_predictions(run_dir(out, dataset, a, s)) for s in common]
+        loaded_b = [_predictions(run_dir(out, dataset, b, s)) for s in common]
+        if any(x[0] != loaded_a[0][0] for x in loaded_a + loaded_b):
+            raise ValueError(f"{dataset}: test clips differ between runs; cannot pair them")
+        entry["bootstrap"] = paired_bootstrap(
+            loaded_a[0][1], [x[2] for x in loaded_a], [x[2] for x in loaded_b], task, keys, samples=config.bootstrap
+        )
+    return entry
+
+
 def compare(config: ExperimentConfig, out: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """crosssent minus every other variant: {dataset: {variant: entry}}."""
     comparisons: dict[str, Any] = {}
     if not config.report_test:
         return comparisons
     for dataset, per_variant in results.items():
         if "crosssent" not in per_variant:
             continue
-        base = per_variant["crosssent"]
-        first = run_dir(out, dataset, "crosssent", base["seeds"][0])
-        task = json.loads((first / "model" / "preprocessing.json").read_text())["task"]
-        keys = HEADLINE[task]
+        task = _task(out, dataset, per_variant)
         comparisons[dataset] = {}
-        for variant, other in per_variant.items():
-            if variant == "crosssent":
-                continue
-            common = [s for s in base["seeds"] if s in other["seeds"]]
-            if not common:
-                continue
-            entry: dict[str, Any] = {"seeds": common, "task": task, "paired_t_p": {}}
-            for k in keys:
-                a = [base["test_per_seed"][k][base["seeds"].index(s)] for s in common]
-                b = [other["test_per_seed"][k][other["seeds"].index(s)] for s in common]
-                entry["paired_t_p"][k] = _paired_t(a, b)
-            if config.bootstrap:
-                loaded_a = [_predictions(run_dir(out, dataset, "crosssent", s)) for s in common]
-                loaded_b = [_predictions(run_dir(out, dataset, variant, s)) for s in common]
-                labels = loaded_a[0][1]
-                if any(x[0] != loaded_a[0][0] for x in loaded_a + loaded_b):
-                    raise ValueError(f"{dataset}: test clips differ between runs; cannot pair them")
-                entry["bootstrap"] = paired_bootstrap(
-                    labels, [x[2] for x in loaded_a], [x[2] for x in loaded_b], task, keys, samples=config.bootstrap
-                )
-            comparisons[dataset][variant] = entry
+        for variant in per_variant:
+            if variant != "crosssent":
+                entry = _paired(config, out, dataset, per_variant, "crosssent", variant, task)
+                if entry is not None:
+                    comparisons[dataset][variant] = entry
     return comparisons
+
+
+def compare_extra(config: ExperimentConfig, out: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """The ``extra_pairs``: {dataset: {"A - B": entry}}."""
+    extra: dict[str, Any] = {}
+    if not config.report_test:
+        return extra
+    for dataset, per_variant in results.items():
+        for a, b in config.extra_pairs:
+            if a in per_variant and b in per_variant:
+                entry = _paired(config, out, dataset, per_variant, a, b, _task(out, dataset, per_variant))
+                if entry is not None:
+                    extra.setdefault(dataset, {})[f"{a} - {b}"] = entry
+    return extra
 
 
 def _fmt(stat: dict[str, float], key: str) -> str:
@@ -338,7 +371,24 @@ def _fmt(stat: dict[str, float], key: str) -> str:
     return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
 
 
-def render_markdown(config: ExperimentConfig, results: dict[str, Any], comparisons: dict[str, Any], meta: dict[str, Any]) -> str:
+def _comparison_rows(buf: io.StringIO, entries: dict[str, Any], keys: tuple[str, ...], first_column: str) -> None:
+    buf.write(f"| {first_column} | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys) + "\n")
+    for name, c in entries.items():
+        cells = []
+        for k in keys:
+            boot = c.get("bootstrap", {}).get(k)
+            diff = boot["diff"] if boot else float("nan")
+            shown = f"{diff:+.3f}" if k in ("mae", "corr") else f"{diff * 100:+.2f}"
+            pb = f"{boot['p']:.3f}" if boot else "–"
+            cells.append(f"{shown} (p {c['paired_t_p'][k]:.3f} / {pb})")
+        buf.write(f"| {name} | " + " | ".join(cells) + " |\n")
+
+
+def render_markdown(
+    config: ExperimentConfig, results: dict[str, Any], comparisons: dict[str, Any], meta: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> str:
+    extra = extra or {}
     buf = io.StringIO()
     buf.write(f"# Experiment `{config.name}`\n\n")
     buf.write(f"Command: `{meta['command']}`  \nHardware: {meta['hardware']}; grid wall time this invocation: "
@@ -363,18 +413,12 @@ def render_markdown(config: ExperimentConfig, results: dict[str, Any], compariso
             missing = f" (missing {r['missing_seeds']})" if r["missing_seeds"] else ""
             cells = " | ".join(_fmt(r[split][k], k) for k in keys)
             buf.write(f"| {variant} | {len(r['seeds'])}{missing} | {cells} | {_fmt(r['valid_mse'], 'mae')} |\n")
-        if dataset in comparisons and comparisons[dataset]:
+        if comparisons.get(dataset):
             buf.write(f"\nPaired comparisons, crosssent minus variant (p: paired t over seeds / paired bootstrap over test clips):\n\n")
-            buf.write("| vs | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys) + "\n")
-            for variant, c in comparisons[dataset].items():
-                cells = []
-                for k in keys:
-                    boot = c.get("bootstrap", {}).get(k)
-                    diff = boot["diff"] if boot else float("nan")
-                    shown = f"{diff:+.3f}" if k in ("mae", "corr") else f"{diff * 100:+.2f}"
-                    pb = f"{boot['p']:.3f}" if boot else "–"
-                    cells.append(f"{shown} (p {c['paired_t_p'][k]:.3f} / {pb})")
-                buf.write(f"| {variant} | " + " | ".join(cells) + " |\n")
+            _comparison_rows(buf, comparisons[dataset], keys, "vs")
+        if extra.get(dataset):
+            buf.write("\nFurther paired comparisons, first variant minus second (p as above):\n\n")
+            _comparison_rows(buf, extra[dataset], keys, "pair")
         if config.custom_variants:
             buf.write("\nVariants: " + "; ".join(
                 f"`{v}` = {' '.join(config.variant_overrides(v)) or 'the base config'}" for v in per_variant) + "\n")
@@ -388,6 +432,7 @@ def render_markdown(config: ExperimentConfig, results: dict[str, Any], compariso
 def write_reports(config: ExperimentConfig, out: Path, *, wall_seconds: float, command: str | None = None) -> dict[str, Any]:
     results = collect(config, out)
     comparisons = compare(config, out, results)
+    extra = compare_extra(config, out, results)
     if not config.report_test:  # a search: keep test numbers out of every report file
         for per_variant in results.values():
             for r in per_variant.values():
@@ -399,9 +444,10 @@ def write_reports(config: ExperimentConfig, out: Path, *, wall_seconds: float, c
         "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores" + _gpu(),
         "wall_seconds": wall_seconds, "run_seconds": run_seconds,
     }
-    payload = {"experiment": config.model_dump(mode="json"), "meta": meta, "results": results, "comparisons": comparisons}
+    payload = {"experiment": config.model_dump(mode="json"), "meta": meta, "results": results,
+               "comparisons": comparisons, "extra_comparisons": extra}
     write_json_atomic(out / "results.json", payload)
-    write_text_atomic(out / "results.md", render_markdown(config, results, comparisons, meta))
+    write_text_atomic(out / "results.md", render_markdown(config, results, comparisons, meta, extra))
     write_text_atomic(out / "results.csv", _csv(results, "test" if config.report_test else "valid"))
     return payload
 
