@@ -166,7 +166,7 @@ def test_settings_a_variant_never_reads_do_not_invalidate_its_runs(tmp_path):
     config = ExperimentConfig(name="e", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=unused"]},
                               variants=["no_gmra", "crosssent"], seeds=[0], report_test=False)
     run_grid(config, tmp_path, run_fn=_fake_run, echo=lambda _: None)
-    changed = config.model_copy(update={"overrides": ["model.gate_bias_init=-4"], "variants": ["no_gmra"]})
+    changed = config.model_copy(update={"overrides": ["model.gate_bias_init=-4", "train.lr_fusion=1e-4"], "variants": ["no_gmra"]})
     lines = []
     run_grid(changed, tmp_path, run_fn=_fake_run, echo=lines.append)  # text_only has no gate
     assert any("no_gmra seed 0: done, skipped" in line for line in lines)

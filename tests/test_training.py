@@ -117,3 +117,27 @@ def test_feature_statistics_come_from_the_training_split_only(tmp_path, syntheti
     assert not np.allclose(model.audio_norm.mean.numpy(), everything.mean(0), atol=1e-5)
     assert np.allclose(model.visual_norm.std.numpy(), np.concatenate(
         [np.array(v) for v, s in zip(table["visual"], table["split"]) if s == "train" and v]).std(0), atol=1e-5)
+
+
+def test_parameter_groups_give_the_fusion_its_own_rate():
+    from crosssent.backbones import tiny_random_backbone
+    from crosssent.configuration import CrossSentConfig
+    from crosssent.modeling import build_model
+    from crosssent.settings import TrainSettings
+    from crosssent.training import parameter_groups
+
+    model = build_model(CrossSentConfig(audio_dim=4, visual_dim=3, inject_layer=1), backbone=tiny_random_backbone())
+    n_fusion = sum(p.numel() for n, p in model.named_parameters() if n.startswith("fusion."))
+    n_backbone = sum(p.numel() for n, p in model.named_parameters() if n.startswith("backbone."))
+
+    def by_lr(groups):
+        out = {}
+        for g in groups:
+            out[g["lr"]] = out.get(g["lr"], 0) + sum(p.numel() for p in g["params"])
+        return out
+
+    own = by_lr(parameter_groups(model, TrainSettings(lr_backbone=1e-5, lr_new=1e-3, lr_fusion=1e-4)))
+    assert own[1e-4] == n_fusion > 0 and own[1e-5] == n_backbone
+    assert own[1e-3] == sum(p.numel() for p in model.parameters()) - n_fusion - n_backbone
+    shared = by_lr(parameter_groups(model, TrainSettings(lr_backbone=1e-5, lr_new=1e-3)))
+    assert set(shared) == {1e-5, 1e-3} and shared[1e-3] == own[1e-3] + n_fusion

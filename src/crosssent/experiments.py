@@ -198,6 +198,8 @@ def _check_same_settings(target: Path, settings: Any) -> None:
     current = settings.model_dump(mode="json")
     ignored = {("train", "progress_bar"), ("train", "interrupt_after_epochs"), ("train", "keep_checkpoints")}
     ignored |= {("model", key) for key in UNUSED_FIELDS[settings.model.variant]}
+    if settings.model.variant in ("text_only", "late_fusion"):  # no fusion module to train
+        ignored.add(("train", "lr_fusion"))
     for section, values in current.items():
         saved_section = saved.get(section) or {}
         fields = type(getattr(settings, section)).model_fields

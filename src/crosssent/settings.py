@@ -72,6 +72,9 @@ class TrainSettings(_Section):
     batch_size: int = Field(default=32, ge=1)
     lr_backbone: float = Field(default=2e-5, gt=0)  # encoder weights
     lr_new: float = Field(default=1e-3, gt=0)  # GMRA / MAG / head
+    # GMRA / MAG alone (None = lr_new): a deep encoder can be thrown off by a fusion step that
+    # learns at the head's rate (mpnet at 1e-3 diverged in epoch 1 on MOSI).
+    lr_fusion: float | None = Field(default=None, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.1, ge=0, le=1)  # linear warm-up, then linear decay
     grad_clip: float = Field(default=1.0, ge=0)

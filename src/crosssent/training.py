@@ -80,19 +80,29 @@ class CrossSentModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         s = self.settings
-        groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
-        for name, param in self.model.named_parameters():
-            if not param.requires_grad:
-                continue
-            lr = s.lr_backbone if name.startswith("backbone.") else s.lr_new
-            decay = 0.0 if name.endswith(NO_DECAY) else s.weight_decay
-            groups.setdefault((lr, decay), []).append(param)
-        optimizer = torch.optim.AdamW(
-            [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
-        )
+        optimizer = torch.optim.AdamW(parameter_groups(self.model, s))
         total = int(self.trainer.estimated_stepping_batches)
         scheduler = get_linear_schedule_with_warmup(optimizer, int(s.warmup_ratio * total), total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def parameter_groups(model: torch.nn.Module, s: TrainSettings) -> list[dict[str, Any]]:
+    """AdamW groups: the encoder at ``lr_backbone``, the fusion module (GMRA / MAG) at
+    ``lr_fusion`` (default ``lr_new``), everything else (head, ...) at ``lr_new``; no weight
+    decay on biases and norms."""
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if name.startswith("backbone."):
+            lr = s.lr_backbone
+        elif name.startswith("fusion."):
+            lr = s.lr_fusion if s.lr_fusion is not None else s.lr_new
+        else:
+            lr = s.lr_new
+        decay = 0.0 if name.endswith(NO_DECAY) else s.weight_decay
+        groups.setdefault((lr, decay), []).append(param)
+    return [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
 
 
 class _EpochSeeding(Callback):
