@@ -316,10 +316,11 @@ def _paired(config: ExperimentConfig, out: Path, dataset: str, per_variant: dict
     if not common:
         return None
     keys = HEADLINE[task]
-    entry: dict[str, Any] = {"seeds": common, "task": task, "paired_t_p": {}}
+    entry: dict[str, Any] = {"seeds": common, "task": task, "mean_diff": {}, "paired_t_p": {}}
     for k in keys:
         xa = [ra["test_per_seed"][k][ra["seeds"].index(s)] for s in common]
         xb = [rb["test_per_seed"][k][rb["seeds"].index(s)] for s in common]
+        entry["mean_diff"][k] = float(np.mean(np.subtract(xa, xb)))
         entry["paired_t_p"][k] = _paired_t(xa, xb)
     if config.bootstrap:
         loaded_a = [_predictions(run_dir(out, dataset, a, s)) for s in common]
@@ -379,7 +380,7 @@ def _comparison_rows(buf: io.StringIO, entries: dict[str, Any], keys: tuple[str,
         cells = []
         for k in keys:
             boot = c.get("bootstrap", {}).get(k)
-            diff = boot["diff"] if boot else float("nan")
+            diff = c["mean_diff"][k]  # mean over seeds of the per-seed difference
             shown = f"{diff:+.3f}" if k in ("mae", "corr") else f"{diff * 100:+.2f}"
             pb = f"{boot['p']:.3f}" if boot else "–"
             cells.append(f"{shown} (p {c['paired_t_p'][k]:.3f} / {pb})")
