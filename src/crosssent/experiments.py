@@ -357,11 +357,14 @@ def compare_extra(config: ExperimentConfig, out: Path, results: dict[str, Any]) 
     if not config.report_test:
         return extra
     for dataset, per_variant in results.items():
-        for a, b in config.extra_pairs:
-            if a in per_variant and b in per_variant:
-                entry = _paired(config, out, dataset, per_variant, a, b, _task(out, dataset, per_variant))
-                if entry is not None:
-                    extra.setdefault(dataset, {})[f"{a} - {b}"] = entry
+        pairs = [(a, b) for a, b in config.extra_pairs if a in per_variant and b in per_variant]
+        if not pairs:
+            continue
+        task = _task(out, dataset, per_variant)  # read once per dataset, not per pair
+        for a, b in pairs:
+            entry = _paired(config, out, dataset, per_variant, a, b, task)
+            if entry is not None:
+                extra.setdefault(dataset, {})[f"{a} - {b}"] = entry
     return extra
 
 
