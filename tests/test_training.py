@@ -141,3 +141,17 @@ def test_parameter_groups_give_the_fusion_its_own_rate():
     assert own[1e-3] == sum(p.numel() for p in model.parameters()) - n_fusion - n_backbone
     shared = by_lr(parameter_groups(model, TrainSettings(lr_backbone=1e-5, lr_new=1e-3)))
     assert set(shared) == {1e-5, 1e-3} and shared[1e-3] == own[1e-3] + n_fusion
+
+
+@pytest.mark.parametrize("variant", ["crosssent", "text_only", "mag", "late_fusion"])
+def test_lr_fusion_is_listed_as_unused_exactly_where_no_fusion_module_exists(variant):
+    """The runner keeps a variant's finished runs when only a setting it never reads changed."""
+    from crosssent.backbones import tiny_random_backbone
+    from crosssent.configuration import CrossSentConfig
+    from crosssent.modeling import build_model
+    from crosssent.settings import UNUSED_TRAIN_FIELDS
+
+    model = build_model(CrossSentConfig(variant=variant, audio_dim=4, visual_dim=3, inject_layer=1),
+                        backbone=tiny_random_backbone())
+    has_fusion = any(n.startswith("fusion.") for n, _ in model.named_parameters())
+    assert ("lr_fusion" in UNUSED_TRAIN_FIELDS[variant]) == (not has_fusion)

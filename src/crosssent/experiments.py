@@ -37,7 +37,7 @@ from scipy import stats
 from crosssent.configuration import UNUSED_FIELDS
 from crosssent.data.dataset import write_json_atomic, write_text_atomic
 from crosssent.metrics import compute_metrics
-from crosssent.settings import load_settings
+from crosssent.settings import UNUSED_TRAIN_FIELDS, load_settings
 
 VARIANT_OVERRIDES: dict[str, list[str]] = {
     "crosssent": [],
@@ -198,8 +198,7 @@ def _check_same_settings(target: Path, settings: Any) -> None:
     current = settings.model_dump(mode="json")
     ignored = {("train", "progress_bar"), ("train", "interrupt_after_epochs"), ("train", "keep_checkpoints")}
     ignored |= {("model", key) for key in UNUSED_FIELDS[settings.model.variant]}
-    if settings.model.variant in ("text_only", "late_fusion"):  # no fusion module to train
-        ignored.add(("train", "lr_fusion"))
+    ignored |= {("train", key) for key in UNUSED_TRAIN_FIELDS[settings.model.variant]}
     for section, values in current.items():
         saved_section = saved.get(section) or {}
         fields = type(getattr(settings, section)).model_fields

@@ -95,6 +95,16 @@ class TrainSettings(_Section):
     interrupt_after_epochs: int | None = None
 
 
+# Train settings a model variant never reads: those without a fusion module (the parameters
+# under ``fusion.`` that ``lr_fusion`` applies to) ignore ``lr_fusion``.
+UNUSED_TRAIN_FIELDS: dict[str, frozenset[str]] = {
+    "crosssent": frozenset(),
+    "text_only": frozenset({"lr_fusion"}),
+    "mag": frozenset(),
+    "late_fusion": frozenset({"lr_fusion"}),
+}
+
+
 class RunSettings(_Section):
     data: DataSettings
     model: ModelSettings = ModelSettings()
