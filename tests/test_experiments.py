@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from crosssent.experiments import (
-    ExperimentConfig, GridIncomplete, grid, load_experiment, mean_ci, paired_bootstrap, run_dir, run_grid,
+    ExperimentConfig, GridIncomplete, compare, compare_extra, grid, load_experiment, mean_ci, paired_bootstrap, run_dir, run_grid,
 )
 from crosssent.settings import load_settings
 from crosssent.training import RunInterrupted, train_run
@@ -138,6 +138,13 @@ def test_search_grid_reports_validation_only_and_custom_variants(tmp_path):
     assert all("9.0" not in text for text in files)  # no test number anywhere
     assert "VALIDATION metrics only" in files[0] and "`inject_1` = model.inject_layer=1" in files[0]
     assert ",valid,mae," in files[2]
+
+
+def test_a_dataset_with_nothing_to_pair_is_left_out_of_the_comparisons(tmp_path):
+    config = ExperimentConfig(name="lone", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=x"]},
+                              variants=["crosssent", "no_gmra"], extra_pairs=[("no_gmra", "crosssent")])
+    results = {"d": {"crosssent": {"seeds": [0]}}}  # no_gmra has no finished run yet
+    assert compare(config, tmp_path, results) == {} and compare_extra(config, tmp_path, results) == {}
 
 
 def test_finished_run_made_with_other_settings_is_refused(tmp_path):

@@ -332,39 +332,35 @@ def _paired(config: ExperimentConfig, out: Path, dataset: str, per_variant: dict
     return entry
 
 
+def _compare_pairs(config: ExperimentConfig, out: Path, results: dict[str, Any],
+                   pairs: Callable[[dict[str, Any]], list[tuple[str, str, str]]]) -> dict[str, Any]:
+    """{dataset: {name: entry}} for the (a, b, name) pairs that ``pairs`` picks from a dataset's
+    finished variants; a dataset with nothing to pair is left out."""
+    found: dict[str, Any] = {}
+    if not config.report_test:
+        return found
+    for dataset, per_variant in results.items():
+        wanted = pairs(per_variant)
+        if not wanted:
+            continue
+        task = _task(out, dataset, per_variant)  # read once per dataset, not per pair
+        for a, b, name in wanted:
+            entry = _paired(config, out, dataset, per_variant, a, b, task)
+            if entry is not None:
+                found.setdefault(dataset, {})[name] = entry
+    return found
+
+
 def compare(config: ExperimentConfig, out: Path, results: dict[str, Any]) -> dict[str, Any]:
     """crosssent minus every other variant: {dataset: {variant: entry}}."""
-    comparisons: dict[str, Any] = {}
-    if not config.report_test:
-        return comparisons
-    for dataset, per_variant in results.items():
-        if "crosssent" not in per_variant:
-            continue
-        task = _task(out, dataset, per_variant)
-        comparisons[dataset] = {}
-        for variant in per_variant:
-            if variant != "crosssent":
-                entry = _paired(config, out, dataset, per_variant, "crosssent", variant, task)
-                if entry is not None:
-                    comparisons[dataset][variant] = entry
-    return comparisons
+    return _compare_pairs(config, out, results, lambda per_variant: [
+        ("crosssent", v, v) for v in per_variant if v != "crosssent" and "crosssent" in per_variant])
 
 
 def compare_extra(config: ExperimentConfig, out: Path, results: dict[str, Any]) -> dict[str, Any]:
     """The ``extra_pairs``: {dataset: {"A - B": entry}}."""
-    extra: dict[str, Any] = {}
-    if not config.report_test:
-        return extra
-    for dataset, per_variant in results.items():
-        pairs = [(a, b) for a, b in config.extra_pairs if a in per_variant and b in per_variant]
-        if not pairs:
-            continue
-        task = _task(out, dataset, per_variant)  # read once per dataset, not per pair
-        for a, b in pairs:
-            entry = _paired(config, out, dataset, per_variant, a, b, task)
-            if entry is not None:
-                extra.setdefault(dataset, {})[f"{a} - {b}"] = entry
-    return extra
+    return _compare_pairs(config, out, results, lambda per_variant: [
+        (a, b, f"{a} - {b}") for a, b in config.extra_pairs if a in per_variant and b in per_variant])
 
 
 def _fmt(stat: dict[str, float], key: str) -> str:
