@@ -1,5 +1,6 @@
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -28,9 +29,11 @@ def test_a_dropped_modality_is_absent_from_the_model_and_ignored_when_scoring(tm
     assert again["test"] == pytest.approx(metrics["test"], abs=1e-5)
 
 
-def test_run_directory_has_every_file(tmp_path, synthetic_dir):
+def test_run_directory_has_every_file(tmp_path, synthetic_dir, capsys):
     out = tmp_path / "run"
     metrics = train_run(tiny_settings(synthetic_dir), out)
+    # without a progress bar, each epoch still reports one line (the grid logs rely on it)
+    assert re.findall(r"epoch (\d)/2: valid MSE \d+\.\d{4}", capsys.readouterr().err) == ["1", "2"]
     assert set(metrics) == {"valid", "test"} and "acc2_non0" in metrics["test"]
     for name in ("config.yaml", "metrics.json", "predictions.csv", "run_info.json",
                  "model/config.json", "model/model.safetensors", "model/backbone/config.json",

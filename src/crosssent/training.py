@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,22 @@ class _InterruptAfter(Callback):
             raise RunInterrupted(f"interrupted after epoch {self.epochs} (train.interrupt_after_epochs)")
 
 
+class _EpochLine(Callback):
+    """One line per finished epoch on stderr, for logs where the progress bar is switched off
+    (``train.progress_bar=false``, as the experiment grids run)."""
+
+    def __init__(self, max_epochs: int) -> None:
+        self.max_epochs, self.started = max_epochs, time.time()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        valid = trainer.callback_metrics.get("valid_mse")
+        shown = f"{float(valid):.4f}" if valid is not None else "n/a"
+        print(f"  epoch {trainer.current_epoch + 1}/{self.max_epochs}: valid MSE {shown} "
+              f"({time.time() - self.started:.0f} s since start)", file=sys.stderr, flush=True)
+
+
 def set_feature_statistics(model: CrossSentModel, table: Any) -> None:
     """Per-feature mean/std of every A/V stream over the real frames of the *training* split
     (never valid/test), stored in the model's standardisers."""
@@ -205,6 +222,8 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
         monitor="valid_mse", mode="min", save_last=True, enable_version_counter=False,
     )
     callbacks: list[Callback] = [_EpochSeeding(sampler, ts.seed), best, EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience)]
+    if not ts.progress_bar:
+        callbacks.append(_EpochLine(ts.max_epochs))
     if ts.interrupt_after_epochs:
         callbacks.append(_InterruptAfter(ts.interrupt_after_epochs))
     trainer = L.Trainer(
