@@ -354,7 +354,7 @@ def _compare_pairs(config: ExperimentConfig, out: Path, results: dict[str, Any],
 def compare(config: ExperimentConfig, out: Path, results: dict[str, Any]) -> dict[str, Any]:
     """crosssent minus every other variant: {dataset: {variant: entry}}."""
     return _compare_pairs(config, out, results, lambda per_variant: [
-        ("crosssent", v, v) for v in per_variant if v != "crosssent" and "crosssent" in per_variant])
+        ("crosssent", v, v) for v in per_variant if v != "crosssent"] if "crosssent" in per_variant else [])
 
 
 def compare_extra(config: ExperimentConfig, out: Path, results: dict[str, Any]) -> dict[str, Any]:

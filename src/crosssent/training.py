@@ -137,15 +137,15 @@ class _EpochLine(Callback):
     """One line per finished epoch on stderr, for logs where the progress bar is switched off
     (``train.progress_bar=false``, as the experiment grids run)."""
 
-    def __init__(self, max_epochs: int) -> None:
-        self.max_epochs, self.started = max_epochs, time.time()
+    def __init__(self, started: float) -> None:
+        self.started = started  # the run's own clock (train_run's start), not a second one
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         valid = trainer.callback_metrics.get("valid_mse")
         shown = f"{float(valid):.4f}" if valid is not None else "n/a"
-        print(f"  epoch {trainer.current_epoch + 1}/{self.max_epochs}: valid MSE {shown} "
+        print(f"  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: valid MSE {shown} "
               f"({time.time() - self.started:.0f} s since start)", file=sys.stderr, flush=True)
 
 
@@ -223,7 +223,7 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
     )
     callbacks: list[Callback] = [_EpochSeeding(sampler, ts.seed), best, EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience)]
     if not ts.progress_bar:
-        callbacks.append(_EpochLine(ts.max_epochs))
+        callbacks.append(_EpochLine(started))
     if ts.interrupt_after_epochs:
         callbacks.append(_InterruptAfter(ts.interrupt_after_epochs))
     trainer = L.Trainer(
