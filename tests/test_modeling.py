@@ -117,6 +117,32 @@ def test_variants_train_and_return_structured_output(variant):
     assert (out.gates is not None) == (variant in ("crosssent", "mag"))
 
 
+def test_adapter_dim_zero_leaves_the_adapter_out():
+    """The ablation without the bottleneck adapter: GMRA is exactly H + g * Z, and it trains."""
+    torch.manual_seed(0)
+    model = make(adapter_dim=0)
+    assert not [n for n, _ in model.named_parameters() if "adapter" in n]
+    fusion = model.fusion
+    with torch.no_grad():  # open the injection so that Z is not zero
+        torch.nn.init.normal_(fusion.out.weight, std=0.5)
+    hidden = torch.randn(4, 8, 32)
+    audio, visual = torch.randn(4, 6, 5), torch.randn(4, 6, 3)
+    masks = dict(audio_mask=torch.ones(4, 6, dtype=torch.bool), visual_mask=torch.ones(4, 6, dtype=torch.bool))
+    result = fusion.eval()(hidden, audio=audio, visual=visual, text_mask=torch.ones(4, 8), **masks)
+    with_adapter = make(adapter_dim=8).fusion.eval()
+    with_adapter.load_state_dict(fusion.state_dict(), strict=False)
+    with torch.no_grad():
+        torch.nn.init.normal_(with_adapter.adapter_up.weight, std=0.5)
+    z, _ = fusion._cross_attend(hidden, *fusion._keys(audio, masks["audio_mask"], visual, masks["visual_mask"]))
+    assert z.abs().sum() > 0
+    assert torch.allclose(result.hidden, hidden + result.gates * z)
+    other = with_adapter(hidden, audio=audio, visual=visual, text_mask=torch.ones(4, 8), **masks)
+    assert torch.equal(other.gates, result.gates)  # same H + g * Z underneath ...
+    assert not torch.allclose(other.hidden, result.hidden)  # ... and the adapter adds to it
+    losses = _train_steps(model.train(), toy_batch(), steps=20, lr=3e-3)
+    assert losses[-1] < losses[0]
+
+
 def test_attentions_on_request_and_backend_restored():
     model = make().eval()
     out = model(**toy_batch(), output_attentions=True)

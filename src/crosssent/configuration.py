@@ -45,7 +45,8 @@ class CrossSentConfig(BaseModel):
             first layer, ``k = num_layers`` after the last). [choice: default 3]
         fusion_dim: width ``d`` of the cross-modal attention; 0 means "same as the encoder".
         fusion_heads: number of cross-attention heads.
-        adapter_dim: bottleneck width of the residual adapter ``Up(GELU(Down(LN(F))))``.
+        adapter_dim: bottleneck width of the residual adapter ``Up(GELU(Down(LN(F))))``;
+            0 leaves the adapter out (an ablation: GMRA is then ``H + g * Z`` only).
         gate_bias_init: initial bias of the sigmoid gate; negative starts nearly closed.
             [choice: -2.0, i.e. the gate opens at sigmoid(-2) = 0.12]
         pooling: ``cls`` (first token, the paper's head) or ``mean`` (masked mean).
@@ -66,7 +67,7 @@ class CrossSentConfig(BaseModel):
     inject_layer: int = Field(default=3, ge=1)
     fusion_dim: int = Field(default=0, ge=0)
     fusion_heads: int = Field(default=4, ge=1)
-    adapter_dim: int = Field(default=64, ge=1)
+    adapter_dim: int = Field(default=64, ge=0)
     gate_bias_init: float = -2.0
     pooling: Pooling = "cls"
     head_hidden: int = Field(default=128, ge=1)

@@ -170,14 +170,16 @@ class GatedMultimodalResidualAdapter(nn.Module):
         self.out = nn.Linear(d, hidden_size)  # W_O, also maps d back to h
         self.attn_dropout = nn.Dropout(dropout)
         self.gate = nn.Linear(2 * hidden_size, hidden_size)  # W_g, b_g
-        self.adapter_norm = nn.LayerNorm(hidden_size)
-        self.adapter_down = nn.Linear(hidden_size, adapter_dim)
-        self.adapter_up = nn.Linear(adapter_dim, hidden_size)
+        # adapter_dim 0 leaves the adapter out (an ablation); names kept for saved checkpoints.
+        self.adapter_norm = nn.LayerNorm(hidden_size) if adapter_dim else None
+        self.adapter_down = nn.Linear(hidden_size, adapter_dim) if adapter_dim else None
+        self.adapter_up = nn.Linear(adapter_dim, hidden_size) if adapter_dim else None
         self.adapter_dropout = nn.Dropout(dropout)
+        if self.adapter_up is not None:
+            nn.init.zeros_(self.adapter_up.weight)
+            nn.init.zeros_(self.adapter_up.bias)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
-        nn.init.zeros_(self.adapter_up.weight)
-        nn.init.zeros_(self.adapter_up.bias)
         nn.init.constant_(self.gate.bias, gate_bias_init)
 
     def _keys(
@@ -216,10 +218,11 @@ class GatedMultimodalResidualAdapter(nn.Module):
             z, weights = self._cross_attend(hidden, *keys)
         gates = torch.sigmoid(self.gate(torch.cat([hidden, z], dim=-1)))  # (B, L, h)
         fused = hidden + gates * z
-        adapted = self.adapter_up(
-            self.adapter_dropout(nn.functional.gelu(self.adapter_down(self.adapter_norm(fused))))
-        )
-        out = fused + adapted
+        out = fused
+        if self.adapter_up is not None:  # bottleneck adapter Up(GELU(Down(LN(F))))
+            out = fused + self.adapter_up(
+                self.adapter_dropout(nn.functional.gelu(self.adapter_down(self.adapter_norm(fused))))
+            )
         # Padding tokens of the text keep their values: they never carry injected signal.
         keep = text_mask.bool().unsqueeze(-1)
         out = torch.where(keep, out, hidden)
