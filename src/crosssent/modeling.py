@@ -171,13 +171,14 @@ class GatedMultimodalResidualAdapter(nn.Module):
         self.attn_dropout = nn.Dropout(dropout)
         self.gate = nn.Linear(2 * hidden_size, hidden_size)  # W_g, b_g
         # adapter_dim 0 leaves the adapter out (an ablation); names kept for saved checkpoints.
-        self.adapter_norm = nn.LayerNorm(hidden_size) if adapter_dim else None
-        self.adapter_down = nn.Linear(hidden_size, adapter_dim) if adapter_dim else None
-        self.adapter_up = nn.Linear(adapter_dim, hidden_size) if adapter_dim else None
-        self.adapter_dropout = nn.Dropout(dropout)
-        if self.adapter_up is not None:
+        self.adapter_norm = self.adapter_down = self.adapter_up = None
+        if adapter_dim:
+            self.adapter_norm = nn.LayerNorm(hidden_size)
+            self.adapter_down = nn.Linear(hidden_size, adapter_dim)
+            self.adapter_up = nn.Linear(adapter_dim, hidden_size)
             nn.init.zeros_(self.adapter_up.weight)
             nn.init.zeros_(self.adapter_up.bias)
+        self.adapter_dropout = nn.Dropout(dropout)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         nn.init.constant_(self.gate.bias, gate_bias_init)
