@@ -95,3 +95,20 @@ def test_accepts_lists_arrays_and_tensors():
 def test_bad_input_raises_clear_error(preds, labels, dataset, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         compute_metrics(preds, labels, dataset)
+
+
+def test_weighted_f1_and_quadratic_kappa_match_scikit_learn():
+    from sklearn.metrics import cohen_kappa_score, f1_score
+
+    from crosssent.metrics import quadratic_kappa, weighted_f1
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 7, 50, 500):
+        for bias in (0.0, 0.1, 0.5, 0.9, 1.0):  # 0 and 1: one class only on one or both sides
+            truth, pred = rng.random(n) < bias, rng.random(n) < 0.5
+            assert weighted_f1(truth, pred) == pytest.approx(f1_score(truth, pred, average="weighted"), abs=1e-12)
+            assert weighted_f1(truth, truth) == pytest.approx(f1_score(truth, truth, average="weighted"), abs=1e-12)
+        labels, preds = rng.integers(-3, 4, n), np.clip(rng.integers(-3, 4, n) + rng.integers(-1, 2, n), -3, 3)
+        if not np.array_equal(labels, preds):
+            expected = cohen_kappa_score(labels, preds, labels=list(range(-3, 4)), weights="quadratic")
+            assert quadratic_kappa(labels, preds, range(-3, 4)) == pytest.approx(expected, abs=1e-12)

@@ -158,3 +158,22 @@ def test_lr_fusion_is_listed_as_unused_exactly_where_no_fusion_module_exists(var
                         backbone=tiny_random_backbone())
     has_fusion = any(n.startswith("fusion.") for n, _ in model.named_parameters())
     assert ("lr_fusion" in UNUSED_TRAIN_FIELDS[variant]) == (not has_fusion)
+
+
+@pytest.mark.parametrize(("scheduler", "last_rate"), [("linear", 0.0), ("constant", 1e-3)])
+def test_learning_rate_schedule_warms_up_then_decays_or_stays(scheduler, last_rate):
+    import torch
+
+    from crosssent.settings import TrainSettings
+    from crosssent.training import learning_rate_schedule
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    schedule = learning_rate_schedule(
+        optimizer, TrainSettings(warmup_ratio=0.1, scheduler=scheduler), total_steps=100)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates[0] == 0.0 and rates[10] == pytest.approx(1e-3)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(last_rate)

@@ -7,7 +7,9 @@
   ACC3/ACC5 by the bin edges of MMSA (left-open, right-closed bins);
 - ordinal extras: quadratic-weighted kappa, share of clips off by >= 2 levels, mean level gap.
 
-Pure numpy/scipy/scikit-learn; imports nothing else of ours.
+Pure numpy: weighted F1 and quadratic kappa are written out (a paired bootstrap calls this
+thousands of times, and scikit-learn's input checks made that minutes per report); a test checks
+both against scikit-learn's ``f1_score`` / ``cohen_kappa_score``. Imports nothing else of ours.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.metrics import cohen_kappa_score, f1_score
 
 Dataset = Literal["mosi", "mosei", "sims"]
 
@@ -50,15 +51,43 @@ def _corr(pred: np.ndarray, label: np.ndarray) -> float:
 def _ordinal(pred_levels: np.ndarray, label_levels: np.ndarray, levels: range) -> dict[str, float]:
     gap = np.abs(pred_levels - label_levels)
     if np.array_equal(pred_levels, label_levels):
-        qwk = 1.0  # perfect agreement (sklearn gives NaN when only one level occurs)
+        qwk = 1.0  # perfect agreement (the formula gives 0/0 when only one level occurs)
     else:
-        qwk = float(cohen_kappa_score(label_levels, pred_levels, labels=list(levels), weights="quadratic"))
+        qwk = quadratic_kappa(label_levels, pred_levels, levels)
     return {"qwk": qwk, "jump2": float(np.mean(gap >= 2)), "mean_abs_jump": float(np.mean(gap))}
+
+
+def quadratic_kappa(label_levels: np.ndarray, pred_levels: np.ndarray, levels: range) -> float:
+    """Cohen's kappa with quadratic weights over the integer ``levels`` (as scikit-learn's
+    ``cohen_kappa_score(..., weights="quadratic")``); NaN when chance disagreement is 0."""
+    k = len(levels)
+    rows = (np.asarray(label_levels) - levels.start).astype(np.int64)
+    cols = (np.asarray(pred_levels) - levels.start).astype(np.int64)
+    observed = np.bincount(rows * k + cols, minlength=k * k).reshape(k, k).astype(np.float64)
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / observed.sum()
+    weight = (np.arange(k)[:, None] - np.arange(k)[None, :]) ** 2.0
+    chance = float((weight * expected).sum())
+    return 1.0 - float((weight * observed).sum()) / chance if chance else float("nan")
+
+
+def weighted_f1(truth: np.ndarray, pred: np.ndarray) -> float:
+    """F1 of each class present in ``truth`` or ``pred`` (bool arrays), averaged with the
+    class's share of ``truth`` as weight (scikit-learn's ``average="weighted"``; 0 for a class
+    never predicted correctly)."""
+    total = 0.0
+    for cls in (False, True):
+        in_truth, in_pred = truth == cls, pred == cls
+        support = int(in_truth.sum())
+        if support == 0:
+            continue  # weight 0
+        tp = int((in_truth & in_pred).sum())
+        total += support * (2 * tp / (support + int(in_pred.sum())))
+    return total / truth.size
 
 
 def _binary(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     acc = float(np.mean(truth == pred))
-    return acc, float(f1_score(truth, pred, average="weighted"))
+    return acc, weighted_f1(truth, pred)
 
 
 def _mosi(pred: np.ndarray, label: np.ndarray) -> dict[str, float]:

@@ -76,7 +76,9 @@ class TrainSettings(_Section):
     # learns at the head's rate (mpnet at 1e-3 diverged in epoch 1 on MOSI).
     lr_fusion: float | None = Field(default=None, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
-    warmup_ratio: float = Field(default=0.1, ge=0, le=1)  # linear warm-up, then linear decay
+    warmup_ratio: float = Field(default=0.1, ge=0, le=1)  # linear warm-up over this share of steps
+    # after the warm-up: "linear" decays every rate to 0 at the last step, "constant" keeps it
+    scheduler: Literal["linear", "constant"] = "linear"
     grad_clip: float = Field(default=1.0, ge=0)
     patience: int = Field(default=3, ge=1)  # early stopping on validation MSE
     deterministic: bool = True

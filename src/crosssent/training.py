@@ -29,7 +29,7 @@ import torchmetrics
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader
-from transformers import get_linear_schedule_with_warmup
+from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
 from crosssent.backbones import load_backbone
 from crosssent.data.align import align_dataset, default_cache_root
@@ -82,9 +82,19 @@ class CrossSentModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         s = self.settings
         optimizer = torch.optim.AdamW(parameter_groups(self.model, s))
-        total = int(self.trainer.estimated_stepping_batches)
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(s.warmup_ratio * total), total)
+        scheduler = learning_rate_schedule(optimizer, s, total_steps=int(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def learning_rate_schedule(
+    optimizer: torch.optim.Optimizer, s: TrainSettings, *, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_ratio`` of the steps, then linear decay to 0 at the last step
+    (``scheduler: linear``) or the peak rate kept to the end (``scheduler: constant``)."""
+    warmup = int(s.warmup_ratio * total_steps)
+    if s.scheduler == "constant":
+        return get_constant_schedule_with_warmup(optimizer, warmup)
+    return get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
 
 
 def parameter_groups(model: torch.nn.Module, s: TrainSettings) -> list[dict[str, Any]]:
