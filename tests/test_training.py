@@ -177,3 +177,35 @@ def test_learning_rate_schedule_warms_up_then_decays_or_stays(scheduler, last_ra
         schedule.step()
     assert rates[0] == 0.0 and rates[10] == pytest.approx(1e-3)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(last_rate)
+
+
+def test_hide_streams_at_random_masks_whole_streams_of_some_clips_only():
+    import torch
+
+    from crosssent.training import hide_streams_at_random
+
+    torch.manual_seed(0)
+    audio_mask = torch.ones(4000, 3, dtype=torch.bool)
+    audio_mask[:, 2] = False  # padding stays padding
+    inputs = {"input_ids": torch.zeros(4000, 5), "attention_mask": torch.ones(4000, 5),
+              "audio": torch.randn(4000, 3, 2), "audio_mask": audio_mask,
+              "visual": torch.randn(4000, 1, 2), "visual_mask": None}
+    assert hide_streams_at_random(inputs, rate=0.0) is inputs
+    out = hide_streams_at_random(inputs, rate=0.3)
+    assert out["input_ids"] is inputs["input_ids"] and out["audio"] is inputs["audio"]
+    audio_shown, visual_shown = out["audio_mask"][:, 0], out["visual_mask"][:, 0]
+    assert torch.equal(out["audio_mask"][:, 1], audio_shown) and not out["audio_mask"][:, 2].any()
+    assert abs((~audio_shown).float().mean().item() - 0.3) < 0.03
+    assert abs((~visual_shown).float().mean().item() - 0.3) < 0.03
+    assert abs((audio_shown == visual_shown).float().mean().item() - (0.7**2 + 0.3**2)) < 0.03  # drawn apart
+    assert hide_streams_at_random({**inputs, "audio": None, "audio_mask": None}, rate=0.5)["audio_mask"] is None
+
+
+def test_modality_dropout_trains_and_is_only_read_by_models_with_streams(tmp_path, synthetic_dir):
+    from crosssent.settings import UNUSED_TRAIN_FIELDS
+
+    assert "modality_dropout" in UNUSED_TRAIN_FIELDS["text_only"]
+    assert "modality_dropout" not in UNUSED_TRAIN_FIELDS["crosssent"] | UNUSED_TRAIN_FIELDS["late_fusion"]
+    plain = train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1}), tmp_path / "plain")
+    hidden = train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1, "modality_dropout": 0.5}), tmp_path / "hidden")
+    assert np.isfinite(hidden["test"]["mae"]) and hidden["test"]["mae"] != plain["test"]["mae"]

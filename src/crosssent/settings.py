@@ -80,6 +80,9 @@ class TrainSettings(_Section):
     # after the warm-up: "linear" decays every rate to 0 at the last step, "constant" keeps it
     scheduler: Literal["linear", "constant"] = "linear"
     grad_clip: float = Field(default=1.0, ge=0)
+    # Training only: each clip's audio stream (and, drawn apart, its visual stream) is hidden
+    # with this probability, as if missing, so the text path must also stand alone.
+    modality_dropout: float = Field(default=0.0, ge=0, lt=1)
     patience: int = Field(default=3, ge=1)  # early stopping on validation MSE
     deterministic: bool = True
     precision: str = "32-true"  # "bf16-mixed" / "16-mixed" on GPU
@@ -98,10 +101,11 @@ class TrainSettings(_Section):
 
 
 # Train settings a model variant never reads: those without a fusion module (the parameters
-# under ``fusion.`` that ``lr_fusion`` applies to) ignore ``lr_fusion``.
+# under ``fusion.`` that ``lr_fusion`` applies to) ignore ``lr_fusion``; text_only sees no
+# audio/visual stream to hide.
 UNUSED_TRAIN_FIELDS: dict[str, frozenset[str]] = {
     "crosssent": frozenset(),
-    "text_only": frozenset({"lr_fusion"}),
+    "text_only": frozenset({"lr_fusion", "modality_dropout"}),
     "mag": frozenset(),
     "late_fusion": frozenset({"lr_fusion"}),
 }

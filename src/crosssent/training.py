@@ -63,7 +63,7 @@ class CrossSentModule(L.LightningModule):
         self.valid_mse = torchmetrics.MeanSquaredError()
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        out = self.model(**batch.model_inputs())
+        out = self.model(**hide_streams_at_random(batch.model_inputs(), rate=self.settings.modality_dropout))
         loss = self.objective(out.prediction, batch.label, progress=self.global_step / self.steps_per_epoch)
         size = len(batch.id)
         self.log("train_loss", loss.total, prog_bar=True, batch_size=size)
@@ -84,6 +84,23 @@ class CrossSentModule(L.LightningModule):
         optimizer = torch.optim.AdamW(parameter_groups(self.model, s))
         scheduler = learning_rate_schedule(optimizer, s, total_steps=int(self.trainer.estimated_stepping_batches))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def hide_streams_at_random(inputs: dict[str, torch.Tensor | None], *, rate: float) -> dict[str, torch.Tensor | None]:
+    """Model inputs where each clip's audio and visual streams are, independently, masked out
+    entirely with probability ``rate`` (a masked-out stream injects nothing, as a missing one)."""
+    if not rate:
+        return inputs
+    hidden = dict(inputs)
+    for name in ("audio", "visual"):
+        features, mask = inputs[name], inputs[f"{name}_mask"]
+        if features is None:
+            continue
+        if mask is None:
+            mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
+        shown = torch.rand(features.shape[0], 1, device=features.device) >= rate  # (B, 1)
+        hidden[f"{name}_mask"] = mask.bool() & shown
+    return hidden
 
 
 def learning_rate_schedule(
