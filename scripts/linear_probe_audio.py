@@ -1,0 +1,63 @@
+"""Does a dataset's audio stream carry sentiment that reaches the test split? A linear probe.
+
+    python scripts/linear_probe_audio.py data/mosi-clip --backbone minilm
+
+Ridge regressions (penalty chosen by leave-one-out on the training split) on three inputs:
+frozen mean-pooled text embeddings, the audio features (averaged over a clip's frames, z-scored
+with training statistics), and both side by side. Prints Non0-ACC2 and MAE on the validation and
+test splits (MOSI/MOSEI conventions); nothing is trained but the ridge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import typer
+from sklearn.linear_model import RidgeCV
+
+from crosssent.backbones import load_backbone
+from crosssent.data.dataset import load_dataset
+from crosssent.metrics import compute_metrics
+
+
+def text_embeddings(texts: list[str], backbone: str, *, max_len: int, batch: int = 64) -> np.ndarray:
+    """(N, d) mean of the last hidden states over real tokens."""
+    model, tokenizer = load_backbone(backbone)
+    model.eval()
+    parts = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch):
+            enc = tokenizer(texts[start:start + batch], padding=True, truncation=True, max_length=max_len,
+                            return_tensors="pt")
+            hidden = model(**enc).last_hidden_state  # (B, L, d)
+            mask = enc["attention_mask"].unsqueeze(-1).float()  # (B, L, 1)
+            parts.append(((hidden * mask).sum(1) / mask.sum(1)).numpy())
+    return np.concatenate(parts)
+
+
+def main(data_dir: Path, backbone: str = "minilm", max_len: int = 50) -> None:
+    table, meta = load_dataset(data_dir)
+    if not meta.audio_dim or meta.task == "sims":
+        raise typer.BadParameter(f"{data_dir}: needs an audio stream and MOSI/MOSEI labels")
+    split = np.array(table["split"])
+    label = np.array(table["label"], dtype=np.float64)
+    audio = np.array([np.asarray(a, dtype=np.float64).reshape(-1, meta.audio_dim).mean(0)
+                      for a in table["audio"]])  # (N, da)
+    train = split == "train"
+    std = audio[train].std(0)
+    audio = (audio - audio[train].mean(0)) / np.where(std > 0, std, 1.0)
+    text = text_embeddings(list(table["text"]), backbone, max_len=max_len)
+    for name, x in (("text", text), ("audio", audio), ("text+audio", np.hstack([text, audio]))):
+        ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit(x[train], label[train])
+        scores = []
+        for part in ("valid", "test"):
+            rows = split == part
+            m = compute_metrics(ridge.predict(x[rows]), label[rows], meta.task)
+            scores.append(f"{part} Non0-ACC2 {100 * m['acc2_non0']:.1f} MAE {m['mae']:.3f}")
+        print(f"{name:<11} " + " | ".join(scores))
+
+
+if __name__ == "__main__":
+    typer.run(main)
