@@ -20,6 +20,7 @@ from sklearn.linear_model import RidgeCV
 from crosssent.backbones import load_backbone
 from crosssent.data.dataset import load_dataset
 from crosssent.metrics import compute_metrics
+from crosssent.modeling import masked_mean
 
 
 def text_embeddings(texts: list[str], backbone: str, *, max_len: int, batch: int = 64) -> np.ndarray:
@@ -32,8 +33,7 @@ def text_embeddings(texts: list[str], backbone: str, *, max_len: int, batch: int
             enc = tokenizer(texts[start:start + batch], padding=True, truncation=True, max_length=max_len,
                             return_tensors="pt")
             hidden = model(**enc).last_hidden_state  # (B, L, d)
-            mask = enc["attention_mask"].unsqueeze(-1).float()  # (B, L, 1)
-            parts.append(((hidden * mask).sum(1) / mask.sum(1)).numpy())
+            parts.append(masked_mean(hidden, enc["attention_mask"].bool()).numpy())  # (B, d)
     return np.concatenate(parts)
 
 
