@@ -6,6 +6,9 @@ Ridge regressions (penalty chosen by leave-one-out on the training split) on thr
 frozen mean-pooled text embeddings, the audio features (averaged over a clip's frames, z-scored
 with training statistics), and both side by side. Prints Non0-ACC2 and MAE on the validation and
 test splits (MOSI/MOSEI conventions); nothing is trained but the ridge.
+
+``--audio-norm per-video`` z-scores the audio within each video instead (the video id is the clip
+id up to its last ``_``, as in MOSI/MOSEI), which removes what tells one speaker from another.
 """
 
 from __future__ import annotations
@@ -37,7 +40,22 @@ def text_embeddings(texts: list[str], backbone: str, *, max_len: int, batch: int
     return np.concatenate(parts)
 
 
-def main(data_dir: Path, backbone: str = "minilm", max_len: int = 50) -> None:
+def zscore(values: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    """(N, d) scaled with the mean/std of the rows in ``fit`` (constant columns left unscaled)."""
+    std = values[fit].std(0)
+    return (values - values[fit].mean(0)) / np.where(std > 1e-8, std, 1.0)
+
+
+def zscore_per_video(values: np.ndarray, ids: list[str]) -> np.ndarray:
+    videos = np.array([clip.rsplit("_", 1)[0] for clip in ids])
+    out = np.empty_like(values)
+    for video in np.unique(videos):
+        rows = videos == video
+        out[rows] = zscore(values[rows], np.ones(rows.sum(), bool))
+    return out
+
+
+def main(data_dir: Path, backbone: str = "minilm", max_len: int = 50, audio_norm: str = "global") -> None:
     table, meta = load_dataset(data_dir)
     if not meta.audio_dim or meta.task == "sims":
         raise typer.BadParameter(f"{data_dir}: needs an audio stream and MOSI/MOSEI labels")
@@ -46,8 +64,12 @@ def main(data_dir: Path, backbone: str = "minilm", max_len: int = 50) -> None:
     audio = np.array([np.asarray(a, dtype=np.float64).reshape(-1, meta.audio_dim).mean(0)
                       for a in table["audio"]])  # (N, da)
     train = split == "train"
-    std = audio[train].std(0)
-    audio = (audio - audio[train].mean(0)) / np.where(std > 0, std, 1.0)
+    if audio_norm == "global":
+        audio = zscore(audio, train)
+    elif audio_norm == "per-video":
+        audio = zscore_per_video(audio, list(table["id"]))
+    else:
+        raise typer.BadParameter(f"--audio-norm {audio_norm!r}: choose global or per-video")
     text = text_embeddings(list(table["text"]), backbone, max_len=max_len)
     for name, x in (("text", text), ("audio", audio), ("text+audio", np.hstack([text, audio]))):
         ridge = RidgeCV(alphas=np.logspace(-2, 4, 25)).fit(x[train], label[train])

@@ -4,16 +4,19 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
-def test_linear_probe_finds_the_synthetic_audio_signal(tmp_path):
+@pytest.mark.parametrize("audio_norm", ["global", "per-video"])
+def test_linear_probe_finds_the_synthetic_audio_signal(tmp_path, audio_norm):
     from crosssent.data.sources.synthetic import generate
 
     data = generate(tmp_path / "synthetic", n_train=600, n_valid=100, n_test=300, seed=1)
     done = subprocess.run([sys.executable, str(SCRIPTS / "linear_probe_audio.py"), str(data),
-                           "--backbone", "tiny-random"], capture_output=True, text=True, check=True)
+                           "--backbone", "tiny-random", "--audio-norm", audio_norm],
+                          capture_output=True, text=True, check=True)
     test_mae = {}
     for line in done.stdout.splitlines():
         found = re.match(r"^(text|audio|text\+audio) .*\| test Non0-ACC2 [0-9.]+ MAE ([0-9.]+)$", line)
@@ -22,6 +25,15 @@ def test_linear_probe_finds_the_synthetic_audio_signal(tmp_path):
     assert set(test_mae) == {"text", "audio", "text+audio"}
     # the synthetic tone lives in the audio only: adding it must help the (random) text probe
     assert test_mae["text+audio"] < test_mae["text"] - 0.1
+
+
+def test_linear_probe_refuses_an_unknown_audio_norm(tmp_path):
+    from crosssent.data.sources.synthetic import generate
+
+    data = generate(tmp_path / "synthetic", n_train=60, n_valid=10, n_test=30, seed=1)
+    done = subprocess.run([sys.executable, str(SCRIPTS / "linear_probe_audio.py"), str(data),
+                           "--backbone", "tiny-random", "--audio-norm", "per-speaker"], capture_output=True, text=True)
+    assert done.returncode != 0 and "per-speaker" in done.stderr
 
 
 def test_plain_text_finetune_learns_the_synthetic_text_and_keeps_the_best_epoch(tmp_path):
