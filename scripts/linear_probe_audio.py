@@ -7,6 +7,8 @@ frozen mean-pooled text embeddings, the audio features (averaged over a clip's f
 with training statistics), and both side by side. Prints Non0-ACC2 and MAE on the validation and
 test splits (MOSI/MOSEI conventions); nothing is trained but the ridge.
 
+A clip without audio frames gets the mean audio (zeros after scaling); the count is printed.
+
 ``--audio-norm per-video`` z-scores the audio within each video instead (the video id is the clip
 id up to its last ``_``, as in MOSI/MOSEI), which removes what tells one speaker from another.
 """
@@ -41,9 +43,13 @@ def text_embeddings(texts: list[str], backbone: str, *, max_len: int, batch: int
 
 
 def zscore(values: np.ndarray, fit: np.ndarray) -> np.ndarray:
-    """(N, d) scaled with the mean/std of the rows in ``fit`` (constant columns left unscaled)."""
-    std = values[fit].std(0)
-    return (values - values[fit].mean(0)) / np.where(std > 1e-8, std, 1.0)
+    """(N, d) scaled with the mean/std of the rows in ``fit`` (constant columns left unscaled);
+    NaN rows (clips without audio) are ignored in the statistics and come out as zeros."""
+    known = fit & ~np.isnan(values).any(1)
+    if not known.any():
+        return np.zeros_like(values)
+    std = values[known].std(0)
+    return np.nan_to_num((values - values[known].mean(0)) / np.where(std > 1e-8, std, 1.0), nan=0.0)
 
 
 def zscore_per_video(values: np.ndarray, ids: list[str]) -> np.ndarray:
@@ -61,8 +67,10 @@ def main(data_dir: Path, backbone: str = "minilm", max_len: int = 50, audio_norm
         raise typer.BadParameter(f"{data_dir}: needs an audio stream and MOSI/MOSEI labels")
     split = np.array(table["split"])
     label = np.array(table["label"], dtype=np.float64)
-    audio = np.array([np.asarray(a, dtype=np.float64).reshape(-1, meta.audio_dim).mean(0)
-                      for a in table["audio"]])  # (N, da)
+    frames = [np.asarray(a, dtype=np.float64).reshape(-1, meta.audio_dim) for a in table["audio"]]
+    audio = np.array([f.mean(0) if len(f) else np.full(meta.audio_dim, np.nan) for f in frames])  # (N, da)
+    if silent := sum(len(f) == 0 for f in frames):
+        print(f"{silent} clip(s) without audio frames: given the mean audio")
     train = split == "train"
     if audio_norm == "global":
         audio = zscore(audio, train)

@@ -57,3 +57,21 @@ def test_plain_text_finetune_learns_the_synthetic_text_and_keeps_the_best_epoch(
     valid = np.array([row["label"] for row in table if row["split"] == "valid"])
     assert result["valid_mse"] < float(np.mean(valid**2))
 
+
+
+def test_linear_probe_gives_clips_without_audio_the_mean_audio(tmp_path):
+    from crosssent.data.dataset import load_dataset, save_dataset
+    from crosssent.data.sources.synthetic import generate
+
+    data = generate(tmp_path / "synthetic", n_train=200, n_valid=40, n_test=60, seed=1)
+    table, meta = load_dataset(data)
+    columns = table.to_dict()
+    for row in (0, 5, 250):  # two training clips and one test clip lose their audio
+        columns["audio"][row] = []
+        if "audio_length" in columns:
+            columns["audio_length"][row] = 0
+    silent = save_dataset(columns, meta, tmp_path / "silent", where="test")
+    done = subprocess.run([sys.executable, str(SCRIPTS / "linear_probe_audio.py"), str(silent),
+                           "--backbone", "tiny-random"], capture_output=True, text=True, check=True)
+    assert "3 clip(s) without audio frames" in done.stdout
+    assert "nan" not in done.stdout.lower()
