@@ -5,6 +5,7 @@
 Text only: mean-pooled encoder tokens -> MLP -> score, MSE, AdamW (encoder ``--lr-encoder``,
 head ``--lr-head``, weight decay 0.01), batch 32, max length 50, constant rates, every epoch
 run, the epoch with the best validation MSE kept; the test split is scored once, at the end.
+``--out`` gets the metrics, the validation MSE of every epoch and the kept model's predictions.
 It shares only the dataset reader, the backbone loader and the metric code with CrossSent (no
 Lightning, no collate or cache, no CrossSent model), so that comparing its numbers with the
 ``floor_recipe`` variant of ``configs/experiments/mosi-*.yaml`` tells whether our training
@@ -67,7 +68,7 @@ def main(
 ) -> None:
     table, meta = load_dataset(data_dir)
     split = np.array(table["split"])
-    texts = list(table["text"])
+    texts, ids = list(table["text"]), list(table["id"])
     labels = np.array(table["label"], dtype=np.float64)
     rows = {part: np.flatnonzero(split == part) for part in ("train", "valid", "test")}
     random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
@@ -78,7 +79,7 @@ def main(
         {"params": model.head.parameters(), "lr": lr_head},
     ], weight_decay=0.01)
     order = torch.Generator().manual_seed(seed)
-    best_mse, best_epoch, best_state = float("inf"), 0, None
+    best_mse, best_epoch, best_state, curve = float("inf"), 0, None, []
     for epoch in range(1, epochs + 1):
         model.train()
         shuffled = rows["train"][torch.randperm(len(rows["train"]), generator=order).numpy()]
@@ -94,13 +95,17 @@ def main(
         valid_mse = float(np.mean((predict(model, tokenizer, [texts[i] for i in rows["valid"]], max_len=max_len)
                                    - labels[rows["valid"]]) ** 2))
         print(f"epoch {epoch}/{epochs}: valid MSE {valid_mse:.4f}", file=sys.stderr, flush=True)
+        curve.append(valid_mse)
         if valid_mse < best_mse:
             best_mse, best_epoch, best_state = valid_mse, epoch, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
     result = {"backbone": backbone, "seed": seed, "best_epoch": best_epoch, "valid_mse": best_mse}
+    result["valid_mse_per_epoch"] = curve
+    result["predictions"] = {}
     for part in ("valid", "test"):
         pred = predict(model, tokenizer, [texts[i] for i in rows[part]], max_len=max_len)
         result[part] = compute_metrics(pred, labels[rows[part]], meta.task)
+        result["predictions"][part] = {ids[i]: float(p) for i, p in zip(rows[part], pred)}
     keys = ("acc2_non0", "acc7", "mae", "corr") if meta.task != "sims" else ("acc2", "acc5", "mae", "corr")
     for part in ("valid", "test"):
         print(f"{part}: " + " ".join(f"{k} {result[part][k]:.4f}" for k in keys))

@@ -56,6 +56,10 @@ def test_plain_text_finetune_learns_the_synthetic_text_and_keeps_the_best_epoch(
     table, _ = load_dataset(data)
     valid = np.array([row["label"] for row in table if row["split"] == "valid"])
     assert result["valid_mse"] < float(np.mean(valid**2))
+    assert len(result["valid_mse_per_epoch"]) == 3
+    assert result["valid_mse"] == min(result["valid_mse_per_epoch"])
+    assert result["best_epoch"] == 1 + result["valid_mse_per_epoch"].index(result["valid_mse"])
+    assert len(result["predictions"]["test"]) == 300 and len(result["predictions"]["valid"]) == 100
 
 
 
