@@ -10,7 +10,8 @@ test splits (MOSI/MOSEI conventions); nothing is trained but the ridge.
 A clip without audio frames gets the mean audio (zeros after scaling); the count is printed.
 
 ``--audio-norm per-video`` z-scores the audio within each video instead (the video id is the clip
-id up to its last ``_``, as in MOSI/MOSEI), which removes what tells one speaker from another.
+id up to its last ``_``, as in MOSI/MOSEI), which removes what tells one speaker from another;
+test videos use their own clips' audio statistics (no labels).
 """
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+import json
 import re
 import subprocess
 import sys
@@ -37,8 +38,7 @@ def test_linear_probe_refuses_an_unknown_audio_norm(tmp_path):
 
 
 def test_plain_text_finetune_learns_the_synthetic_text_and_keeps_the_best_epoch(tmp_path):
-    import json
-
+    from crosssent.data.dataset import load_dataset
     from crosssent.data.sources.synthetic import generate
 
     data = generate(tmp_path / "synthetic", n_train=600, n_valid=100, n_test=300, seed=1)
@@ -51,8 +51,6 @@ def test_plain_text_finetune_learns_the_synthetic_text_and_keeps_the_best_epoch(
     # the synthetic text carries the label: better than chance on the held-out test split
     assert result["test"]["corr"] > 0.15 and result["test"]["acc2_non0"] > 0.55
     # the kept model beats predicting 0 on validation
-    from crosssent.data.dataset import load_dataset
-
     table, _ = load_dataset(data)
     valid = np.array([row["label"] for row in table if row["split"] == "valid"])
     assert result["valid_mse"] < float(np.mean(valid**2))
@@ -60,7 +58,6 @@ def test_plain_text_finetune_learns_the_synthetic_text_and_keeps_the_best_epoch(
     assert result["valid_mse"] == min(result["valid_mse_per_epoch"])
     assert result["best_epoch"] == 1 + result["valid_mse_per_epoch"].index(result["valid_mse"])
     assert len(result["predictions"]["test"]) == 300 and len(result["predictions"]["valid"]) == 100
-
 
 
 def test_linear_probe_gives_clips_without_audio_the_mean_audio(tmp_path):
