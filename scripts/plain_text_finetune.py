@@ -15,7 +15,6 @@ pipeline, rather than the recipe, is what separates us from the floor quoted in 
 from __future__ import annotations
 
 import copy
-import json
 import random
 import sys
 from pathlib import Path
@@ -79,7 +78,7 @@ def main(
         {"params": model.head.parameters(), "lr": lr_head},
     ], weight_decay=0.01)
     order = torch.Generator().manual_seed(seed)
-    best_mse, best_epoch, best_state, curve = float("inf"), 0, None, []
+    best_state, curve = None, []  # curve: validation MSE after each epoch
     for epoch in range(1, epochs + 1):
         model.train()
         shuffled = rows["train"][torch.randperm(len(rows["train"]), generator=order).numpy()]
@@ -95,13 +94,13 @@ def main(
         valid_mse = float(np.mean((predict(model, tokenizer, [texts[i] for i in rows["valid"]], max_len=max_len)
                                    - labels[rows["valid"]]) ** 2))
         print(f"epoch {epoch}/{epochs}: valid MSE {valid_mse:.4f}", file=sys.stderr, flush=True)
+        if valid_mse < min(curve, default=float("inf")):
+            best_state = copy.deepcopy(model.state_dict())
         curve.append(valid_mse)
-        if valid_mse < best_mse:
-            best_mse, best_epoch, best_state = valid_mse, epoch, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    result = {"backbone": backbone, "seed": seed, "best_epoch": best_epoch, "valid_mse": best_mse}
-    result["valid_mse_per_epoch"] = curve
-    result["predictions"] = {}
+    best = int(np.argmin(curve))  # the first epoch with the lowest MSE: the one kept above
+    result = {"backbone": backbone, "seed": seed, "best_epoch": best + 1, "valid_mse": curve[best],
+              "valid_mse_per_epoch": curve, "predictions": {}}
     for part in ("valid", "test"):
         pred = predict(model, tokenizer, [texts[i] for i in rows[part]], max_len=max_len)
         result[part] = compute_metrics(pred, labels[rows[part]], meta.task)
