@@ -205,3 +205,27 @@ def test_modality_dropout_changes_training(tmp_path, synthetic_dir):
     plain = train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1}), tmp_path / "plain")
     hidden = train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1, "modality_dropout": 0.5}), tmp_path / "hidden")
     assert np.isfinite(hidden["test"]["mae"]) and hidden["test"]["mae"] != plain["test"]["mae"]
+
+
+def test_an_encoder_loaded_in_eval_mode_is_trained_with_its_dropout_on(tmp_path, synthetic_dir, monkeypatch):
+    """``from_pretrained`` returns encoders in eval mode and Lightning trains modules in the mode
+    it finds; training must still switch the encoder's dropout on (and scoring switch it off)."""
+    import torch
+
+    import crosssent.training as training
+    from crosssent.backbones import load_backbone
+
+    seen = []  # (grad enabled, encoder dropout active) for every encoder forward pass
+
+    def eval_mode_backbone(name, *, seed=0):
+        backbone, tokenizer = load_backbone(name, seed=seed)
+        backbone.eval()
+        dropout = next(m for m in backbone.modules() if isinstance(m, torch.nn.Dropout))
+        backbone.register_forward_pre_hook(lambda module, args: seen.append((torch.is_grad_enabled(), dropout.training)))
+        return backbone, tokenizer
+
+    monkeypatch.setattr(training, "load_backbone", eval_mode_backbone)
+    train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1}), tmp_path / "run")
+    trained = [active for grad, active in seen if grad]
+    assert trained and all(trained)
+    assert not any(active for grad, active in seen if not grad)

@@ -56,7 +56,9 @@ class CrossSentModule(L.LightningModule):
         self, *, model: CrossSentModel, objective: CrossSentObjective, train: TrainSettings, steps_per_epoch: int
     ) -> None:
         super().__init__()
-        self.model = model
+        # A backbone from ``from_pretrained`` comes in eval mode and Lightning trains modules in
+        # the mode it finds them, which would fine-tune the encoder with its dropout off.
+        self.model = model.train()
         self.objective = objective
         self.settings = train
         self.steps_per_epoch = max(1, steps_per_epoch)
