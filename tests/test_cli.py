@@ -5,13 +5,14 @@ import json
 import pickle
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
 
-from crosssent.cli import app
+from crosssent.cli import _quiet_libraries, app
 from tests.conftest import TINY_TRAIN
 
 runner = CliRunner()
@@ -136,3 +137,11 @@ def test_ddp_two_cpu_processes(tmp_path, synthetic_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((tmp_path / "ddp" / "run_info.json").read_text())["world_size"] == 2
     assert set(json.loads((tmp_path / "ddp" / "metrics.json").read_text())) == {"valid", "test"}
+
+
+def test_quiet_logging_keeps_lightnings_warning_about_modules_in_eval_mode():
+    with warnings.catch_warnings(record=True) as caught:
+        _quiet_libraries()
+        warnings.warn("Found 3 module(s) in eval mode at the start of training.", UserWarning)
+        warnings.warn("some other library chatter", UserWarning)
+    assert [str(w.message) for w in caught] == ["Found 3 module(s) in eval mode at the start of training."]

@@ -43,6 +43,8 @@ def _quiet_libraries(*, lightning: bool = False) -> None:
 
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # ... but never this one: it is how a model that trains with its dropout off shows itself.
+    warnings.filterwarnings("default", message=r"Found \d+ module\(s\) in eval mode")
     for name in ("transformers", "datasets", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     from transformers.utils import logging as hf_logging
