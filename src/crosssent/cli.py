@@ -125,12 +125,12 @@ def experiment(
     config: Annotated[Path, typer.Option(help="experiment config (configs/experiments/*.yaml)")],
     out: Annotated[Optional[Path], typer.Option(help="experiment folder (default runs/experiments/NAME)")] = None,
     max_runs: Annotated[Optional[int], typer.Option(help="make at most N new runs, then stop (continue later)")] = None,
-    report_only: Annotated[bool, typer.Option(help="only rebuild the reports from finished runs")] = False,
+    report_only: Annotated[bool, typer.Option(help="only rebuild the reports from finished (or recorded) runs")] = False,
     publish_to: Annotated[Optional[Path], typer.Option("--publish", help="also put results.md into this document (e.g. docs/results.md)")] = None,
 ) -> None:
     """Run datasets x variants x seeds (resumable) and write results.{md,csv,json}."""
     _quiet_libraries(lightning=True)
-    from crosssent.experiments import GridIncomplete, load_experiment, publish, run_grid, write_reports
+    from crosssent.experiments import GridIncomplete, load_experiment, publish, run_grid, sync_records, write_reports
     from crosssent.training import RunInterrupted
 
     try:
@@ -138,6 +138,9 @@ def experiment(
         folder = out or Path("runs/experiments") / exp.name
         command = f"crosssent experiment --config {config}" + (f" --out {out}" if out else "")
         if report_only:
+            restored = sync_records(exp, folder)
+            if restored:
+                typer.echo(f"restored {restored} run(s) from {exp.records}")
             write_reports(exp, folder, wall_seconds=0.0, command=command)
         else:
             run_grid(exp, folder, max_runs=max_runs, echo=typer.echo, command=command)

@@ -7,7 +7,9 @@ directory: a finished one (``metrics.json``) is skipped, an interrupted one is r
 last checkpoint, and one made with other settings is refused. A run folder is claimed with a
 lock file, so several processes can share a grid. The grid is ordered seed by seed, so a
 partial grid covers every variant. ``custom_variants`` and ``report_test: false`` turn a grid
-into a hyper-parameter search whose reports hold validation numbers only.
+into a hyper-parameter search whose reports hold validation numbers only. With ``records`` set,
+each finished run is also written as a committed run record (``crosssent.records``) and a run
+folder missing here is restored from its record instead of retrained.
 
 Reports (``OUT/results.{md,csv,json}``): per dataset and variant, mean ± std and a 95% t
 confidence interval of every test metric over seeds (validation MSE too), and paired
@@ -34,10 +36,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy import stats
 
-from crosssent.configuration import UNUSED_FIELDS
 from crosssent.data.dataset import write_json_atomic, write_text_atomic
 from crosssent.metrics import compute_metrics
-from crosssent.settings import UNUSED_TRAIN_FIELDS, load_settings
+from crosssent.records import record_path, restore_run, run_task, write_record
+from crosssent.settings import first_difference, load_settings
 
 VARIANT_OVERRIDES: dict[str, list[str]] = {
     "crosssent": [],
@@ -69,6 +71,9 @@ class ExperimentConfig(BaseModel):
     custom_variants: dict[str, list[str]] = {}
     # False for a search: the report shows validation metrics only (selection must not see test).
     report_test: bool = True
+    # Folder of committed run records (crosssent.records): a finished run is recorded there, and
+    # a run folder missing in this checkout is restored from its record instead of retrained.
+    records: Path | None = None
     # Paired comparisons beyond "crosssent minus every variant": [A, B] reports A minus B.
     extra_pairs: list[tuple[str, str]] = []
 
@@ -109,6 +114,13 @@ def grid(config: ExperimentConfig) -> list[tuple[str, str, int]]:
     return cells
 
 
+def cell_settings(config: ExperimentConfig, dataset: str, variant: str, seed: int) -> Any:
+    """The run settings of one grid cell: base config, then the experiment's, the dataset's,
+    the variant's and the seed's overrides, in that order."""
+    overrides = [*config.overrides, *config.datasets[dataset], *config.variant_overrides(variant), f"train.seed={seed}"]
+    return load_settings(config.base, overrides)
+
+
 def run_dir(out: Path, dataset: str, variant: str, seed: int) -> Path:
     return out / "runs" / dataset / variant / f"seed{seed}"
 
@@ -132,11 +144,11 @@ def run_grid(
     for i, (dataset, variant, seed) in enumerate(cells, start=1):
         target = run_dir(out, dataset, variant, seed)
         label = f"[{i}/{len(cells)}] {dataset} {variant} seed {seed}"
-        settings = load_settings(
-            config.base,
-            [*config.overrides, *config.datasets[dataset], *config.variant_overrides(variant), f"train.seed={seed}"],
-        )
+        settings = cell_settings(config, dataset, variant, seed)
         _check_same_settings(target, settings)
+        if _sync_record(config, target, (dataset, variant, seed), settings):
+            echo(f"{label}: restored from {record_path(config.records, dataset, variant, seed)}")
+            continue
         if (target / "metrics.json").exists():
             echo(f"{label}: done, skipped")
             continue
@@ -158,8 +170,37 @@ def run_grid(
         finally:
             lock.unlink(missing_ok=True)
         made += 1
+        _sync_record(config, target, (dataset, variant, seed), settings)
         echo(f"{label}: finished in {time.time() - t0:.0f}s")
     return write_reports(config, out, wall_seconds=time.time() - started, command=command)
+
+
+def sync_records(config: ExperimentConfig, out: str | Path) -> int:
+    """Record every finished run that has no record yet, and restore every run folder that is
+    missing but recorded (no training). Returns how many runs were restored."""
+    restored = 0
+    for dataset, variant, seed in grid(config):
+        target = run_dir(Path(out), dataset, variant, seed)
+        settings = cell_settings(config, dataset, variant, seed)
+        _check_same_settings(target, settings)
+        restored += _sync_record(config, target, (dataset, variant, seed), settings)
+    return restored
+
+
+def _sync_record(config: ExperimentConfig, target: Path, cell: tuple[str, str, int], settings: Any) -> bool:
+    """Write the record of a finished run that lacks one; restore an unfinished run that has
+    one. True when the run was restored."""
+    if config.records is None:
+        return False
+    record = record_path(config.records, *cell)
+    if (target / "metrics.json").exists():
+        if not record.exists():
+            write_record(target, record)
+        return False
+    if record.exists():
+        restore_run(record, target, settings)
+        return True
+    return False
 
 
 def _claim(target: Path) -> Path | None:
@@ -188,32 +229,13 @@ def _claim(target: Path) -> Path | None:
 
 
 def _check_same_settings(target: Path, settings: Any) -> None:
-    """A run folder made with other settings (the config changed since) is never reused.
-    Display-only settings and model fields the run's variant never reads are not compared; a
-    setting newer than the run counts as its default there."""
+    """A run folder made with other settings (the config changed since) is never reused."""
     saved_file = target / "config.yaml"
     if not saved_file.exists():
         return
-    saved = yaml.safe_load(saved_file.read_text(encoding="utf-8"))
-    current = settings.model_dump(mode="json")
-    ignored = {("train", "progress_bar"), ("train", "interrupt_after_epochs"), ("train", "keep_checkpoints")}
-    ignored |= {("model", key) for key in UNUSED_FIELDS[settings.model.variant]}
-    ignored |= {("train", key) for key in UNUSED_TRAIN_FIELDS[settings.model.variant]}
-    for section, values in current.items():
-        saved_section = saved.get(section) or {}
-        fields = type(getattr(settings, section)).model_fields
-        for key, value in values.items():
-            if (section, key) in ignored:
-                continue
-            if key in saved_section:
-                old = saved_section[key]
-            else:  # a setting added after the run was made: the run had its default
-                old = fields[key].get_default(call_default_factory=True)
-            if old != value:
-                raise ValueError(
-                    f"{target}: made with {section}.{key}={old!r} but the experiment now asks for {value!r}; "
-                    "delete that run folder or use another --out"
-                )
+    difference = first_difference(yaml.safe_load(saved_file.read_text(encoding="utf-8")), settings)
+    if difference:
+        raise ValueError(f"{target}: {difference}; delete that run folder or use another --out")
 
 
 # ------------------------------------------------------------------------------------------
@@ -302,8 +324,7 @@ def collect(config: ExperimentConfig, out: Path) -> dict[str, Any]:
 
 def _task(out: Path, dataset: str, per_variant: dict[str, Any]) -> str:
     variant, r = next(iter(per_variant.items()))
-    prep = run_dir(out, dataset, variant, r["seeds"][0]) / "model" / "preprocessing.json"
-    return json.loads(prep.read_text())["task"]
+    return run_task(run_dir(out, dataset, variant, r["seeds"][0]))
 
 
 def _paired(config: ExperimentConfig, out: Path, dataset: str, per_variant: dict[str, Any],

@@ -15,7 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from crosssent.configuration import CrossSentConfig, Pooling, Variant
+from crosssent.configuration import UNUSED_FIELDS, CrossSentConfig, Pooling, Variant
 
 
 class _Section(BaseModel):
@@ -156,3 +156,28 @@ def load_settings(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
 
 def dump_settings(settings: RunSettings) -> str:
     return yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
+
+
+# Settings that change what a run shows or keeps, never what it learns.
+DISPLAY_ONLY = frozenset({("train", "progress_bar"), ("train", "interrupt_after_epochs"), ("train", "keep_checkpoints")})
+
+
+def first_difference(saved: dict, settings: RunSettings) -> str | None:
+    """The first setting on which ``saved`` (a run's dumped settings) and ``settings`` would
+    train differently, as "SECTION.KEY=OLD but now NEW"; None when they train the same run.
+    Display-only settings and fields the variant never reads are not compared; a setting newer
+    than ``saved`` counts as its default there."""
+    current = settings.model_dump(mode="json")
+    ignored = set(DISPLAY_ONLY)
+    ignored |= {("model", key) for key in UNUSED_FIELDS[settings.model.variant]}
+    ignored |= {("train", key) for key in UNUSED_TRAIN_FIELDS[settings.model.variant]}
+    for section, values in current.items():
+        saved_section = saved.get(section) or {}
+        fields = type(getattr(settings, section)).model_fields
+        for key, value in values.items():
+            if (section, key) in ignored:
+                continue
+            old = saved_section[key] if key in saved_section else fields[key].get_default(call_default_factory=True)
+            if old != value:
+                return f"made with {section}.{key}={old!r} but the experiment now asks for {value!r}"
+    return None

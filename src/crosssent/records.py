@@ -1,0 +1,96 @@
+"""Run records: the part of a finished experiment run worth keeping in git.
+
+A run folder (``runs/experiments/NAME/runs/DATASET/VARIANT/seedN``) holds weights, checkpoints
+and logs and lives outside git, so a fresh checkout has none of them and a grid spread over
+several sittings would start again from nothing. A record is one small JSON file per finished
+run, ``RECORDS/DATASET/VARIANT/seedN.json``, holding what the reports need: the run's settings,
+its metrics, its run info (wall time, hardware, gate summary), the metric convention (task) and
+its test-split predictions as clip id -> score.
+
+A record holds **no labels**: a restored run gets them back from the imported dataset named in
+its settings, so nothing of a licensed release is committed. A restored run folder has no
+``model/`` (the weights were never kept); it holds a copy of its record as ``record.json``, which
+says where its numbers came from.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from crosssent.data.dataset import load_dataset, write_json_atomic, write_text_atomic
+from crosssent.evaluation import write_predictions
+from crosssent.settings import RunSettings, first_difference
+
+RECORD_FORMAT = 1
+RESTORED_COPY = "record.json"  # inside a restored run folder
+
+
+def record_path(records: Path, dataset: str, variant: str, seed: int) -> Path:
+    return Path(records) / dataset / variant / f"seed{seed}.json"
+
+
+def run_task(run: Path) -> str:
+    """The metric convention of a finished run (trained here, or restored from a record)."""
+    preprocessing = run / "model" / "preprocessing.json"
+    if preprocessing.exists():
+        return json.loads(preprocessing.read_text(encoding="utf-8"))["task"]
+    return read_record(run / RESTORED_COPY)["task"]
+
+
+def write_record(run: Path, path: Path) -> None:
+    """Record the finished run in folder ``run`` at ``path`` (written atomically)."""
+    with (run / "predictions.csv").open(newline="", encoding="utf-8") as handle:
+        test = [(r["id"], float(r["prediction"])) for r in csv.DictReader(handle) if r["split"] == "test"]
+    payload = {
+        "format": RECORD_FORMAT,
+        "settings": yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")),
+        "task": run_task(run),
+        "metrics": json.loads((run / "metrics.json").read_text(encoding="utf-8")),
+        "run_info": json.loads((run / "run_info.json").read_text(encoding="utf-8")),
+        "test_predictions": dict(test),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, payload)
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not a run record (invalid JSON: {err.msg})") from None
+    missing = [k for k in ("format", "settings", "task", "metrics", "run_info", "test_predictions") if k not in record]
+    if missing:
+        raise ValueError(f"{path}: not a run record (no {missing[0]!r})")
+    if record["format"] != RECORD_FORMAT:
+        raise ValueError(f"{path}: run record format {record['format']!r}, this version reads {RECORD_FORMAT}")
+    return record
+
+
+def restore_run(path: Path, run: Path, settings: RunSettings) -> None:
+    """Rebuild the finished run folder ``run`` from the record at ``path``: its settings must
+    train the same run as ``settings``, and every recorded clip must be in the test split of
+    the dataset at ``settings.data.path`` (whose labels are joined back)."""
+    record = read_record(path)
+    difference = first_difference(record["settings"], settings)
+    if difference:
+        raise ValueError(f"{path}: {difference}; delete that record or restore the experiment's settings")
+    table, _ = load_dataset(settings.data.path)
+    labels = {clip: label for clip, split, label in zip(table["id"], table["split"], table["label"]) if split == "test"}
+    rows = []
+    for clip, prediction in record["test_predictions"].items():
+        if clip not in labels:
+            raise ValueError(f"{path}: clip {clip!r} is not in the test split of {settings.data.path}")
+        rows.append((clip, "test", labels[clip], prediction))
+    if len(rows) != len(labels):
+        raise ValueError(f"{path}: records {len(rows)} test clips, {settings.data.path} has {len(labels)}")
+    run.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run / "config.yaml", yaml.safe_dump(record["settings"], sort_keys=False))
+    write_json_atomic(run / RESTORED_COPY, record)
+    write_predictions(run / "predictions.csv", rows)
+    write_json_atomic(run / "run_info.json", record["run_info"])
+    write_json_atomic(run / "metrics.json", record["metrics"])  # last: its presence means "finished"
