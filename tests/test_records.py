@@ -90,3 +90,17 @@ def test_a_run_finished_before_records_existed_gets_one(recorded, tmp_path):
     assert record_path(later.records, "synthetic", "crosssent", 0).exists()
     assert read_record(record_path(later.records, "synthetic", "crosssent", 0)) == read_record(
         record_path(config.records, "synthetic", "crosssent", 0))
+
+
+def test_the_cli_report_only_rebuilds_a_table_from_records(recorded, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from crosssent.cli import app
+
+    config, root, _ = recorded
+    path = tmp_path / "rec.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    result = CliRunner().invoke(app, ["experiment", "--config", str(path), "--out", str(tmp_path / "out"), "--report-only"])
+    assert result.exit_code == 0, result.output
+    assert "restored 2 run(s)" in result.output and "| no_gmra | 1 |" in result.output
