@@ -157,6 +157,12 @@ def write_predictions(path: Path, rows: list[tuple[str, str, float, float]]) -> 
     write_text_atomic(path, buffer.getvalue())
 
 
+def read_predictions(path: Path, split: str) -> list[tuple[str, float, float]]:
+    """(id, label, prediction) of one split of a file that ``write_predictions`` wrote."""
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        return [(r["id"], float(r["label"]), float(r["prediction"])) for r in csv.DictReader(handle) if r["split"] == split]
+
+
 def evaluate_folder(model_dir: str | Path, data_dir: str | Path, splits: tuple[str, ...]) -> tuple[dict, list]:
     """Load an exported model, align a canonical dataset the way it was trained, score it."""
     model, tokenizer, prep = load_exported(model_dir)

@@ -37,9 +37,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy import stats
 
 from crosssent.data.dataset import write_json_atomic, write_text_atomic
+from crosssent.evaluation import read_predictions
 from crosssent.metrics import compute_metrics
 from crosssent.records import record_path, restore_run, run_task, write_record
-from crosssent.settings import first_difference, load_settings
+from crosssent.settings import RunSettings, first_difference, load_settings
 
 VARIANT_OVERRIDES: dict[str, list[str]] = {
     "crosssent": [],
@@ -114,7 +115,7 @@ def grid(config: ExperimentConfig) -> list[tuple[str, str, int]]:
     return cells
 
 
-def cell_settings(config: ExperimentConfig, dataset: str, variant: str, seed: int) -> Any:
+def cell_settings(config: ExperimentConfig, dataset: str, variant: str, seed: int) -> RunSettings:
     """The run settings of one grid cell: base config, then the experiment's, the dataset's,
     the variant's and the seed's overrides, in that order."""
     overrides = [*config.overrides, *config.datasets[dataset], *config.variant_overrides(variant), f"train.seed={seed}"]
@@ -252,9 +253,8 @@ def mean_ci(values: list[float]) -> dict[str, float]:
 
 
 def _predictions(target: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    with (target / "predictions.csv").open(newline="", encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["split"] == "test"]
-    return [r["id"] for r in rows], np.array([float(r["label"]) for r in rows]), np.array([float(r["prediction"]) for r in rows])
+    rows = read_predictions(target / "predictions.csv", "test")
+    return [r[0] for r in rows], np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
 
 
 def paired_bootstrap(

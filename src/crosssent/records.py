@@ -15,7 +15,6 @@ says where its numbers came from.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import yaml
 
 from crosssent.data.dataset import load_dataset, write_json_atomic, write_text_atomic
-from crosssent.evaluation import write_predictions
+from crosssent.evaluation import read_predictions, write_predictions
 from crosssent.settings import RunSettings, first_difference
 
 RECORD_FORMAT = 1
@@ -44,15 +43,13 @@ def run_task(run: Path) -> str:
 
 def write_record(run: Path, path: Path) -> None:
     """Record the finished run in folder ``run`` at ``path`` (written atomically)."""
-    with (run / "predictions.csv").open(newline="", encoding="utf-8") as handle:
-        test = [(r["id"], float(r["prediction"])) for r in csv.DictReader(handle) if r["split"] == "test"]
     payload = {
         "format": RECORD_FORMAT,
         "settings": yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")),
         "task": run_task(run),
         "metrics": json.loads((run / "metrics.json").read_text(encoding="utf-8")),
         "run_info": json.loads((run / "run_info.json").read_text(encoding="utf-8")),
-        "test_predictions": dict(test),
+        "test_predictions": {clip: prediction for clip, _, prediction in read_predictions(run / "predictions.csv", "test")},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, payload)
