@@ -104,3 +104,20 @@ def test_the_cli_report_only_rebuilds_a_table_from_records(recorded, tmp_path):
     result = CliRunner().invoke(app, ["experiment", "--config", str(path), "--out", str(tmp_path / "out"), "--report-only"])
     assert result.exit_code == 0, result.output
     assert "restored 2 run(s)" in result.output and "| no_gmra | 1 |" in result.output
+
+
+def test_a_search_grid_records_and_restores_no_test_number(recorded, tmp_path):
+    config, root, _ = recorded
+    shutil.copytree(root / "exp", tmp_path / "exp")
+    search = config.model_copy(update={"records": tmp_path / "records", "report_test": False})
+    first = run_grid(search, tmp_path / "exp", run_fn=_never, echo=lambda _: None)
+    path = record_path(search.records, "synthetic", "crosssent", 0)
+    record = read_record(path)
+    assert record["test_predictions"] is None and set(record["metrics"]) == {"valid"}
+    assert "fusion" not in record["run_info"] and '"test"' not in path.read_text()
+    again = run_grid(search, tmp_path / "fresh", run_fn=_never, echo=lambda _: None)
+    assert json.dumps(again["results"], sort_keys=True) == json.dumps(first["results"], sort_keys=True)
+    assert set(again["results"]["synthetic"]["crosssent"]) == {"seeds", "missing_seeds", "valid", "valid_mse", "wall_seconds"}
+    with pytest.raises(ValueError, match=r"seed0.json: a search record \(no test numbers\)"):
+        run_grid(config.model_copy(update={"records": search.records}), tmp_path / "test-grid", run_fn=_never,
+                 echo=lambda _: None)

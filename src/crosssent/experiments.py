@@ -196,10 +196,10 @@ def _sync_record(config: ExperimentConfig, target: Path, cell: tuple[str, str, i
     record = record_path(config.records, *cell)
     if (target / "metrics.json").exists():
         if not record.exists():
-            write_record(target, record)
+            write_record(target, record, with_test=config.report_test)
         return False
     if record.exists():
-        restore_run(record, target, settings)
+        restore_run(record, target, settings, need_test=config.report_test)
         return True
     return False
 
@@ -307,17 +307,19 @@ def collect(config: ExperimentConfig, out: Path) -> dict[str, Any]:
                 continue
             runs = {s: json.loads((run_dir(out, dataset, variant, s) / "metrics.json").read_text()) for s in finished}
             info = {s: json.loads((run_dir(out, dataset, variant, s) / "run_info.json").read_text()) for s in finished}
-            test_keys = list(runs[finished[0]]["test"])
-            per_variant[variant] = {
+            entry: dict[str, Any] = {
                 "seeds": finished,
                 "missing_seeds": [s for s in seeds if s not in finished],
-                "test": {k: mean_ci([runs[s]["test"][k] for s in finished]) for k in test_keys},
-                "test_per_seed": {k: [runs[s]["test"][k] for s in finished] for k in test_keys},
                 "valid": {k: mean_ci([runs[s]["valid"][k] for s in finished]) for k in runs[finished[0]]["valid"]},
                 "valid_mse": mean_ci([info[s]["best_valid_mse"] for s in finished]),
                 "wall_seconds": float(sum(info[s]["wall_seconds"] for s in finished)),
-                "fusion": [info[s].get("fusion") for s in finished],
             }
+            if config.report_test:  # a search keeps test numbers (gates too: measured on test) out
+                test_keys = list(runs[finished[0]]["test"])
+                entry["test"] = {k: mean_ci([runs[s]["test"][k] for s in finished]) for k in test_keys}
+                entry["test_per_seed"] = {k: [runs[s]["test"][k] for s in finished] for k in test_keys}
+                entry["fusion"] = [info[s].get("fusion") for s in finished]
+            per_variant[variant] = entry
         results[dataset] = per_variant
     return results
 
@@ -455,11 +457,6 @@ def write_reports(config: ExperimentConfig, out: Path, *, wall_seconds: float, c
     results = collect(config, out)
     comparisons = compare(config, out, results)
     extra = compare_extra(config, out, results)
-    if not config.report_test:  # a search: keep test numbers out of every report file
-        for per_variant in results.values():
-            for r in per_variant.values():
-                for key in ("test", "test_per_seed", "fusion"):  # fusion is measured on test too
-                    r.pop(key)
     run_seconds = sum(r["wall_seconds"] for d in results.values() for r in d.values())
     meta = {
         "command": command or f"crosssent experiment --config configs/experiments/{config.name}.yaml --out {out}",

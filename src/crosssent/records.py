@@ -5,7 +5,9 @@ and logs and lives outside git, so a fresh checkout has none of them and a grid 
 several sittings would start again from nothing. A record is one small JSON file per finished
 run, ``RECORDS/DATASET/VARIANT/seedN.json``, holding what the reports need: the run's settings,
 its metrics, its run info (wall time, hardware, gate summary), the metric convention (task) and
-its test-split predictions as clip id -> score.
+its test-split predictions as clip id -> score. A search grid (``report_test: false``) chooses
+settings on validation, so its records keep no test number at all: no test metrics, no test
+predictions (``null``), no gate summary (measured on test).
 
 A record holds **no labels**: a restored run gets them back from the imported dataset named in
 its settings, so nothing of a licensed release is committed. A restored run folder has no
@@ -41,15 +43,24 @@ def run_task(run: Path) -> str:
     return read_record(run / RESTORED_COPY)["task"]
 
 
-def write_record(run: Path, path: Path) -> None:
-    """Record the finished run in folder ``run`` at ``path`` (written atomically)."""
+def write_record(run: Path, path: Path, *, with_test: bool = True) -> None:
+    """Record the finished run in folder ``run`` at ``path`` (written atomically); without
+    ``with_test`` (a search grid), every test number is left out."""
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    run_info = json.loads((run / "run_info.json").read_text(encoding="utf-8"))
+    predictions = None
+    if with_test:
+        predictions = {clip: prediction for clip, _, prediction in read_predictions(run / "predictions.csv", "test")}
+    else:
+        metrics = {k: v for k, v in metrics.items() if k != "test"}
+        run_info = {k: v for k, v in run_info.items() if k != "fusion"}
     payload = {
         "format": RECORD_FORMAT,
         "settings": yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")),
         "task": run_task(run),
-        "metrics": json.loads((run / "metrics.json").read_text(encoding="utf-8")),
-        "run_info": json.loads((run / "run_info.json").read_text(encoding="utf-8")),
-        "test_predictions": {clip: prediction for clip, _, prediction in read_predictions(run / "predictions.csv", "test")},
+        "metrics": metrics,
+        "run_info": run_info,
+        "test_predictions": predictions,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, payload)
@@ -68,14 +79,20 @@ def read_record(path: Path) -> dict[str, Any]:
     return record
 
 
-def restore_run(path: Path, run: Path, settings: RunSettings) -> None:
+def restore_run(path: Path, run: Path, settings: RunSettings, *, need_test: bool = True) -> None:
     """Rebuild the finished run folder ``run`` from the record at ``path``: its settings must
     train the same run as ``settings``, and every recorded clip must be in the test split of
-    the dataset at ``settings.data.path`` (whose labels are joined back)."""
+    the dataset at ``settings.data.path`` (whose labels are joined back). A search record (no
+    test numbers) restores only where ``need_test`` is false."""
     record = read_record(path)
     difference = first_difference(record["settings"], settings)
     if difference:
         raise ValueError(f"{path}: {difference}; delete that record or restore the experiment's settings")
+    if record["test_predictions"] is None:
+        if need_test:
+            raise ValueError(f"{path}: a search record (no test numbers) cannot fill a grid that reports the test split")
+        _write_run(run, record, rows=None)
+        return
     table, _ = load_dataset(settings.data.path)
     labels = {clip: label for clip, split, label in zip(table["id"], table["split"], table["label"]) if split == "test"}
     rows = []
@@ -85,9 +102,14 @@ def restore_run(path: Path, run: Path, settings: RunSettings) -> None:
         rows.append((clip, "test", labels[clip], prediction))
     if len(rows) != len(labels):
         raise ValueError(f"{path}: records {len(rows)} test clips, {settings.data.path} has {len(labels)}")
+    _write_run(run, record, rows)
+
+
+def _write_run(run: Path, record: dict[str, Any], rows: list[tuple[str, str, float, float]] | None) -> None:
     run.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run / "config.yaml", yaml.safe_dump(record["settings"], sort_keys=False))
     write_json_atomic(run / RESTORED_COPY, record)
-    write_predictions(run / "predictions.csv", rows)
+    if rows is not None:
+        write_predictions(run / "predictions.csv", rows)
     write_json_atomic(run / "run_info.json", record["run_info"])
     write_json_atomic(run / "metrics.json", record["metrics"])  # last: its presence means "finished"
