@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from crosssent.experiments import (
@@ -56,6 +57,9 @@ def test_grid_runs_interrupts_and_resumes(tmp_path, synthetic_dir):
     table = (out / "results.md").read_text()
     assert "| crosssent | 2 |" in table and "| no_gmra | 2 |" in table and "Paired comparisons" in table
     assert "| no_gmra - crosssent |" in table
+    software = json.loads((run_dir(out, "synthetic", "no_gmra", 1) / "run_info.json").read_text())["software"]
+    assert software["torch"] == torch.__version__
+    assert "Code the runs were made with: " in table and "(4 runs)." in table  # one code state, four runs
     assert (out / "results.csv").read_text().startswith("dataset,variant,split,metric,n,mean")
 
 

@@ -313,6 +313,7 @@ def collect(config: ExperimentConfig, out: Path) -> dict[str, Any]:
                 "valid": {k: mean_ci([runs[s]["valid"][k] for s in finished]) for k in runs[finished[0]]["valid"]},
                 "valid_mse": mean_ci([info[s]["best_valid_mse"] for s in finished]),
                 "wall_seconds": float(sum(info[s]["wall_seconds"] for s in finished)),
+                "code": [_code_of(info[s]) for s in finished],
             }
             if config.report_test:  # a search keeps test numbers (gates too: measured on test) out
                 test_keys = list(runs[finished[0]]["test"])
@@ -322,6 +323,25 @@ def collect(config: ExperimentConfig, out: Path) -> dict[str, Any]:
             per_variant[variant] = entry
         results[dataset] = per_variant
     return results
+
+
+def _code_of(info: dict[str, Any]) -> str:
+    """Short form of the code a run was made with: its commit (``+edits`` when tracked files
+    were changed), or ``unrecorded`` for runs made before run info kept it."""
+    software = info.get("software") or {}
+    commit = software.get("git_commit")
+    if not commit:
+        return "unrecorded" if not software else f"crosssent {software.get('crosssent')}, no git checkout"
+    return commit[:7] + ("+edits" if software.get("git_dirty") else "")
+
+
+def _code_line(results: dict[str, Any]) -> str:
+    counts: dict[str, int] = {}
+    for per_variant in results.values():
+        for r in per_variant.values():
+            for code in r["code"]:
+                counts[code] = counts.get(code, 0) + 1
+    return ", ".join(f"{code} ({n} run{'s' if n > 1 else ''})" for code, n in sorted(counts.items()))
 
 
 def _task(out: Path, dataset: str, per_variant: dict[str, Any]) -> str:
@@ -416,7 +436,8 @@ def render_markdown(
     buf = io.StringIO()
     buf.write(f"# Experiment `{config.name}`\n\n")
     buf.write(f"Command: `{meta['command']}`  \nHardware: {meta['hardware']}; grid wall time this invocation: "
-              f"{meta['wall_seconds']:.0f} s; summed run time: {meta['run_seconds']:.0f} s.\n\n")
+              f"{meta['wall_seconds']:.0f} s; summed run time: {meta['run_seconds']:.0f} s.  \n")
+    buf.write(f"Code the runs were made with: {_code_line(results) or 'no runs yet'}.\n\n")
     split = "test" if config.report_test else "valid"
     if config.report_test:
         buf.write("Values: mean ± sample std over seeds (accuracies and F1 in %); 95% t intervals are in "

@@ -40,6 +40,7 @@ from crosssent.evaluation import (
 )
 from crosssent.modeling import CrossSentModel, build_model
 from crosssent.objectives import CrossSentObjective
+from crosssent.provenance import software_versions
 from crosssent.settings import ObjectiveSettings, RunSettings, TrainSettings, dump_settings
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
@@ -282,6 +283,7 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
         "hardware": f"{platform.machine()} {os.cpu_count()} CPU"
         + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
         "torch_threads": torch.get_num_threads(),
+        "software": software_versions(),
         "fusion": fusion_summary(model, split_rows(aligned, "test")),
     }
     write_json_atomic(out_dir / "run_info.json", info)
