@@ -221,6 +221,7 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
     out_dir = Path(out_dir)
     ckpt_path = _check_run_dir(out_dir, resume)
     started = time.time()
+    software = software_versions()  # at the start: the code this process loaded, not later edits
     table, meta = load_dataset(settings.data.path)
     table, meta = drop_modalities(table, meta, settings.data.drop_modalities, where="data.drop_modalities")
     model_config = settings.model.to_model_config(
@@ -283,7 +284,7 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
         "hardware": f"{platform.machine()} {os.cpu_count()} CPU"
         + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
         "torch_threads": torch.get_num_threads(),
-        "software": software_versions(),
+        "software": software,
         "fusion": fusion_summary(model, split_rows(aligned, "test")),
     }
     write_json_atomic(out_dir / "run_info.json", info)
