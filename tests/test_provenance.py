@@ -5,8 +5,7 @@ from pathlib import Path
 import torch
 
 import crosssent
-from crosssent.experiments import _code_of
-from crosssent.provenance import software_versions
+from crosssent.provenance import code_summary, software_versions
 
 
 def test_software_versions_name_the_packages_and_the_checkout():
@@ -20,9 +19,9 @@ def test_software_versions_name_the_packages_and_the_checkout():
         assert found["git_commit"] is None and found["git_dirty"] is None
 
 
-def test_code_of_a_run_in_short():
+def test_code_summary_of_a_run():
     commit = "0123456789abcdef0123456789abcdef01234567"
-    assert _code_of({"software": {"git_commit": commit, "git_dirty": False}}) == "0123456"
-    assert _code_of({"software": {"git_commit": commit, "git_dirty": True}}) == "0123456+edits"
-    assert _code_of({"software": {"crosssent": "0.1.0", "git_commit": None}}) == "crosssent 0.1.0, no git checkout"
-    assert _code_of({"wall_seconds": 3.0}) == "unrecorded"  # a run made before run info kept its code
+    assert code_summary({"git_commit": commit, "git_dirty": False}) == "0123456"
+    assert code_summary({"git_commit": commit, "git_dirty": True}) == "0123456+edits"
+    assert code_summary({"crosssent": "0.1.0", "git_commit": None}) == "crosssent 0.1.0, no git checkout"
+    assert code_summary(None) == "unrecorded"  # a run made before run info kept its code

@@ -28,6 +28,7 @@ import math
 import os
 import platform
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,6 +40,7 @@ from scipy import stats
 from crosssent.data.dataset import write_json_atomic, write_text_atomic
 from crosssent.evaluation import read_predictions
 from crosssent.metrics import compute_metrics
+from crosssent.provenance import code_summary
 from crosssent.records import record_path, restore_run, run_task, write_record
 from crosssent.settings import RunSettings, first_difference, load_settings
 
@@ -313,7 +315,7 @@ def collect(config: ExperimentConfig, out: Path) -> dict[str, Any]:
                 "valid": {k: mean_ci([runs[s]["valid"][k] for s in finished]) for k in runs[finished[0]]["valid"]},
                 "valid_mse": mean_ci([info[s]["best_valid_mse"] for s in finished]),
                 "wall_seconds": float(sum(info[s]["wall_seconds"] for s in finished)),
-                "code": [_code_of(info[s]) for s in finished],
+                "code": [code_summary(info[s].get("software")) for s in finished],
             }
             if config.report_test:  # a search keeps test numbers (gates too: measured on test) out
                 test_keys = list(runs[finished[0]]["test"])
@@ -325,22 +327,8 @@ def collect(config: ExperimentConfig, out: Path) -> dict[str, Any]:
     return results
 
 
-def _code_of(info: dict[str, Any]) -> str:
-    """Short form of the code a run was made with: its commit (``+edits`` when tracked files
-    were changed), or ``unrecorded`` for runs made before run info kept it."""
-    software = info.get("software") or {}
-    commit = software.get("git_commit")
-    if not commit:
-        return "unrecorded" if not software else f"crosssent {software.get('crosssent')}, no git checkout"
-    return commit[:7] + ("+edits" if software.get("git_dirty") else "")
-
-
 def _code_line(results: dict[str, Any]) -> str:
-    counts: dict[str, int] = {}
-    for per_variant in results.values():
-        for r in per_variant.values():
-            for code in r["code"]:
-                counts[code] = counts.get(code, 0) + 1
+    counts = Counter(code for per_variant in results.values() for r in per_variant.values() for code in r["code"])
     return ", ".join(f"{code} ({n} run{'s' if n > 1 else ''})" for code, n in sorted(counts.items()))
 
 

@@ -41,3 +41,14 @@ def software_versions() -> dict[str, Any]:
     status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
     found["git_dirty"] = bool(status) if status is not None else None
     return found
+
+
+def code_summary(software: dict[str, Any] | None) -> str:
+    """Short form of a run's ``software``: its commit (``+edits`` when tracked files had been
+    changed), or ``unrecorded`` for a run made before run info kept it."""
+    if not software:
+        return "unrecorded"
+    commit = software.get("git_commit")
+    if not commit:
+        return f"crosssent {software.get('crosssent')}, no git checkout"
+    return commit[:7] + ("+edits" if software.get("git_dirty") else "")
