@@ -1,14 +1,12 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
 
-from crosssent.experiments import (
-    ExperimentConfig, GridIncomplete, compare, compare_extra, grid, load_experiment, mean_ci, paired_bootstrap, run_dir, run_grid,
-)
+from crosssent.experiment_config import ExperimentConfig, grid, load_experiment, run_dir
+from crosssent.experiments import GridIncomplete, run_grid
 from crosssent.settings import load_settings
 from crosssent.training import RunInterrupted, train_run
 
@@ -63,55 +61,6 @@ def test_grid_runs_interrupts_and_resumes(tmp_path, synthetic_dir):
     assert (out / "results.csv").read_text().startswith("dataset,variant,split,metric,n,mean")
 
 
-def test_mean_ci_matches_t_interval():
-    s = mean_ci([1.0, 2.0, 3.0])
-    assert s["mean"] == 2.0 and s["std"] == pytest.approx(1.0)
-    assert s["ci_high"] - 2.0 == pytest.approx(4.302652729911275 / np.sqrt(3))
-    assert np.isnan(mean_ci([1.0])["ci_low"])
-
-
-def test_paired_bootstrap_detects_a_real_difference_and_not_a_fake_one():
-    rng = np.random.default_rng(0)
-    y = rng.uniform(-3, 3, 200)
-    good = [y + rng.normal(0, 0.3, 200) for _ in range(2)]
-    bad = [y + rng.normal(0, 1.5, 200) for _ in range(2)]
-    strong = paired_bootstrap(y, good, bad, "mosi", ("mae",), samples=200)["mae"]
-    assert strong["diff"] < 0 and strong["p"] < 0.05
-    same = paired_bootstrap(y, good, good, "mosi", ("mae",), samples=50)["mae"]
-    assert same["diff"] == 0.0 and same["p"] == 1.0
-
-
-def test_bad_experiment_configs(tmp_path):
-    bad = tmp_path / "e.yaml"
-    bad.write_text("name: x\nbase: b.yaml\ndatasets: {d: []}\nvariants: [crosssent, bigger]\n")
-    with pytest.raises(ValueError, match="unknown variant 'bigger'"):
-        load_experiment(bad)
-    bad.write_text("name: x\nbase: b.yaml\ndatasets: {d: []}\nvariants: [crosssent]\nextra_pairs: [[crosssent, mag]]\n")
-    with pytest.raises(ValueError, match=r"extra_pairs: \['crosssent', 'mag'\] must name two different variants"):
-        load_experiment(bad)
-    with pytest.raises(ValueError, match="experiment config not found"):
-        load_experiment(tmp_path / "none.yaml")
-
-
-def test_seed_overrides_shorten_one_variant():
-    config = ExperimentConfig(name="x", base=Path("b"), datasets={"d": []}, variants=["crosssent", "no_mpr"],
-                              seeds=[0, 1, 2], seed_overrides={"no_mpr": [0]})
-    assert [c for c in grid(config) if c[1] == "no_mpr"] == [("d", "no_mpr", 0)]
-    assert len(grid(config)) == 4
-
-
-def test_publish_replaces_only_its_own_block(tmp_path):
-    from crosssent.experiments import publish
-
-    doc = tmp_path / "results.md"
-    doc.write_text("# Results\n\nhand-written intro\n")
-    publish("table v1", "exp-a", doc)
-    publish("other", "exp-b", doc)
-    publish("table v2", "exp-a", doc)
-    text = doc.read_text()
-    assert "hand-written intro" in text and "table v2" in text and "table v1" not in text and "other" in text
-
-
 def _fake_run(settings, target, *, resume=False):
     """Stands in for train_run: writes what the reports read, with a validation MAE that
     depends on the settings (so the table can be checked)."""
@@ -142,13 +91,6 @@ def test_search_grid_reports_validation_only_and_custom_variants(tmp_path):
     assert all("9.0" not in text for text in files)  # no test number anywhere
     assert "VALIDATION metrics only" in files[0] and "`inject_1` = model.inject_layer=1" in files[0]
     assert ",valid,mae," in files[2]
-
-
-def test_a_dataset_with_nothing_to_pair_is_left_out_of_the_comparisons(tmp_path):
-    config = ExperimentConfig(name="lone", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=x"]},
-                              variants=["crosssent", "no_gmra"], extra_pairs=[("no_gmra", "crosssent")])
-    results = {"d": {"crosssent": {"seeds": [0]}}}  # no_gmra has no finished run yet
-    assert compare(config, tmp_path, results) == {} and compare_extra(config, tmp_path, results) == {}
 
 
 def test_finished_run_made_with_other_settings_is_refused(tmp_path):

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from crosssent.experiments import ExperimentConfig, run_dir, run_grid, sync_records
+from crosssent.experiment_config import ExperimentConfig, run_dir
+from crosssent.experiments import run_grid, sync_records
 from crosssent.records import read_record, record_path, restore_run
 from crosssent.settings import load_settings
 

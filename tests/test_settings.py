@@ -12,7 +12,7 @@ def test_every_shipped_config_validates_and_starts_with_its_command(path):
     first = path.read_text().splitlines()[0]
     assert first.startswith("# crosssent "), f"{path.name} must start with the command that runs it"
     if "experiments" in path.parts:
-        from crosssent.experiments import load_experiment
+        from crosssent.experiment_config import load_experiment
 
         assert load_experiment(path).base.is_file() or (ROOT / load_experiment(path).base).is_file()
     else:

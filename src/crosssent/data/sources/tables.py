@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crosssent.data.dataset import UNIMODAL_LABELS, Alignment, DatasetMeta, save_dataset
+from crosssent.data.dataset import UNIMODAL_LABELS, DatasetMeta, save_dataset
 from crosssent.data.sources.mmsa import LABEL_RANGE
 
 LABEL_COLUMNS = ("video_id", "clip_id", "text", "label", "mode")

@@ -1,0 +1,44 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crosssent.experiment_config import ExperimentConfig
+from crosssent.experiment_report import compare, compare_extra, mean_ci, paired_bootstrap, publish
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_mean_ci_matches_t_interval():
+    s = mean_ci([1.0, 2.0, 3.0])
+    assert s["mean"] == 2.0 and s["std"] == pytest.approx(1.0)
+    assert s["ci_high"] - 2.0 == pytest.approx(4.302652729911275 / np.sqrt(3))
+    assert np.isnan(mean_ci([1.0])["ci_low"])
+
+
+def test_paired_bootstrap_detects_a_real_difference_and_not_a_fake_one():
+    rng = np.random.default_rng(0)
+    y = rng.uniform(-3, 3, 200)
+    good = [y + rng.normal(0, 0.3, 200) for _ in range(2)]
+    bad = [y + rng.normal(0, 1.5, 200) for _ in range(2)]
+    strong = paired_bootstrap(y, good, bad, "mosi", ("mae",), samples=200)["mae"]
+    assert strong["diff"] < 0 and strong["p"] < 0.05
+    same = paired_bootstrap(y, good, good, "mosi", ("mae",), samples=50)["mae"]
+    assert same["diff"] == 0.0 and same["p"] == 1.0
+
+
+def test_publish_replaces_only_its_own_block(tmp_path):
+    doc = tmp_path / "results.md"
+    doc.write_text("# Results\n\nhand-written intro\n")
+    publish("table v1", "exp-a", doc)
+    publish("other", "exp-b", doc)
+    publish("table v2", "exp-a", doc)
+    text = doc.read_text()
+    assert "hand-written intro" in text and "table v2" in text and "table v1" not in text and "other" in text
+
+
+def test_a_dataset_with_nothing_to_pair_is_left_out_of_the_comparisons(tmp_path):
+    config = ExperimentConfig(name="lone", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=x"]},
+                              variants=["crosssent", "no_gmra"], extra_pairs=[("no_gmra", "crosssent")])
+    results = {"d": {"crosssent": {"seeds": [0]}}}  # no_gmra has no finished run yet
+    assert compare(config, tmp_path, results) == {} and compare_extra(config, tmp_path, results) == {}
