@@ -145,3 +145,19 @@ def test_quiet_logging_keeps_lightnings_warning_about_modules_in_eval_mode():
         warnings.warn("Found 3 module(s) in eval mode at the start of training.", UserWarning)
         warnings.warn("some other library chatter", UserWarning)
     assert [str(w.message) for w in caught] == ["Found 3 module(s) in eval mode at the start of training."]
+
+
+def test_experiment_report_only_publishes_and_bad_config_is_one_line(tmp_path):
+    from pathlib import Path
+
+    base = Path(__file__).resolve().parents[1] / "configs" / "synthetic.yaml"
+    config = tmp_path / "exp.yaml"
+    config.write_text(f"name: cli-exp\nbase: {base}\ndatasets: {{d: [data.path=unused]}}\nvariants: [crosssent]\nseeds: [0]\n")
+    doc = tmp_path / "doc.md"
+    doc.write_text("# Results\n")
+    result = run("experiment", "--config", config, "--out", tmp_path / "out", "--report-only", "--publish", doc)
+    assert result.exit_code == 0, result.output
+    assert "# Experiment `cli-exp`" in result.output and (tmp_path / "out" / "results.json").exists()
+    assert "<!-- begin cli-exp -->\n### Experiment `cli-exp`" in doc.read_text()
+    config.write_text("name: cli-exp\nbase: b.yaml\ndatasets: {d: []}\nvariants: [bigger]\n")
+    assert_clean_error(run("experiment", "--config", config, "--report-only"), "unknown variant 'bigger'")

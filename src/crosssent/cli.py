@@ -131,7 +131,8 @@ def experiment(
     """Run datasets x variants x seeds (resumable) and write results.{md,csv,json}."""
     _quiet_libraries(lightning=True)
     from crosssent.experiment_report import publish, write_reports
-    from crosssent.experiments import GridIncomplete, load_experiment, run_grid, sync_records
+    from crosssent.experiment_config import load_experiment
+    from crosssent.experiments import GridIncomplete, run_grid, sync_records
     from crosssent.training import RunInterrupted
 
     try:

@@ -18,12 +18,11 @@ from typing import Any, Callable
 
 import yaml
 
-from crosssent.experiment_config import ExperimentConfig, cell_settings, grid, load_experiment, run_dir
+from crosssent.experiment_config import ExperimentConfig, cell_settings, grid, run_dir
 from crosssent.experiment_report import write_reports
 from crosssent.records import record_path, restore_run, write_record
 from crosssent.settings import first_difference
 
-__all__ = ["ExperimentConfig", "GridIncomplete", "load_experiment", "run_grid", "sync_records"]
 
 class GridIncomplete(RuntimeError):
     """Raised when ``max_runs`` new runs were made and cells remain (continue later)."""
