@@ -6,6 +6,7 @@ import pickle
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,8 +149,6 @@ def test_quiet_logging_keeps_lightnings_warning_about_modules_in_eval_mode():
 
 
 def test_experiment_report_only_publishes_and_bad_config_is_one_line(tmp_path):
-    from pathlib import Path
-
     base = Path(__file__).resolve().parents[1] / "configs" / "synthetic.yaml"
     config = tmp_path / "exp.yaml"
     config.write_text(f"name: cli-exp\nbase: {base}\ndatasets: {{d: [data.path=unused]}}\nvariants: [crosssent]\nseeds: [0]\n")

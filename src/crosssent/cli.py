@@ -130,8 +130,8 @@ def experiment(
 ) -> None:
     """Run datasets x variants x seeds (resumable) and write results.{md,csv,json}."""
     _quiet_libraries(lightning=True)
-    from crosssent.experiment_report import publish, write_reports
     from crosssent.experiment_config import load_experiment
+    from crosssent.experiment_report import publish, write_reports
     from crosssent.experiments import GridIncomplete, run_grid, sync_records
     from crosssent.training import RunInterrupted
 

@@ -51,6 +51,10 @@ class ExperimentConfig(BaseModel):
     def variant_overrides(self, variant: str) -> list[str]:
         return self.custom_variants.get(variant, VARIANT_OVERRIDES.get(variant, []))
 
+    def seeds_of(self, variant: str) -> list[int]:
+        """The variant's seeds: its ``seed_overrides`` entry, else the experiment's seeds."""
+        return self.seed_overrides.get(variant, self.seeds)
+
 
 def load_experiment(path: str | Path) -> ExperimentConfig:
     path = Path(path)
@@ -77,10 +81,10 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
 def grid(config: ExperimentConfig) -> list[tuple[str, str, int]]:
     """(dataset, variant, seed), seed-major so that a partial grid covers every variant."""
     cells = []
-    for seed in sorted({s for v in config.variants for s in config.seed_overrides.get(v, config.seeds)}):
+    for seed in sorted({s for v in config.variants for s in config.seeds_of(v)}):
         for dataset in config.datasets:
             for variant in config.variants:
-                if seed in config.seed_overrides.get(variant, config.seeds):
+                if seed in config.seeds_of(variant):
                     cells.append((dataset, variant, seed))
     return cells
 

@@ -99,7 +99,7 @@ def collect(config: ExperimentConfig, out: Path) -> dict[str, Any]:
     for dataset in config.datasets:
         per_variant: dict[str, Any] = {}
         for variant in config.variants:
-            seeds = config.seed_overrides.get(variant, config.seeds)
+            seeds = config.seeds_of(variant)
             finished = [s for s in seeds if (run_dir(out, dataset, variant, s) / "metrics.json").exists()]
             if not finished:
                 continue
