@@ -22,3 +22,28 @@ def test_seed_overrides_shorten_one_variant():
                               seeds=[0, 1, 2], seed_overrides={"no_mpr": [0]})
     assert [c for c in grid(config) if c[1] == "no_mpr"] == [("d", "no_mpr", 0)]
     assert len(grid(config)) == 4
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((ROOT / "configs" / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_grids_still_ask_for_the_runs_their_records_hold(path, monkeypatch):
+    """Changing a default in a base config must not silently change an older grid: each grid's
+    committed records were made with exactly the settings its cells resolve to now (a grid made
+    under an old default pins it, e.g. ``train.lr_fusion=null``). Every cell must also resolve."""
+    import json
+
+    from crosssent.experiment_config import cell_settings
+    from crosssent.settings import first_difference
+
+    monkeypatch.chdir(ROOT)  # base paths in the configs are relative to the repository root
+    config = load_experiment(path)
+    cells = {cell: cell_settings(config, *cell) for cell in grid(config)}
+    records = sorted((ROOT / config.records).glob("*/*/seed*.json")) if config.records else []
+    for record in records:
+        dataset, variant, seed = record.parent.parent.name, record.parent.name, int(record.stem[4:])
+        assert (dataset, variant, seed) in cells, f"{record}: not a cell of {path.name}"
+        saved = json.loads(record.read_text(encoding="utf-8"))["settings"]
+        assert first_difference(saved, cells[dataset, variant, seed]) is None, f"{record}: {first_difference(saved, cells[dataset, variant, seed])}"
