@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from crosssent.experiment_config import ExperimentConfig, grid, load_experiment
+from crosssent.experiment_config import ExperimentConfig, cell_settings, grid, load_experiment
+from crosssent.records import read_record, record_path
+from crosssent.settings import first_difference
 
 
 def test_bad_experiment_configs(tmp_path):
@@ -33,17 +35,15 @@ def test_shipped_grids_still_ask_for_the_runs_their_records_hold(path, monkeypat
     """Changing a default in a base config must not silently change an older grid: each grid's
     committed records were made with exactly the settings its cells resolve to now (a grid made
     under an old default pins it, e.g. ``train.lr_fusion=null``). Every cell must also resolve."""
-    import json
-
-    from crosssent.experiment_config import cell_settings
-    from crosssent.settings import first_difference
-
     monkeypatch.chdir(ROOT)  # base paths in the configs are relative to the repository root
     config = load_experiment(path)
     cells = {cell: cell_settings(config, *cell) for cell in grid(config)}
-    records = sorted((ROOT / config.records).glob("*/*/seed*.json")) if config.records else []
-    for record in records:
-        dataset, variant, seed = record.parent.parent.name, record.parent.name, int(record.stem[4:])
-        assert (dataset, variant, seed) in cells, f"{record}: not a cell of {path.name}"
-        saved = json.loads(record.read_text(encoding="utf-8"))["settings"]
-        assert first_difference(saved, cells[dataset, variant, seed]) is None, f"{record}: {first_difference(saved, cells[dataset, variant, seed])}"
+    if config.records is None:
+        return
+    by_path = {record_path(ROOT / config.records, *cell): cell for cell in cells}
+    stray = sorted(set((ROOT / config.records).glob("*/*/seed*.json")) - set(by_path))
+    assert not stray, f"{stray[0]}: not a cell of {path.name}"
+    for record, cell in by_path.items():
+        if record.exists():
+            difference = first_difference(read_record(record)["settings"], cells[cell])
+            assert difference is None, f"{record}: {difference}"
