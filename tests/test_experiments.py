@@ -55,6 +55,7 @@ def test_grid_runs_interrupts_and_resumes(tmp_path, synthetic_dir):
     table = (out / "results.md").read_text()
     assert "| crosssent | 2 |" in table and "| no_gmra | 2 |" in table and "Paired comparisons" in table
     assert "| no_gmra - crosssent |" in table
+    assert "(1 resumed run(s) count only their last part)" in table and res["no_gmra"]["resumed_runs"] == 1
     software = json.loads((run_dir(out, "synthetic", "no_gmra", 1) / "run_info.json").read_text())["software"]
     assert software["torch"] == torch.__version__
     assert "Code the runs were made with: " in table and "(4 runs)." in table  # one code state, four runs

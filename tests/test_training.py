@@ -64,6 +64,8 @@ def test_resume_reaches_the_same_metrics(tmp_path, synthetic_dir):
         train_run(cut, tmp_path / "cut")
     resumed = train_run(tiny_settings(synthetic_dir, train={"max_epochs": 3}), tmp_path / "cut", resume=True)
     assert resumed["test"] == pytest.approx(full["test"], abs=1e-6)
+    info = {name: json.loads((tmp_path / name / "run_info.json").read_text()) for name in ("full", "cut")}
+    assert (info["full"]["resumed"], info["cut"]["resumed"]) == (False, True)  # says whose wall time is partial
 
 
 def test_same_seed_same_run_other_seed_differs(tmp_path, synthetic_dir):

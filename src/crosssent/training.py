@@ -280,7 +280,8 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
         "best_valid_mse": float(best.best_model_score) if best.best_model_score is not None else None,
         "epochs_run": trainer.current_epoch,
         "world_size": trainer.world_size,
-        "wall_seconds": round(time.time() - started, 1),
+        "wall_seconds": round(time.time() - started, 1),  # this process only: a resumed run's earlier part is not in it
+        "resumed": ckpt_path is not None,
         "hardware": f"{platform.machine()} {os.cpu_count()} CPU"
         + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
         "torch_threads": torch.get_num_threads(),
