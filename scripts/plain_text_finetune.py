@@ -63,11 +63,12 @@ def main(
     lr_encoder: float = 2e-5,
     lr_head: float = 1e-3,
     head_hidden: int = 128,
+    text_prefix: str = typer.Option("", help='put before every transcript, e.g. "query: " (e5 was trained with it)'),
     out: Path | None = None,
 ) -> None:
     table, meta = load_dataset(data_dir)
     split = np.array(table["split"])
-    texts, ids = list(table["text"]), list(table["id"])
+    texts, ids = [text_prefix + t for t in table["text"]], list(table["id"])
     labels = np.array(table["label"], dtype=np.float64)
     rows = {part: np.flatnonzero(split == part) for part in ("train", "valid", "test")}
     random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
@@ -99,7 +100,7 @@ def main(
         curve.append(valid_mse)
     model.load_state_dict(best_state)
     best = int(np.argmin(curve))  # the first epoch with the lowest MSE: the one kept above
-    result = {"backbone": backbone, "seed": seed, "best_epoch": best + 1, "valid_mse": curve[best],
+    result = {"backbone": backbone, "seed": seed, "text_prefix": text_prefix, "best_epoch": best + 1, "valid_mse": curve[best],
               "valid_mse_per_epoch": curve, "predictions": {}}
     for part in ("valid", "test"):
         pred = predict(model, tokenizer, [texts[i] for i in rows[part]], max_len=max_len)
