@@ -6,6 +6,7 @@ import torch
 import yaml
 
 from crosssent.experiment_config import ExperimentConfig, grid, load_experiment, run_dir
+from crosssent.experiment_report import write_reports
 from crosssent.experiments import GridIncomplete, run_grid
 from crosssent.settings import load_settings
 from crosssent.training import RunInterrupted, train_run
@@ -55,11 +56,19 @@ def test_grid_runs_interrupts_and_resumes(tmp_path, synthetic_dir):
     table = (out / "results.md").read_text()
     assert "| crosssent | 2 |" in table and "| no_gmra | 2 |" in table and "Paired comparisons" in table
     assert "| no_gmra - crosssent |" in table
-    assert "(1 resumed run(s) count only their last part)" in table and res["no_gmra"]["resumed_runs"] == 1
+    resumed_info = run_dir(out, "synthetic", "no_gmra", 0) / "run_info.json"
+    assert json.loads(resumed_info.read_text())["wall_seconds_before_resume"] > 0  # whole wall time
+    assert "count only their last part" not in table and res["no_gmra"]["partial_time_runs"] == 0
     software = json.loads((run_dir(out, "synthetic", "no_gmra", 1) / "run_info.json").read_text())["software"]
     assert software["torch"] == torch.__version__
     assert "Code the runs were made with: " in table and "(4 runs)." in table  # one code state, four runs
     assert (out / "results.csv").read_text().startswith("dataset,variant,split,metric,n,mean")
+    # a run resumed by an older version (no carried clock) is flagged: its wall time is partial
+    old_style = {k: v for k, v in json.loads(resumed_info.read_text()).items() if k != "wall_seconds_before_resume"}
+    resumed_info.write_text(json.dumps(old_style))
+    again = write_reports(config, out, wall_seconds=0.0)
+    assert again["results"]["synthetic"]["no_gmra"]["partial_time_runs"] == 1
+    assert "(1 run(s) resumed by an older version count only their last part)" in (out / "results.md").read_text()
 
 
 def _fake_run(settings, target, *, resume=False):

@@ -65,7 +65,10 @@ def test_resume_reaches_the_same_metrics(tmp_path, synthetic_dir):
     resumed = train_run(tiny_settings(synthetic_dir, train={"max_epochs": 3}), tmp_path / "cut", resume=True)
     assert resumed["test"] == pytest.approx(full["test"], abs=1e-6)
     info = {name: json.loads((tmp_path / name / "run_info.json").read_text()) for name in ("full", "cut")}
-    assert (info["full"]["resumed"], info["cut"]["resumed"]) == (False, True)  # says whose wall time is partial
+    assert (info["full"]["resumed"], info["cut"]["resumed"]) == (False, True)
+    # the resumed run's wall time includes its first process, up to the checkpoint it resumed from
+    assert info["full"]["wall_seconds_before_resume"] == 0
+    assert 0 < info["cut"]["wall_seconds_before_resume"] <= info["cut"]["wall_seconds"]
 
 
 def test_same_seed_same_run_other_seed_differs(tmp_path, synthetic_dir):

@@ -111,7 +111,9 @@ def collect(config: ExperimentConfig, out: Path) -> dict[str, Any]:
                 "valid": {k: mean_ci([runs[s]["valid"][k] for s in finished]) for k in runs[finished[0]]["valid"]},
                 "valid_mse": mean_ci([info[s]["best_valid_mse"] for s in finished]),
                 "wall_seconds": float(sum(info[s]["wall_seconds"] for s in finished)),
-                "resumed_runs": sum(bool(info[s].get("resumed")) for s in finished),  # their wall time is partial
+                # resumed before the run clock was carried through checkpoints: wall time of the last part only
+                "partial_time_runs": sum(bool(info[s].get("resumed")) and "wall_seconds_before_resume" not in info[s]
+                                         for s in finished),
                 "code": [code_summary(info[s].get("software")) for s in finished],
             }
             if config.report_test:  # a search keeps test numbers (gates too: measured on test) out
@@ -222,7 +224,8 @@ def render_markdown(
     buf.write(f"# Experiment `{config.name}`\n\n")
     buf.write(f"Command: `{meta['command']}`  \nHardware: {meta['hardware']}; grid wall time this invocation: "
               f"{meta['wall_seconds']:.0f} s; summed run time: {meta['run_seconds']:.0f} s"
-              + (f" ({meta['resumed_runs']} resumed run(s) count only their last part)" if meta.get("resumed_runs") else "")
+              + (f" ({meta['partial_time_runs']} run(s) resumed by an older version count only their last part)"
+                 if meta.get("partial_time_runs") else "")
               + ".  \n")
     buf.write(f"Code the runs were made with: {_code_line(results) or 'no runs yet'}.\n\n")
     split = "test" if config.report_test else "valid"
@@ -266,11 +269,11 @@ def write_reports(config: ExperimentConfig, out: Path, *, wall_seconds: float, c
     comparisons = compare(config, out, results)
     extra = compare_extra(config, out, results)
     run_seconds = sum(r["wall_seconds"] for d in results.values() for r in d.values())
-    resumed = sum(r.get("resumed_runs", 0) for d in results.values() for r in d.values())
+    partial = sum(r.get("partial_time_runs", 0) for d in results.values() for r in d.values())
     meta = {
         "command": command or f"crosssent experiment --config configs/experiments/{config.name}.yaml --out {out}",
         "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores" + _gpu(),
-        "wall_seconds": wall_seconds, "run_seconds": run_seconds, "resumed_runs": resumed,
+        "wall_seconds": wall_seconds, "run_seconds": run_seconds, "partial_time_runs": partial,
     }
     payload = {"experiment": config.model_dump(mode="json"), "meta": meta, "results": results,
                "comparisons": comparisons, "extra_comparisons": extra}

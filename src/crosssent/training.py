@@ -163,12 +163,31 @@ class _InterruptAfter(Callback):
             raise RunInterrupted(f"interrupted after epoch {self.epochs} (train.interrupt_after_epochs)")
 
 
+class _RunClock(Callback):
+    """The run's wall time, carried through checkpoints: a resumed run adds the time its
+    earlier processes had spent up to the checkpoint it resumes from (the work lost after that
+    checkpoint, which the resumed run redoes, is not counted twice)."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started  # this process's start (train_run's clock)
+        self.before = 0.0  # seconds spent by earlier processes, read from the checkpoint
+
+    def seconds(self) -> float:
+        return self.before + time.time() - self.started
+
+    def state_dict(self) -> dict[str, float]:
+        return {"seconds": self.seconds()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.before = float(state_dict["seconds"])
+
+
 class _EpochLine(Callback):
     """One line per finished epoch on stderr, for logs where the progress bar is switched off
     (``train.progress_bar=false``, as the experiment grids run)."""
 
-    def __init__(self, started: float) -> None:
-        self.started = started  # the run's own clock (train_run's start), not a second one
+    def __init__(self, clock: _RunClock) -> None:
+        self.clock = clock  # the run's own clock, not a second one
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -176,7 +195,7 @@ class _EpochLine(Callback):
         valid = trainer.callback_metrics.get("valid_mse")
         shown = f"{float(valid):.4f}" if valid is not None else "n/a"
         print(f"  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: valid MSE {shown} "
-              f"({time.time() - self.started:.0f} s since start)", file=sys.stderr, flush=True)
+              f"({self.clock.seconds():.0f} s since start)", file=sys.stderr, flush=True)
 
 
 def set_feature_statistics(model: CrossSentModel, table: Any) -> None:
@@ -252,9 +271,11 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
         dirpath=out_dir / "checkpoints", filename="best-epoch{epoch}", auto_insert_metric_name=False,
         monitor="valid_mse", mode="min", save_last=True, enable_version_counter=False,
     )
-    callbacks: list[Callback] = [_EpochSeeding(sampler, ts.seed), best, EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience)]
+    clock = _RunClock(started)
+    callbacks: list[Callback] = [_EpochSeeding(sampler, ts.seed), clock, best,
+                                 EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience)]
     if not ts.progress_bar:
-        callbacks.append(_EpochLine(started))
+        callbacks.append(_EpochLine(clock))
     if ts.interrupt_after_epochs:
         callbacks.append(_InterruptAfter(ts.interrupt_after_epochs))
     trainer = L.Trainer(
@@ -280,8 +301,9 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
         "best_valid_mse": float(best.best_model_score) if best.best_model_score is not None else None,
         "epochs_run": trainer.current_epoch,
         "world_size": trainer.world_size,
-        "wall_seconds": round(time.time() - started, 1),  # this process only: a resumed run's earlier part is not in it
+        "wall_seconds": round(clock.seconds(), 1),  # a resumed run's earlier processes included (to their checkpoint)
         "resumed": ckpt_path is not None,
+        "wall_seconds_before_resume": round(clock.before, 1),  # 0 for a run that was not resumed
         "hardware": f"{platform.machine()} {os.cpu_count()} CPU"
         + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
         "torch_threads": torch.get_num_threads(),
