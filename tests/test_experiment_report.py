@@ -1,10 +1,11 @@
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from crosssent.experiment_config import ExperimentConfig
-from crosssent.experiment_report import compare, compare_extra, mean_ci, paired_bootstrap, publish
+from crosssent.experiment_report import _comparison_rows, compare, compare_extra, mean_ci, paired_bootstrap, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,3 +43,12 @@ def test_a_dataset_with_nothing_to_pair_is_left_out_of_the_comparisons(tmp_path)
                               variants=["crosssent", "no_gmra"], extra_pairs=[("no_gmra", "crosssent")])
     results = {"d": {"crosssent": {"seeds": [0]}}}  # no_gmra has no finished run yet
     assert compare(config, tmp_path, results) == {} and compare_extra(config, tmp_path, results) == {}
+
+
+def test_a_paired_t_without_two_shared_seeds_is_shown_as_a_dash():
+    nan = float("nan")
+    entry = {"mean_diff": {"mae": -0.01, "acc7": 0.02}, "paired_t_p": {"mae": nan, "acc7": 0.25},
+             "bootstrap": {"mae": {"p": 0.5}, "acc7": {"p": 0.04}}}
+    buf = io.StringIO()
+    _comparison_rows(buf, {"no_mpr": entry}, ("acc7", "mae"), "vs")
+    assert buf.getvalue().splitlines()[-1] == "| no_mpr | +2.00 (p 0.250 / 0.040) | -0.010 (p – / 0.500) |"
