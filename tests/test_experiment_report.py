@@ -45,7 +45,7 @@ def test_a_dataset_with_nothing_to_pair_is_left_out_of_the_comparisons(tmp_path)
     assert compare(config, tmp_path, results) == {} and compare_extra(config, tmp_path, results) == {}
 
 
-def test_a_paired_t_without_two_shared_seeds_is_shown_as_a_dash():
+def test_an_undefined_paired_t_is_shown_as_a_dash():
     nan = float("nan")
     entry = {"mean_diff": {"mae": -0.01, "acc7": 0.02}, "paired_t_p": {"mae": nan, "acc7": 0.25},
              "bootstrap": {"mae": {"p": 0.5}, "acc7": {"p": 0.04}}}

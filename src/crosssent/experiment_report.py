@@ -212,7 +212,7 @@ def _comparison_rows(buf: io.StringIO, entries: dict[str, Any], keys: tuple[str,
             shown = f"{diff:+.3f}" if k in ("mae", "corr") else f"{diff * 100:+.2f}"
             pb = f"{boot['p']:.3f}" if boot else "–"
             pt = c["paired_t_p"][k]
-            pt = "–" if math.isnan(pt) else f"{pt:.3f}"  # undefined with one shared seed
+            pt = "–" if math.isnan(pt) else f"{pt:.3f}"  # undefined: one shared seed, or zero spread of the differences
             cells.append(f"{shown} (p {pt} / {pb})")
         buf.write(f"| {name} | " + " | ".join(cells) + " |\n")
 
@@ -251,7 +251,8 @@ def render_markdown(
             cells = " | ".join(_fmt(r[split][k], k) for k in keys)
             buf.write(f"| {variant} | {len(r['seeds'])}{missing} | {cells} | {_fmt(r['valid_mse'], 'mae')} |\n")
         if comparisons.get(dataset):
-            buf.write("\nPaired comparisons, crosssent minus variant (p: paired t over seeds, – with one shared seed / paired bootstrap over test clips):\n\n")
+            buf.write("\nPaired comparisons, crosssent minus variant (p: paired t over seeds, – where undefined: one "
+                      "shared seed or the same difference on every seed / paired bootstrap over test clips):\n\n")
             _comparison_rows(buf, comparisons[dataset], keys, "vs")
         if extra.get(dataset):
             buf.write("\nFurther paired comparisons, first variant minus second (p as above):\n\n")
