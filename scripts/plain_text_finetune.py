@@ -100,8 +100,8 @@ def main(
         curve.append(valid_mse)
     model.load_state_dict(best_state)
     best = int(np.argmin(curve))  # the first epoch with the lowest MSE: the one kept above
-    result = {"backbone": backbone, "seed": seed, "text_prefix": text_prefix, "best_epoch": best + 1, "valid_mse": curve[best],
-              "valid_mse_per_epoch": curve, "predictions": {}}
+    result = {"backbone": backbone, "seed": seed, "text_prefix": text_prefix, "best_epoch": best + 1,
+              "valid_mse": curve[best], "valid_mse_per_epoch": curve, "predictions": {}}
     for part in ("valid", "test"):
         pred = predict(model, tokenizer, [texts[i] for i in rows[part]], max_len=max_len)
         result[part] = compute_metrics(pred, labels[rows[part]], meta.task)

@@ -44,10 +44,10 @@ def test_plain_text_finetune_learns_the_synthetic_text_and_keeps_the_best_epoch(
     data = generate(tmp_path / "synthetic", n_train=600, n_valid=100, n_test=300, seed=1)
     out = tmp_path / "floor.json"
     subprocess.run([sys.executable, str(SCRIPTS / "plain_text_finetune.py"), str(data), "--backbone", "tiny-random",
-                    "--epochs", "3", "--lr-encoder", "1e-3", "--out", str(out)],
+                    "--epochs", "3", "--lr-encoder", "1e-3", "--text-prefix", "review: ", "--out", str(out)],
                    capture_output=True, text=True, check=True)
     result = json.loads(out.read_text())
-    assert 1 <= result["best_epoch"] <= 3
+    assert 1 <= result["best_epoch"] <= 3 and result["text_prefix"] == "review: "
     # the synthetic text carries the label: better than chance on the held-out test split
     assert result["test"]["corr"] > 0.15 and result["test"]["acc2_non0"] > 0.55
     # the kept model beats predicting 0 on validation
