@@ -169,7 +169,7 @@ class _RunClock(Callback):
     checkpoint, which the resumed run redoes, is not counted twice)."""
 
     def __init__(self, started: float) -> None:
-        self.started = started  # this process's start (train_run's clock)
+        self.started = started  # this process's start (set at the top of train_run)
         self.before = 0.0  # seconds spent by earlier processes, read from the checkpoint
 
     def seconds(self) -> float:
@@ -239,7 +239,7 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
     (None on non-zero DDP ranks, which leave the writing to rank 0)."""
     out_dir = Path(out_dir)
     ckpt_path = _check_run_dir(out_dir, resume)
-    started = time.time()
+    clock = _RunClock(time.time())  # started before data loading: the run's wall time includes it
     software = software_versions()  # at the start: the code this process loaded, not later edits
     table, meta = load_dataset(settings.data.path)
     table, meta = drop_modalities(table, meta, settings.data.drop_modalities, where="data.drop_modalities")
@@ -271,7 +271,6 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
         dirpath=out_dir / "checkpoints", filename="best-epoch{epoch}", auto_insert_metric_name=False,
         monitor="valid_mse", mode="min", save_last=True, enable_version_counter=False,
     )
-    clock = _RunClock(started)
     callbacks: list[Callback] = [_EpochSeeding(sampler, ts.seed), clock, best,
                                  EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience)]
     if not ts.progress_bar:
