@@ -45,5 +45,24 @@ def test_shipped_grids_still_ask_for_the_runs_their_records_hold(path, monkeypat
     assert not stray, f"{stray[0]}: not a cell of {path.name}"
     for record, cell in by_path.items():
         if record.exists():
-            difference = first_difference(read_record(record)["settings"], cells[cell])
+            kept = read_record(record)
+            difference = first_difference(kept["settings"], cells[cell])
             assert difference is None, f"{record}: {difference}"
+            if not config.report_test:  # a search's record keeps no test number
+                assert kept["test_predictions"] is None and "test" not in kept["metrics"], record
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_borrowed_records_are_copies_of_their_source(path, monkeypatch):
+    """A record a grid borrowed from another grid is that grid's record (test numbers left out
+    for a search), so the two grids report the same run."""
+    monkeypatch.chdir(ROOT)
+    config = load_experiment(path)
+    for dataset, variant, seed in grid(config):
+        if variant not in config.borrowed_records:
+            continue
+        own, source = (record_path(ROOT / r, dataset, variant, seed) for r in (config.records, config.borrowed_records[variant]))
+        if own.exists():
+            mine, theirs = read_record(own), read_record(source)
+            assert mine["metrics"]["valid"] == theirs["metrics"]["valid"] and mine["run_info"]["best_valid_mse"] == theirs["run_info"]["best_valid_mse"], own
+            assert config.report_test or mine["test_predictions"] is None, own

@@ -122,3 +122,26 @@ def test_a_search_grid_records_and_restores_no_test_number(recorded, tmp_path):
     with pytest.raises(ValueError, match=r"seed0.json: a search record \(no test numbers\)"):
         run_grid(config.model_copy(update={"records": search.records}), tmp_path / "test-grid", run_fn=_never,
                  echo=lambda _: None)
+
+
+def test_a_search_borrows_its_base_point_from_a_grid_without_its_test_numbers(recorded, tmp_path):
+    config, root, _ = recorded
+    search = config.model_copy(update={"records": tmp_path / "records", "report_test": False,
+                                       "variants": ["crosssent"], "borrowed_records": {"crosssent": config.records}})
+    lines = []
+    run_grid(search, tmp_path / "exp", run_fn=_never, echo=lines.append)
+    assert any("restored from" in line for line in lines)
+    source = read_record(record_path(config.records, "synthetic", "crosssent", 0))
+    copy = read_record(record_path(search.records, "synthetic", "crosssent", 0))
+    assert copy["test_predictions"] is None and set(copy["metrics"]) == {"valid"} and "fusion" not in copy["run_info"]
+    assert copy["metrics"]["valid"] == source["metrics"]["valid"] and copy["settings"] == source["settings"]
+
+
+def test_a_borrowed_record_of_other_settings_is_refused_and_nothing_is_copied(recorded, tmp_path):
+    config, root, _ = recorded
+    other = config.model_copy(update={"records": tmp_path / "records", "variants": ["crosssent"],
+                                      "overrides": [*TINY, "model.gate_bias_init=-4"],
+                                      "borrowed_records": {"crosssent": config.records}})
+    with pytest.raises(ValueError, match=r"seed0.json: made with model.gate_bias_init=.* it cannot stand for"):
+        run_grid(other, tmp_path / "exp", run_fn=_never, echo=lambda _: None)
+    assert not (tmp_path / "records").exists()

@@ -47,6 +47,10 @@ class ExperimentConfig(BaseModel):
     records: Path | None = None
     # Paired comparisons beyond "crosssent minus every variant": [A, B] reports A minus B.
     extra_pairs: list[tuple[str, str]] = []
+    # Variant -> records folder of another grid whose run of the same dataset, variant and seed
+    # is this cell's run (e.g. a search's base point): it is copied into ``records`` (test numbers
+    # left out for a search) instead of trained again; the settings must match (checked).
+    borrowed_records: dict[str, Path] = {}
 
     def variant_overrides(self, variant: str) -> list[str]:
         return self.custom_variants.get(variant, VARIANT_OVERRIDES.get(variant, []))
@@ -75,6 +79,9 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     for pair in config.extra_pairs:
         if any(v not in config.variants for v in pair) or pair[0] == pair[1]:
             raise ValueError(f"{path}: extra_pairs: {list(pair)} must name two different variants of this experiment")
+    for variant in config.borrowed_records:
+        if variant not in config.variants or config.records is None:
+            raise ValueError(f"{path}: borrowed_records: {variant!r} needs to be a variant of this experiment and 'records' to be set")
     return config
 
 

@@ -20,7 +20,7 @@ import yaml
 
 from crosssent.experiment_config import ExperimentConfig, cell_settings, grid, run_dir
 from crosssent.experiment_report import write_reports
-from crosssent.records import record_path, restore_run, write_record
+from crosssent.records import borrow_record, record_path, restore_run, write_record
 from crosssent.settings import first_difference
 
 
@@ -88,7 +88,8 @@ def sync_records(config: ExperimentConfig, out: str | Path) -> int:
 
 def _sync_record(config: ExperimentConfig, target: Path, cell: tuple[str, str, int], settings: Any) -> bool:
     """Write the record of a finished run that lacks one; restore an unfinished run that has
-    one. True when the run was restored."""
+    one, first copying it from another grid where ``borrowed_records`` says so. True when the
+    run was restored."""
     if config.records is None:
         return False
     record = record_path(config.records, *cell)
@@ -96,6 +97,9 @@ def _sync_record(config: ExperimentConfig, target: Path, cell: tuple[str, str, i
         if not record.exists():
             write_record(target, record, with_test=config.report_test)
         return False
+    source = config.borrowed_records.get(cell[1])
+    if not record.exists() and source is not None and record_path(source, *cell).exists():
+        borrow_record(record_path(source, *cell), record, settings, with_test=config.report_test)
     if record.exists():
         restore_run(record, target, settings, need_test=config.report_test)
         return True

@@ -66,6 +66,25 @@ def write_record(run: Path, path: Path, *, with_test: bool = True) -> None:
     write_json_atomic(path, payload)
 
 
+def borrow_record(source: Path, path: Path, settings: RunSettings, *, with_test: bool = True) -> None:
+    """Copy another grid's record at ``source`` to ``path``: the same run serves both grids (e.g.
+    a search's base point is a grid's run), so it is not trained twice. Its settings must train
+    the same run as ``settings``; without ``with_test`` (a search) every test number is left out.
+    Nothing is written when the check fails."""
+    record = read_record(source)
+    difference = first_difference(record["settings"], settings)
+    if difference:
+        raise ValueError(f"{source}: {difference}; it cannot stand for this grid's run {path}")
+    if with_test and record["test_predictions"] is None:
+        raise ValueError(f"{source}: a search record (no test numbers) cannot fill a grid that reports the test split")
+    if not with_test:
+        record["metrics"] = {k: v for k, v in record["metrics"].items() if k != "test"}
+        record["run_info"] = {k: v for k, v in record["run_info"].items() if k != "fusion"}
+        record["test_predictions"] = None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, record)
+
+
 def read_record(path: Path) -> dict[str, Any]:
     try:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
