@@ -15,6 +15,9 @@ def test_bad_experiment_configs(tmp_path):
     bad.write_text("name: x\nbase: b.yaml\ndatasets: {d: []}\nvariants: [crosssent]\nextra_pairs: [[crosssent, mag]]\n")
     with pytest.raises(ValueError, match=r"extra_pairs: \['crosssent', 'mag'\] must name two different variants"):
         load_experiment(bad)
+    bad.write_text("name: x\nbase: b.yaml\ndatasets: {d: []}\nvariants: [crosssent]\nrecords: r\nborrowed_records: {mag: other}\n")
+    with pytest.raises(ValueError, match=r"borrowed_records: 'mag' needs to be a variant of this experiment"):
+        load_experiment(bad)
     with pytest.raises(ValueError, match="experiment config not found"):
         load_experiment(tmp_path / "none.yaml")
 
