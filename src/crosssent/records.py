@@ -51,9 +51,6 @@ def write_record(run: Path, path: Path, *, with_test: bool = True) -> None:
     predictions = None
     if with_test:
         predictions = {clip: prediction for clip, _, prediction in read_predictions(run / "predictions.csv", "test")}
-    else:
-        metrics = {k: v for k, v in metrics.items() if k != "test"}
-        run_info = {k: v for k, v in run_info.items() if k != "fusion"}
     payload = {
         "format": RECORD_FORMAT,
         "settings": yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")),
@@ -63,7 +60,18 @@ def write_record(run: Path, path: Path, *, with_test: bool = True) -> None:
         "test_predictions": predictions,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, payload)
+    write_json_atomic(path, payload if with_test else _without_test(payload))
+
+
+def _without_test(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as a search keeps it: no test metrics, no test predictions, no gate summary
+    (``fusion``, measured on test)."""
+    return {
+        **record,
+        "metrics": {k: v for k, v in record["metrics"].items() if k != "test"},
+        "run_info": {k: v for k, v in record["run_info"].items() if k != "fusion"},
+        "test_predictions": None,
+    }
 
 
 def borrow_record(source: Path, path: Path, settings: RunSettings, *, with_test: bool = True) -> None:
@@ -77,12 +85,8 @@ def borrow_record(source: Path, path: Path, settings: RunSettings, *, with_test:
         raise ValueError(f"{source}: {difference}; it cannot stand for this grid's run {path}")
     if with_test and record["test_predictions"] is None:
         raise ValueError(f"{source}: a search record (no test numbers) cannot fill a grid that reports the test split")
-    if not with_test:
-        record["metrics"] = {k: v for k, v in record["metrics"].items() if k != "test"}
-        record["run_info"] = {k: v for k, v in record["run_info"].items() if k != "fusion"}
-        record["test_predictions"] = None
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, record)
+    write_json_atomic(path, record if with_test else _without_test(record))
 
 
 def read_record(path: Path) -> dict[str, Any]:
