@@ -5,9 +5,9 @@
 Reads the committed run records of one variant (``seedN.json``, see crosssent.records), joins
 their test predictions with the labels of the imported dataset by clip id, and prints the test
 metrics of every seed, their mean over seeds, and those of the ensemble that averages the seeds'
-predictions clip by clip (scored with the record's own metric convention). An ensemble is a
-different, five-times-dearer model, so this is a diagnostic, never a reported result: if even
-the ensemble stays under a quoted number, seed luck alone does not explain the gap to it.
+predictions clip by clip (scored with the record's own metric convention). An ensemble of N
+seeds is a different model, N times dearer, so this is a diagnostic, never a reported result: if
+even the ensemble stays under a quoted number, seed luck alone does not explain the gap to it.
 """
 
 from __future__ import annotations
