@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from crosssent.data.dataset import load_dataset
 from crosssent.metrics import compute_metrics
-from crosssent.records import read_record
+from crosssent.records import read_record, joined_test_rows
 
 SHOWN = ("acc2", "acc2_has0", "acc2_non0", "f1", "acc3", "acc5", "acc7", "mae", "corr")
 
@@ -32,35 +31,28 @@ def main(
     if not paths:
         typer.echo(f"error: {records}: no seed*.json run records", err=True)
         raise typer.Exit(2)
-    table, _ = load_dataset(data_dir)
-    labels = {clip: label for clip, label, split in zip(table["id"], table["label"], table["split"]) if split == "test"}
-    clips = sorted(labels)
-    truth = np.array([labels[c] for c in clips])  # (N,)
     preds, tasks = [], set()
     for path in paths:
-        record = read_record(path)
-        scores = record["test_predictions"]
-        if not scores:
-            typer.echo(f"error: {path}: no test predictions (a validation-only search record)", err=True)
-            raise typer.Exit(2)
-        missing = [c for c in clips if c not in scores]
-        if missing or len(scores) != len(clips):
-            clip = missing[0] if missing else next(c for c in scores if c not in labels)
-            typer.echo(f"error: {path}: clip {clip} is not in both the record and {data_dir}'s test split", err=True)
-            raise typer.Exit(2)
-        preds.append(np.array([scores[c] for c in clips]))  # (N,)
+        try:
+            record = read_record(path)
+            rows = sorted(joined_test_rows(path, record, data_dir))  # by clip id: the same order for every seed
+        except ValueError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+        truth = np.array([label for _, label, _ in rows])  # (N,)
+        preds.append(np.array([prediction for _, _, prediction in rows]))  # (N,)
         tasks.add(record["task"])
     if len(tasks) != 1:
         typer.echo(f"error: {records}: records use different metric conventions {sorted(tasks)}", err=True)
         raise typer.Exit(2)
     task = tasks.pop()
-    rows = {path.stem: compute_metrics(p, truth, task) for path, p in zip(paths, preds)}
-    shown = [k for k in SHOWN if k in next(iter(rows.values()))]
-    rows["mean of seeds"] = {k: float(np.mean([r[k] for r in rows.values()])) for k in shown}
-    rows[f"ensemble of {len(paths)}"] = compute_metrics(np.mean(preds, axis=0), truth, task)
-    typer.echo(f"{records} ({len(clips)} test clips, {task} metrics)")
+    scored = {path.stem: compute_metrics(p, truth, task) for path, p in zip(paths, preds)}
+    shown = [k for k in SHOWN if k in next(iter(scored.values()))]
+    scored["mean of seeds"] = {k: float(np.mean([m[k] for m in scored.values()])) for k in shown}
+    scored[f"ensemble of {len(paths)}"] = compute_metrics(np.mean(preds, axis=0), truth, task)
+    typer.echo(f"{records} ({len(truth)} test clips, {task} metrics)")
     typer.echo(f"{'':16}" + "".join(f"{k:>10}" for k in shown))
-    for name, metrics in rows.items():
+    for name, metrics in scored.items():
         typer.echo(f"{name:16}" + "".join(f"{metrics[k]:10.4f}" for k in shown))
 
 

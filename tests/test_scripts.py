@@ -128,4 +128,5 @@ def test_seed_ensemble_scores_each_seed_and_the_averaged_predictions(tmp_path):
     (folder / "seed2.json").write_text(json.dumps(record))
     done = subprocess.run([sys.executable, str(SCRIPTS / "seed_ensemble.py"), str(folder), str(data)],
                           capture_output=True, text=True)
-    assert done.returncode == 2 and f"seed2.json: clip {clips[0]} is not in both" in done.stderr, done.stderr
+    assert done.returncode == 2 and f"seed2.json: clip '{clips[0]}' of the test split of {data} is not in the record" \
+        in done.stderr, done.stderr

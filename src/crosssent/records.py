@@ -116,16 +116,27 @@ def restore_run(path: Path, run: Path, settings: RunSettings, *, need_test: bool
             raise ValueError(f"{path}: a search record (no test numbers) cannot fill a grid that reports the test split")
         _write_run(run, record, rows=None)
         return
-    table, _ = load_dataset(settings.data.path)
+    joined = joined_test_rows(path, record, settings.data.path)
+    _write_run(run, record, [(clip, "test", label, prediction) for clip, label, prediction in joined])
+
+
+def joined_test_rows(path: Path, record: dict[str, Any], data_dir: str | Path) -> list[tuple[str, float, float]]:
+    """(clip, label, prediction) for the test predictions of ``record`` (read from ``path``), in
+    the record's order, with the labels of the dataset at ``data_dir``. The record must cover
+    that dataset's test split exactly: a clip on only one side is an error naming it."""
+    if record["test_predictions"] is None:
+        raise ValueError(f"{path}: a search record holds no test predictions")
+    table, _ = load_dataset(data_dir)
     labels = {clip: label for clip, split, label in zip(table["id"], table["split"], table["label"]) if split == "test"}
     rows = []
     for clip, prediction in record["test_predictions"].items():
         if clip not in labels:
-            raise ValueError(f"{path}: clip {clip!r} is not in the test split of {settings.data.path}")
-        rows.append((clip, "test", labels[clip], prediction))
-    if len(rows) != len(labels):
-        raise ValueError(f"{path}: records {len(rows)} test clips, {settings.data.path} has {len(labels)}")
-    _write_run(run, record, rows)
+            raise ValueError(f"{path}: clip {clip!r} is not in the test split of {data_dir}")
+        rows.append((clip, labels[clip], prediction))
+    unrecorded = next((clip for clip in labels if clip not in record["test_predictions"]), None)
+    if unrecorded is not None:
+        raise ValueError(f"{path}: clip {unrecorded!r} of the test split of {data_dir} is not in the record")
+    return rows
 
 
 def _write_run(run: Path, record: dict[str, Any], rows: list[tuple[str, str, float, float]] | None) -> None:
