@@ -1,0 +1,62 @@
+"""docs/results.md: the hand-copied "At a glance" table must agree with the runner's tables."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+
+# At-a-glance row (its first cell starts with this, then the backbone) -> published block
+BLOCKS = {
+    ("MOSI official split", "mpnet"): "mosi-mpnet",
+    ("MOSI official split", "MiniLM"): "mosi-minilm",
+    ("MOSI bc-LSTM split", "MiniLM"): "mosi-bclstm-minilm",
+    ("MOSEI official split", "MiniLM"): "mosei-minilm",
+    ("CH-SIMS official split", "e5-small"): "sims-e5",
+}
+COLUMNS = {"mosi": ("acc2_non0", "acc7", "mae", "corr"), "sims": ("acc2", "acc5", "mae", "corr")}
+
+
+def glance_rows(text: str) -> list[list[str]]:
+    section = text.split("## At a glance", 1)[1].split("\n## ", 1)[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("| ")]
+    return rows[1:]  # without the header
+
+
+def block_means(text: str, block: str) -> dict[str, dict[str, str]]:
+    """variant -> column -> mean as printed, from the test-split table of a published block."""
+    body = re.search(rf"<!-- begin {re.escape(block)} -->(.*?)<!-- end {re.escape(block)} -->", text, re.S)
+    assert body, f"no published block {block}"
+    lines = [line for line in body.group(1).splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    table = {}
+    for line in lines[1:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] == "vs":  # the paired-comparison table starts here
+            break
+        table[cells[0]] = {name: cell.split(" ±")[0] for name, cell in zip(header, cells)}
+    return table
+
+
+def test_every_glance_row_names_a_published_block():
+    rows = glance_rows(RESULTS.read_text())
+    found = {(key, row[1]) for row in rows for key, _ in BLOCKS if row[0].startswith(key)}
+    assert found == set(BLOCKS)
+
+
+@pytest.mark.parametrize("key", sorted(BLOCKS))
+def test_glance_numbers_are_the_published_means(key):
+    text = RESULTS.read_text()
+    row = next(r for r in glance_rows(text) if r[0].startswith(key[0]) and r[1] == key[1])
+    means = block_means(text, BLOCKS[key])
+    columns = COLUMNS["sims" if key[0].startswith("CH-SIMS") else "mosi"]
+    assert row[2] == means["crosssent"]["seeds"] == means["no_gmra"]["seeds"]
+    for variant, cell in (("crosssent", row[3]), ("no_gmra", row[4])):
+        copied = [v.strip() for v in cell.split("/")]
+        published = [means[variant][c] for c in columns]
+        for c, got, want in zip(columns, copied, published):
+            decimals = len(got.split(".")[1])
+            assert float(got) == pytest.approx(round(float(want), decimals), abs=1e-9), (key, variant, c)
