@@ -20,10 +20,14 @@ BLOCKS = {
 COLUMNS = {"mosi": ("acc2_non0", "acc7", "mae", "corr"), "sims": ("acc2", "acc5", "mae", "corr")}
 
 
+def cells(line: str) -> list[str]:
+    """The cells of one Markdown table row."""
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
 def glance_rows(text: str) -> list[list[str]]:
     section = text.split("## At a glance", 1)[1].split("\n## ", 1)[0]
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines() if line.startswith("| ")]
-    return rows[1:]  # without the header
+    return [cells(line) for line in section.splitlines() if line.startswith("| ")][1:]  # without the header
 
 
 def block_means(text: str, block: str) -> dict[str, dict[str, str]]:
@@ -31,13 +35,13 @@ def block_means(text: str, block: str) -> dict[str, dict[str, str]]:
     body = re.search(rf"<!-- begin {re.escape(block)} -->(.*?)<!-- end {re.escape(block)} -->", text, re.S)
     assert body, f"no published block {block}"
     lines = [line for line in body.group(1).splitlines() if line.startswith("| ")]
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    header = cells(lines[0])
     table = {}
     for line in lines[1:]:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if cells[0] == "vs":  # the paired-comparison table starts here
+        row = cells(line)
+        if row[0] == "vs":  # the paired-comparison table starts here
             break
-        table[cells[0]] = {name: cell.split(" ±")[0] for name, cell in zip(header, cells)}
+        table[row[0]] = {name: cell.split(" ±")[0] for name, cell in zip(header, row)}
     return table
 
 
