@@ -7,18 +7,24 @@ from crosssent.records import read_record, record_path
 from crosssent.settings import first_difference
 
 
-def test_bad_experiment_configs(tmp_path):
+@pytest.mark.parametrize("rest, message", [
+    ("variants: [crosssent, bigger]", "unknown variant 'bigger'"),
+    ("variants: [crosssent]\nextra_pairs: [[crosssent, mag]]",
+     r"extra_pairs: \['crosssent', 'mag'\] must name two different variants"),
+    ("variants: [crosssent]\nrecords: r\nborrowed_records: {mag: other}",
+     r"borrowed_records: 'mag' needs to be a variant of this experiment"),
+    ("quoted: {e: {floor: {mae: 0.5}}}", r"quoted: 'e' is not a dataset of this experiment"),
+    ("quoted: {d: {floor: {acc8: 0.5}}}", r"quoted: d: floor: unknown metric 'acc8'"),
+])
+def test_bad_experiment_configs(tmp_path, rest, message):
     bad = tmp_path / "e.yaml"
-    bad.write_text("name: x\nbase: b.yaml\ndatasets: {d: []}\nvariants: [crosssent, bigger]\n")
-    with pytest.raises(ValueError, match="unknown variant 'bigger'"):
+    bad.write_text(f"name: x\nbase: b.yaml\ndatasets: {{d: []}}\n{rest}\n")
+    with pytest.raises(ValueError, match=f"e.yaml: {message}"):
         load_experiment(bad)
-    bad.write_text("name: x\nbase: b.yaml\ndatasets: {d: []}\nvariants: [crosssent]\nextra_pairs: [[crosssent, mag]]\n")
-    with pytest.raises(ValueError, match=r"extra_pairs: \['crosssent', 'mag'\] must name two different variants"):
-        load_experiment(bad)
-    bad.write_text("name: x\nbase: b.yaml\ndatasets: {d: []}\nvariants: [crosssent]\nrecords: r\nborrowed_records: {mag: other}\n")
-    with pytest.raises(ValueError, match=r"borrowed_records: 'mag' needs to be a variant of this experiment"):
-        load_experiment(bad)
-    with pytest.raises(ValueError, match="experiment config not found"):
+
+
+def test_a_missing_experiment_config_is_named(tmp_path):
+    with pytest.raises(ValueError, match="none.yaml: experiment config not found"):
         load_experiment(tmp_path / "none.yaml")
 
 

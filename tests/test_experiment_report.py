@@ -38,6 +38,17 @@ def test_publish_replaces_only_its_own_block(tmp_path):
     assert "hand-written intro" in text and "table v2" in text and "table v1" not in text and "other" in text
 
 
+def test_publish_copies_the_linked_figures_beside_the_document(tmp_path):
+    experiment, docs = tmp_path / "exp", tmp_path / "docs"
+    (experiment / "figures").mkdir(parents=True)
+    (experiment / "figures" / "e-d.png").write_bytes(b"png bytes")
+    publish("table\n\n![seeds](figures/e-d.png)\n", "e", docs / "results.md", figures_from=experiment)
+    assert (docs / "figures" / "e-d.png").read_bytes() == b"png bytes"
+    with pytest.raises(ValueError, match="e-x.png: figure linked from the report is missing"):
+        publish("![seeds](figures/e-x.png)", "e", docs / "results.md", figures_from=experiment)
+    assert "figures/e-x.png" not in (docs / "results.md").read_text()  # nothing published
+
+
 def test_a_dataset_with_nothing_to_pair_is_left_out_of_the_comparisons(tmp_path):
     config = ExperimentConfig(name="lone", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=x"]},
                               variants=["crosssent", "no_gmra"], extra_pairs=[("no_gmra", "crosssent")])

@@ -63,6 +63,8 @@ def test_grid_runs_interrupts_and_resumes(tmp_path, synthetic_dir):
     assert software["torch"] == torch.__version__
     assert "Code the runs were made with: " in table and "(4 runs)." in table  # one code state, four runs
     assert (out / "results.csv").read_text().startswith("dataset,variant,split,metric,n,mean")
+    figure = f"figures/{config.name}-synthetic.png"  # every seed of both variants, linked from the table
+    assert f"]({figure})" in table and (out / figure).read_bytes().startswith(b"\x89PNG")
     # a run resumed by an older version (no carried clock) is flagged: its wall time is partial
     old_style = {k: v for k, v in json.loads(resumed_info.read_text()).items() if k != "wall_seconds_before_resume"}
     resumed_info.write_text(json.dumps(old_style))
@@ -89,7 +91,7 @@ def test_search_grid_reports_validation_only_and_custom_variants(tmp_path):
     config = ExperimentConfig(
         name="search", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=unused"]},
         variants=["crosssent", "inject_1"], seeds=[0, 1], report_test=False,
-        custom_variants={"inject_1": ["model.inject_layer=1"]},
+        custom_variants={"inject_1": ["model.inject_layer=1"]}, quoted={"d": {"a floor": {"mae": 0.5, "acc7": 0.4}}},
     )
     payload = run_grid(config, tmp_path, run_fn=_fake_run, echo=lambda _: None)
     res = payload["results"]["d"]
@@ -101,6 +103,8 @@ def test_search_grid_reports_validation_only_and_custom_variants(tmp_path):
     assert all("9.0" not in text for text in files)  # no test number anywhere
     assert "VALIDATION metrics only" in files[0] and "`inject_1` = model.inject_layer=1" in files[0]
     assert ",valid,mae," in files[2]
+    assert "\nDashed line, quoted (not ours): a floor: mae 0.500, acc7 40.00.\n" in files[0]
+    assert (tmp_path / "figures" / "search-d.png").exists()
 
 
 def test_finished_run_made_with_other_settings_is_refused(tmp_path):

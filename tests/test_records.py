@@ -118,7 +118,8 @@ def test_a_search_grid_records_and_restores_no_test_number(recorded, tmp_path):
     assert "fusion" not in record["run_info"] and '"test"' not in path.read_text()
     again = run_grid(search, tmp_path / "fresh", run_fn=_never, echo=lambda _: None)
     assert json.dumps(again["results"], sort_keys=True) == json.dumps(first["results"], sort_keys=True)
-    assert set(again["results"]["synthetic"]["crosssent"]) == {"seeds", "missing_seeds", "valid", "valid_mse", "wall_seconds", "partial_time_runs", "code"}
+    assert set(again["results"]["synthetic"]["crosssent"]) == {"seeds", "missing_seeds", "valid", "valid_per_seed", "valid_mse",
+                                                                "valid_mse_per_seed", "wall_seconds", "partial_time_runs", "code"}
     with pytest.raises(ValueError, match=r"seed0.json: a search record \(no test numbers\)"):
         run_grid(config.model_copy(update={"records": search.records}), tmp_path / "test-grid", run_fn=_never,
                  echo=lambda _: None)

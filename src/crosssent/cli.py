@@ -146,14 +146,15 @@ def experiment(
             write_reports(exp, folder, wall_seconds=0.0, command=command)
         else:
             run_grid(exp, folder, max_runs=max_runs, echo=typer.echo, command=command)
+        report = (folder / "results.md").read_text(encoding="utf-8")
+        if publish_to is not None:
+            publish(report.replace("# Experiment", "### Experiment", 1).replace("\n## ", "\n#### "), exp.name,
+                    publish_to, figures_from=folder)
     except (GridIncomplete, RunInterrupted) as err:
         typer.echo(f"stopped: {err}; run the same command again to continue", err=True)
         raise typer.Exit(code=3)
     except ValueError as err:
         _fail(err)
-    report = (folder / "results.md").read_text(encoding="utf-8")
-    if publish_to is not None:
-        publish(report.replace("# Experiment", "### Experiment", 1).replace("\n## ", "\n#### "), exp.name, publish_to)
     typer.echo(report)
 
 

@@ -15,7 +15,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from crosssent.metrics import KEYS
 from crosssent.settings import RunSettings, load_settings
+
+ALL_METRIC_KEYS = frozenset(k for keys in KEYS.values() for k in keys)
 
 VARIANT_OVERRIDES: dict[str, list[str]] = {
     "crosssent": [],
@@ -51,6 +54,10 @@ class ExperimentConfig(BaseModel):
     # is this cell's run (e.g. a search's base point): it is copied into ``records`` (test numbers
     # left out for a search) instead of trained again; the settings must match (checked).
     borrowed_records: dict[str, Path] = {}
+    # Numbers quoted from elsewhere (a floor given in an issue, a paper), never ours: dataset ->
+    # label -> metric -> value on the scale of metrics.json (accuracies as fractions). Drawn as
+    # dashed lines in the figures and listed under the figure, always marked as quoted.
+    quoted: dict[str, dict[str, dict[str, float]]] = {}
 
     def variant_overrides(self, variant: str) -> list[str]:
         return self.custom_variants.get(variant, VARIANT_OVERRIDES.get(variant, []))
@@ -79,6 +86,13 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     for pair in config.extra_pairs:
         if any(v not in config.variants for v in pair) or pair[0] == pair[1]:
             raise ValueError(f"{path}: extra_pairs: {list(pair)} must name two different variants of this experiment")
+    for dataset, labelled in config.quoted.items():
+        if dataset not in config.datasets:
+            raise ValueError(f"{path}: quoted: {dataset!r} is not a dataset of this experiment")
+        for label, values in labelled.items():
+            unknown_metric = next((k for k in values if k not in ALL_METRIC_KEYS), None)
+            if unknown_metric:
+                raise ValueError(f"{path}: quoted: {dataset}: {label}: unknown metric {unknown_metric!r}")
     for variant in config.borrowed_records:
         if variant not in config.variants or config.records is None:
             raise ValueError(f"{path}: borrowed_records: {variant!r} needs to be a variant of this experiment and 'records' to be set")

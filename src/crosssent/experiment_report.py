@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -23,10 +24,11 @@ from typing import Any, Callable
 import numpy as np
 from scipy import stats
 
-from crosssent.data.dataset import write_json_atomic, write_text_atomic
+from crosssent.data.dataset import write_bytes_atomic, write_json_atomic, write_text_atomic
 from crosssent.evaluation import read_predictions
 from crosssent.experiment_config import ExperimentConfig, run_dir
-from crosssent.metrics import compute_metrics
+from crosssent.experiment_figures import figure_name, write_figures
+from crosssent.metrics import RAW_VALUE_KEYS, compute_metrics
 from crosssent.provenance import code_summary
 from crosssent.records import run_task
 
@@ -109,7 +111,9 @@ def collect(config: ExperimentConfig, out: Path) -> dict[str, Any]:
                 "seeds": finished,
                 "missing_seeds": [s for s in seeds if s not in finished],
                 "valid": {k: mean_ci([runs[s]["valid"][k] for s in finished]) for k in runs[finished[0]]["valid"]},
+                "valid_per_seed": {k: [runs[s]["valid"][k] for s in finished] for k in runs[finished[0]]["valid"]},
                 "valid_mse": mean_ci([info[s]["best_valid_mse"] for s in finished]),
+                "valid_mse_per_seed": [info[s]["best_valid_mse"] for s in finished],
                 "wall_seconds": float(sum(info[s]["wall_seconds"] for s in finished)),
                 # resumed before the run clock was carried through checkpoints: wall time of the last part only
                 "partial_time_runs": sum(bool(info[s].get("resumed")) and "wall_seconds_before_resume" not in info[s]
@@ -194,7 +198,7 @@ def compare_extra(config: ExperimentConfig, out: Path, results: dict[str, Any]) 
 
 
 def _fmt(stat: dict[str, float], key: str) -> str:
-    scale = 1.0 if key in ("mae", "corr", "qwk", "mean_abs_jump") else 100.0
+    scale = 1.0 if key in RAW_VALUE_KEYS else 100.0
     if stat["n"] == 1:
         return f"{stat['mean'] * scale:.2f}" if scale == 100 else f"{stat['mean']:.3f}"
     if scale == 100:
@@ -209,12 +213,19 @@ def _comparison_rows(buf: io.StringIO, entries: dict[str, Any], keys: tuple[str,
         for k in keys:
             boot = c.get("bootstrap", {}).get(k)
             diff = c["mean_diff"][k]  # mean over seeds of the per-seed difference
-            shown = f"{diff:+.3f}" if k in ("mae", "corr") else f"{diff * 100:+.2f}"
+            shown = f"{diff:+.3f}" if k in RAW_VALUE_KEYS else f"{diff * 100:+.2f}"
             pb = f"{boot['p']:.3f}" if boot else "–"
             pt = c["paired_t_p"][k]
             pt = "–" if math.isnan(pt) else f"{pt:.3f}"  # undefined: one shared seed, or zero spread of the differences
             cells.append(f"{shown} (p {pt} / {pb})")
         buf.write(f"| {name} | " + " | ".join(cells) + " |\n")
+
+
+def headline_keys(results: dict[str, Any], split: str) -> dict[str, tuple[str, ...]]:
+    """The headline metrics of every dataset that has finished runs (its metric convention
+    read from the keys its runs report)."""
+    return {dataset: HEADLINE["sims" if "acc2" in next(iter(per_variant.values()))[split] else "mosi"]
+            for dataset, per_variant in results.items() if per_variant}
 
 
 def render_markdown(
@@ -237,12 +248,8 @@ def render_markdown(
     else:
         buf.write("Search report: VALIDATION metrics only (mean ± sample std over seeds; the test split "
                   "is not shown, so it cannot steer the choice).\n")
-    for dataset, per_variant in results.items():
-        if not per_variant:
-            continue
-        first = next(iter(per_variant.values()))
-        task = "sims" if "acc2" in first[split] else "mosi"
-        keys = HEADLINE[task]
+    for dataset, keys in headline_keys(results, split).items():
+        per_variant = results[dataset]
         buf.write(f"\n## {dataset} ({'test' if config.report_test else 'validation'} split)\n\n")
         buf.write("| variant | seeds | " + " | ".join(keys) + " | valid MSE |\n")
         buf.write("|---|---|" + "---|" * len(keys) + "---|\n")
@@ -250,6 +257,10 @@ def render_markdown(
             missing = f" (missing {r['missing_seeds']})" if r["missing_seeds"] else ""
             cells = " | ".join(_fmt(r[split][k], k) for k in keys)
             buf.write(f"| {variant} | {len(r['seeds'])}{missing} | {cells} | {_fmt(r['valid_mse'], 'mae')} |\n")
+        buf.write(f"\n![every seed of every variant on {dataset}]({figure_name(config.name, dataset)})\n")
+        for label, values in config.quoted.get(dataset, {}).items():
+            shown = ", ".join(f"{k} {_fmt(mean_ci([v]), k)}" for k, v in values.items())
+            buf.write(f"\nDashed line, quoted (not ours): {label}: {shown}.\n")
         if comparisons.get(dataset):
             buf.write("\nPaired comparisons, crosssent minus variant (p: paired t over seeds, – where undefined: one "
                       "shared seed or the same difference on every seed / paired bootstrap over test clips):\n\n")
@@ -281,8 +292,10 @@ def write_reports(config: ExperimentConfig, out: Path, *, wall_seconds: float, c
     payload = {"experiment": config.model_dump(mode="json"), "meta": meta, "results": results,
                "comparisons": comparisons, "extra_comparisons": extra}
     write_json_atomic(out / "results.json", payload)
+    split = "test" if config.report_test else "valid"
+    write_figures(config.name, out, results, split=split, keys=headline_keys(results, split), quoted=config.quoted)
     write_text_atomic(out / "results.md", render_markdown(config, results, comparisons, meta, extra))
-    write_text_atomic(out / "results.csv", _csv(results, "test" if config.report_test else "valid"))
+    write_text_atomic(out / "results.csv", _csv(results, split))
     return payload
 
 
@@ -303,10 +316,18 @@ def _csv(results: dict[str, Any], split: str) -> str:
     return buf.getvalue()
 
 
-def publish(report: str, name: str, document: str | Path) -> None:
+def publish(report: str, name: str, document: str | Path, *, figures_from: Path | None = None) -> None:
     """Put a generated report into ``document`` between ``<!-- begin NAME -->`` and
-    ``<!-- end NAME -->`` (appended when the markers are absent); the rest is left as written."""
+    ``<!-- end NAME -->`` (appended when the markers are absent); the rest is left as written.
+    With ``figures_from`` (the experiment folder), every figure the report links to is copied
+    beside the document first, at the same relative path, so the links work there too."""
     document = Path(document)
+    if figures_from is not None:
+        for link in re.findall(r"\]\((figures/[^)\s]+\.png)\)", report):
+            source = Path(figures_from) / link
+            if not source.is_file():
+                raise ValueError(f"{source}: figure linked from the report is missing")
+            write_bytes_atomic(document.parent / link, source.read_bytes())
     text = document.read_text(encoding="utf-8") if document.exists() else ""
     begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
     block = f"{begin}\n{report.strip()}\n{end}"

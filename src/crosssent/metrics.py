@@ -28,6 +28,8 @@ SIMS_KEYS = ("acc2", "f1", "acc3", "acc5", "mae", "corr", "qwk", "jump2", "mean_
 KEYS: dict[str, tuple[str, ...]] = {"mosi": MOSI_KEYS, "mosei": MOSI_KEYS, "sims": SIMS_KEYS}
 # Which direction is better, for reports and model comparison.
 LOWER_IS_BETTER = frozenset({"mae", "jump2", "mean_abs_jump"})
+# Reports show these as they are; every other key is a share of clips, shown in %.
+RAW_VALUE_KEYS = frozenset({"mae", "corr", "qwk", "qwk3", "mean_abs_jump"})
 
 
 def _as_flat(name: str, values: Any) -> np.ndarray:

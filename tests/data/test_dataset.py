@@ -59,3 +59,17 @@ def test_drop_modalities_removes_the_stream_and_says_so(tmp_path):
         drop_modalities(table, meta, ["visual"], where="data.drop_modalities")
     with pytest.raises(ValueError, match="unknown modality 'text'"):
         drop_modalities(table, meta, ["text"], where="x")
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path):
+    import stat
+
+    from crosssent.data.dataset import write_bytes_atomic, write_text_atomic
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    write_text_atomic(tmp_path / "report.md", "ü\n")
+    write_bytes_atomic(tmp_path / "figure.png", b"\x89PNG")
+    for name in ("report.md", "figure.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    assert (tmp_path / "report.md").read_bytes() == "ü\n".encode() and not list(tmp_path.glob(".*"))
