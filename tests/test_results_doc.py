@@ -1,4 +1,5 @@
-"""docs/results.md: the hand-copied "At a glance" table must agree with the runner's tables."""
+"""docs/results.md: the hand-copied "At a glance" table must agree with the runner's tables and the
+quoted floors of the experiment configs, and every figure it links to must be there."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 
@@ -64,3 +66,26 @@ def test_glance_numbers_are_the_published_means(key):
         for c, got, want in zip(columns, copied, published):
             decimals = len(got.split(".")[1])
             assert float(got) == pytest.approx(round(float(want), decimals), abs=1e-9), (key, variant, c)
+
+
+def test_every_linked_figure_is_there():
+    links = re.findall(r"\]\((figures/[^)\s]+\.png)\)", RESULTS.read_text())
+    assert len(links) >= 12 + 5  # one per published block with records, and the At-a-glance links
+    missing = [link for link in links if not (RESULTS.parent / link).is_file()]
+    assert missing == []
+
+
+@pytest.mark.parametrize("key", sorted(BLOCKS))
+def test_glance_floors_are_the_configs_quoted_floors(key):
+    """The floor column and the dashed lines of the figures come from the same numbers."""
+    config = yaml.safe_load((RESULTS.parents[1] / "configs" / "experiments" / f"{BLOCKS[key]}.yaml").read_text())
+    floors = [values for labelled in config.get("quoted", {}).values() for label, values in labelled.items()
+              if label.startswith("floor")]
+    row = next(r for r in glance_rows(RESULTS.read_text()) if r[0].startswith(key[0]) and r[1] == key[1])
+    if not floors:
+        assert row[5] == "–"
+        return
+    columns = COLUMNS["sims" if key[0].startswith("CH-SIMS") else "mosi"]
+    copied = [[float(x) for x in part.split(",")] for part in row[5].split(":")[-1].split("/")]  # per column, per seed
+    quoted = [[f[c] * (1 if c in ("mae", "corr") else 100) for f in floors] for c in columns]
+    assert copied == [pytest.approx(q, abs=1e-9) for q in quoted]

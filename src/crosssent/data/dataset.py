@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -113,8 +112,11 @@ def validate_columns(columns: dict[str, list], meta: DatasetMeta, *, where: str)
 
 
 def _atomic_dir(out_dir: Path) -> Path:
+    """A new empty folder beside ``out_dir``, to fill and then move into place (``replace_dir``)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = out_dir.parent / f".{out_dir.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    tmp.mkdir(mode=0o777)  # the umask applies, as for any folder (mkdtemp would make it 0700)
+    return tmp
 
 
 def replace_dir(tmp: Path, out_dir: Path) -> None:
