@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from crosssent.metrics import RAW_VALUE_KEYS
+
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 
 # At-a-glance row (its first cell starts with this, then the backbone) -> published block
@@ -87,5 +89,5 @@ def test_glance_floors_are_the_configs_quoted_floors(key):
         return
     columns = COLUMNS["sims" if key[0].startswith("CH-SIMS") else "mosi"]
     copied = [[float(x) for x in part.split(",")] for part in row[5].split(":")[-1].split("/")]  # per column, per seed
-    quoted = [[f[c] * (1 if c in ("mae", "corr") else 100) for f in floors] for c in columns]
+    quoted = [[f[c] * (1 if c in RAW_VALUE_KEYS else 100) for f in floors] for c in columns]
     assert copied == [pytest.approx(q, abs=1e-9) for q in quoted]

@@ -90,8 +90,9 @@ def write_figures(experiment: str, out: Path, results: dict[str, Any], *, split:
     for dataset, dataset_keys in keys.items():
         per_variant = results[dataset]
         seeds = sorted({s for r in per_variant.values() for s in r["seeds"]})
-        title = (f"{experiment}: {dataset}, {'validation' if split == 'valid' else split} split, seeds {', '.join(map(str, seeds))}: one dot per seed, "
-                 f"bar = mean, whisker = 95% t interval (from {MIN_SEEDS_FOR_INTERVAL} seeds)")
+        shown_split = "validation" if split == "valid" else split
+        title = (f"{experiment}: {dataset}, {shown_split} split, seeds {', '.join(map(str, seeds))}: "
+                 f"one dot per seed, bar = mean, whisker = 95% t interval (from {MIN_SEEDS_FOR_INTERVAL} seeds)")
         fig = draw_seed_figure(per_variant, (*dataset_keys, SELECTION_KEY), split=split, title=title,
                                quoted=quoted.get(dataset))
         buffer = io.BytesIO()
