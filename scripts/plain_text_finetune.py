@@ -25,7 +25,8 @@ import typer
 from torch import nn
 
 from crosssent.backbones import load_backbone
-from crosssent.data.dataset import load_dataset, write_json_atomic
+from crosssent.atomic_files import write_json_atomic
+from crosssent.data.dataset import load_dataset
 from crosssent.metrics import compute_metrics
 from crosssent.modeling import masked_mean
 

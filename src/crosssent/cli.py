@@ -90,7 +90,7 @@ def evaluate(
 ) -> None:
     """Score an exported model on a dataset; prints the metrics table and writes JSON."""
     _quiet_libraries()
-    from crosssent.data.dataset import write_json_atomic
+    from crosssent.atomic_files import write_json_atomic
     from crosssent.evaluation import evaluate_folder, format_table, write_predictions
 
     try:

@@ -22,9 +22,7 @@ penalty: lowest piece score minus 10), wrapped as ``<s> ... </s>``.
 
 from __future__ import annotations
 
-import shutil
 import struct
-import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -32,6 +30,8 @@ import numpy as np
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+from crosssent.atomic_files import atomic_dir
 
 MAGIC = b"E5S1"
 QK = 32
@@ -172,15 +172,7 @@ def convert(source: str | Path, out_dir: str | Path) -> Path:
     """Write a ``BertModel`` folder (config, safetensors, tokenizer) atomically."""
     out_dir = Path(out_dir)
     parsed = read_e5s1(source)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         build_model(parsed).save_pretrained(tmp)
         build_tokenizer(parsed).save_pretrained(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +18,10 @@ from pydantic import BaseModel, ConfigDict
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from crosssent.atomic_files import atomic_dir, write_text_atomic
 from crosssent.data.align import align_dataset, default_cache_root
 from crosssent.data.collate import collate
-from crosssent.data.dataset import (
-    Alignment, DatasetMeta, Task, _atomic_dir, drop_modalities, load_dataset, replace_dir,
-    write_text_atomic,
-)
+from crosssent.data.dataset import Alignment, DatasetMeta, Task, drop_modalities, load_dataset
 from crosssent.metrics import compute_metrics
 from crosssent.modeling import CrossSentModel
 
@@ -58,15 +55,10 @@ def export_model(
     model: CrossSentModel, tokenizer: PreTrainedTokenizerBase, prep: Preprocessing, folder: Path
 ) -> None:
     """Write the model folder atomically."""
-    tmp = _atomic_dir(folder)
-    try:
+    with atomic_dir(folder) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / PREPROCESSING_NAME).write_text(prep.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        replace_dir(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_exported(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTokenizerBase, Preprocessing]:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from crosssent.data.dataset import write_bytes_atomic
+from crosssent.atomic_files import write_bytes_atomic
 from crosssent.metrics import LOWER_IS_BETTER, RAW_VALUE_KEYS
 
 SELECTION_KEY = "valid_mse"  # the best validation MSE of each run, whatever the split shown

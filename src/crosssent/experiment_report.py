@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 from scipy import stats
 
-from crosssent.data.dataset import write_bytes_atomic, write_json_atomic, write_text_atomic
+from crosssent.atomic_files import write_bytes_atomic, write_json_atomic, write_text_atomic
 from crosssent.evaluation import read_predictions
 from crosssent.experiment_config import ExperimentConfig, run_dir
 from crosssent.experiment_figures import figure_name, write_figures

@@ -23,7 +23,8 @@ from typing import Any
 
 import yaml
 
-from crosssent.data.dataset import load_dataset, write_json_atomic, write_text_atomic
+from crosssent.atomic_files import write_json_atomic, write_text_atomic
+from crosssent.data.dataset import load_dataset
 from crosssent.evaluation import read_predictions, write_predictions
 from crosssent.settings import RunSettings, first_difference
 

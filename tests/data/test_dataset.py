@@ -61,18 +61,9 @@ def test_drop_modalities_removes_the_stream_and_says_so(tmp_path):
         drop_modalities(table, meta, ["text"], where="x")
 
 
-def test_atomic_writes_get_the_mode_a_plain_open_or_mkdir_gives(tmp_path):
+def test_a_saved_dataset_folder_gets_the_mode_a_plain_mkdir_gives(tmp_path):
     import stat
 
-    from crosssent.data.dataset import write_bytes_atomic, write_text_atomic
-
-    plain = tmp_path / "plain.txt"
-    plain.write_text("x")
-    write_text_atomic(tmp_path / "report.md", "ü\n")
-    write_bytes_atomic(tmp_path / "figure.png", b"\x89PNG")
-    for name in ("report.md", "figure.png"):
-        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
-    assert (tmp_path / "report.md").read_bytes() == "ü\n".encode() and not list(tmp_path.glob(".*"))
     plain_dir = tmp_path / "plain"
     plain_dir.mkdir()
     save_dataset(cols(), META, tmp_path / "dataset", where="test")  # written in a temporary folder, then moved

@@ -23,7 +23,8 @@ import numpy as np
 from datasets import Array2D, Dataset, Features, Sequence, Value, load_from_disk
 from transformers import PreTrainedTokenizerBase
 
-from crosssent.data.dataset import DatasetMeta, _atomic_dir
+from crosssent.atomic_files import temp_dir_beside
+from crosssent.data.dataset import DatasetMeta
 
 ALIGN_VERSION = 1
 CHUNK = 512
@@ -150,7 +151,7 @@ def align_dataset(
             columns.setdefault(name, []).extend(values)
     aligned = Dataset.from_dict(columns, features=_aligned_features(meta, max_len))
     if cached is not None:
-        tmp = _atomic_dir(cached)
+        tmp = temp_dir_beside(cached)
         try:
             aligned.save_to_disk(str(tmp))
             os.replace(tmp, cached)

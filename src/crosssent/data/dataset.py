@@ -13,16 +13,14 @@ audio: ``audio`` (list of frames, each a list of ``audio_dim`` float32) and ``au
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import shutil
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from datasets import Dataset, Features, List, Value, load_from_disk
 from pydantic import BaseModel, ConfigDict, Field
+
+from crosssent.atomic_files import atomic_dir
 
 META_NAME = "crosssent.json"
 SPLITS = ("train", "valid", "test")
@@ -111,26 +109,6 @@ def validate_columns(columns: dict[str, list], meta: DatasetMeta, *, where: str)
                     )
 
 
-def _atomic_dir(out_dir: Path) -> Path:
-    """A new empty folder beside ``out_dir``, to fill and then move into place (``replace_dir``)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.{os.getpid()}.{secrets.token_hex(4)}"
-    tmp.mkdir(mode=0o777)  # the umask applies, as for any folder (mkdtemp would make it 0700)
-    return tmp
-
-
-def replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Move a finished temporary folder into place (the old one is removed only then)."""
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
-
-
 def save_dataset(columns: dict[str, list], meta: DatasetMeta, out_dir: str | Path, *, where: str) -> Path:
     """Validate and write a canonical dataset atomically (a half-written folder never appears)."""
     out_dir = Path(out_dir)
@@ -140,14 +118,9 @@ def save_dataset(columns: dict[str, list], meta: DatasetMeta, out_dir: str | Pat
             columns = dict(columns, **{f"{modality}_length": [len(f) for f in columns[modality]]})
     extra = [k for k in UNIMODAL_LABELS if k in columns]
     table = Dataset.from_dict(columns, features=_features(meta, extra))
-    tmp = _atomic_dir(out_dir)
-    try:
+    with atomic_dir(out_dir) as tmp:
         table.save_to_disk(str(tmp / "table"))
         (tmp / META_NAME).write_text(meta.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 
@@ -211,27 +184,3 @@ def summarize(table: Dataset, meta: DatasetMeta) -> dict[str, Any]:
                 info[f"missing_{modality}"] = int((lengths == 0).sum())
         out["splits"][split] = info
     return out
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write a file so that readers see the old content or the new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp, which makes the file 0600: created with 0666, the umask applies as for open().
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_json_atomic(path: str | Path, payload: Any) -> None:
-    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
