@@ -29,7 +29,7 @@ def temp_dir_beside(out_dir: Path) -> Path:
     return tmp
 
 
-def replace_dir(tmp: Path, out_dir: Path) -> None:
+def _replace_dir(tmp: Path, out_dir: Path) -> None:
     """Move a finished temporary folder into place (the old one is removed only then)."""
     if out_dir.exists():
         old = out_dir.with_name(f".{out_dir.name}.old")
@@ -49,7 +49,7 @@ def atomic_dir(out_dir: str | Path) -> Iterator[Path]:
     tmp = temp_dir_beside(out_dir)
     try:
         yield tmp
-        replace_dir(tmp, out_dir)
+        _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
