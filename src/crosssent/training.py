@@ -31,10 +31,10 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader
 from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
+from crosssent.atomic_files import write_json_atomic
 from crosssent.backbones import load_backbone
 from crosssent.data.align import align_dataset, default_cache_root
 from crosssent.data.collate import Batch, EpochSeededSampler, collate
-from crosssent.atomic_files import write_json_atomic
 from crosssent.data.dataset import drop_modalities, load_dataset
 from crosssent.evaluation import (
     Preprocessing, export_model, fusion_summary, score_splits, split_rows, write_predictions,

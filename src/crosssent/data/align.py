@@ -151,6 +151,8 @@ def align_dataset(
             columns.setdefault(name, []).extend(values)
     aligned = Dataset.from_dict(columns, features=_aligned_features(meta, max_len))
     if cached is not None:
+        # Not ``atomic_dir``: the cache is keyed by content, so when another process got there
+        # first its folder is already right and stays (replacing it could pull it from under a reader).
         tmp = temp_dir_beside(cached)
         try:
             aligned.save_to_disk(str(tmp))
