@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not (SOURCE / "mosi").is_dir(), reason="../share
 def imported(tmp_path_factory):
     root = tmp_path_factory.mktemp("imports")
     return {name: load_dataset(import_release(name, SOURCE, root / name)[0])
-            for name in ("mosi-clip", "mosi-bclstm", "mosei-text", "sims-text")}
+            for name in ("mosi-clip", "mosi-bclstm", "mosei-text", "sims-text", "sims-text-en")}
 
 
 def test_mosi_clip_official_split_audio_only(imported):
@@ -64,3 +64,13 @@ def test_text_only_releases(imported):
     sims, meta = imported["sims-text"]
     assert meta.task == "sims" and meta.language == "zh" and len(sims) == 2281
     assert sims["split"].count("valid") == 456 and max(sims["label"]) <= 1.0
+
+
+def test_sims_english_translation_keeps_clips_labels_and_split(imported):
+    chinese, _ = imported["sims-text"]
+    english, meta = imported["sims-text-en"]
+    assert meta.language == "en" and any("English translation" in n for n in meta.notes)
+    for column in ("id", "label", "split"):
+        assert english[column] == chinese[column]
+    assert all(text.isascii() for text in english["text"][:50])
+    assert not any(text.isascii() for text in chinese["text"][:50])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from crosssent.data.dataset import load_dataset
-from crosssent.data.sources.tables import convert
+from crosssent.data.sources.tables import convert, read_labels
 
 LABELS = """video_id,clip_id,text,label,mode
 v1,1,good movie,1.5,train
@@ -50,3 +50,12 @@ def test_bad_tables(tmp_path, kwargs, message):
 def test_missing_label_file(tmp_path):
     with pytest.raises(ValueError, match="nope.csv: file not found"):
         convert(tmp_path / "nope.csv", tmp_path / "out", name="t", task="mosi", audio=None, visual=None, alignment="clip")
+
+
+def test_read_labels_takes_the_transcript_from_the_named_column(tmp_path):
+    path = tmp_path / "label.csv"
+    path.write_text("video_id,clip_id,text,label,mode,text_en\nv1,1,好电影,0.5,train,good movie\n")
+    assert read_labels(path, text_column="text_en")["text"] == ["good movie"]
+    assert read_labels(path)["text"] == ["好电影"]
+    with pytest.raises(ValueError, match="label.csv: missing column\\(s\\) text_de"):
+        read_labels(path, text_column="text_de")

@@ -16,6 +16,8 @@
   the training videos. Its training features were fitted to their labels: a model can learn to
   over-trust them, which is a robustness case for the gate, not a clean benchmark.
 - ``mosei-text`` / ``sims-text``: transcripts, labels and official splits, no audio/visual.
+- ``sims-text-en``: ``sims-text`` with the release's machine English translation (``text_en``)
+  in place of the Chinese transcript, for English-only backbones; same clips, labels and split.
 
 Labels and transcripts come from the MMSA-style ``derived/label.csv`` tables (CSV, no pickle).
 """
@@ -45,7 +47,7 @@ BCLSTM_NOTE = (
     "clips' labels, so training features are more label-aligned than test features: expect a "
     "model to over-trust them."
 )
-IMPORTS = ("mosi-clip", "mosi-bclstm", "mosei-text", "sims-text")
+IMPORTS = ("mosi-clip", "mosi-bclstm", "mosei-text", "sims-text", "sims-text-en")
 
 
 def _need(path: Path) -> Path:
@@ -156,11 +158,17 @@ def import_text_only(source: Path, out: Path, *, name: str) -> tuple[Path, list[
         task, lo, hi, language = "mosei", -3.0, 3.0, "en"
         note = ("MMSA-style label table with 22788 of the 22856 official clips (68 missing in the "
                 "source); official train/valid/test assignment as given by the table")
-    else:
+        text_column = "text"
+    elif name == "sims-text":
         labels = _need(source / "sims" / "derived" / "label.csv")
-        task, lo, hi, language = "sims", -1.0, 1.0, "zh"
+        task, lo, hi, language, text_column = "sims", -1.0, 1.0, "zh", "text"
         note = "CH-SIMS v1 official split; original Chinese transcripts; no unimodal labels available"
-    cols = read_labels(labels)
+    else:  # sims-text-en: the same clips, labels and split, with the release's English translation
+        labels = _need(source / "sims" / "derived" / "label.csv")
+        task, lo, hi, language, text_column = "sims", -1.0, 1.0, "en", "text_en"
+        note = ("CH-SIMS v1 official split; machine English translation of the Chinese transcripts "
+                "(column text_en), for English-only backbones; no unimodal labels available")
+    cols = read_labels(labels, text_column=text_column)
     report_extra = []
     if task == "sims":  # CH-SIMS's official split is by clip, not by video: report, don't refuse
         shared = _videos_in_several_splits(cols, _video_of(labels))
@@ -201,6 +209,6 @@ def import_release(name: str, source: str | Path, out: str | Path) -> tuple[Path
         return import_mosi_clip(source, out)
     if name == "mosi-bclstm":
         return import_mosi_bclstm(source, out)
-    if name in ("mosei-text", "sims-text"):
+    if name in ("mosei-text", "sims-text", "sims-text-en"):
         return import_text_only(source, out, name=name)
     raise ValueError(f"unknown import {name!r}; choose from {', '.join(IMPORTS)}")

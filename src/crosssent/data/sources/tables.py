@@ -33,12 +33,14 @@ def _float(value: str, *, where: str, clip: str, column: str) -> float:
         raise ValueError(f"{where}: clip {clip!r} has a non-numeric {column} {value!r}") from None
 
 
-def read_labels(path: Path) -> dict[str, list]:
+def read_labels(path: Path, *, text_column: str = "text") -> dict[str, list]:
+    """The label table's columns; ``text_column`` names the transcript column to read as ``text``."""
     if not path.is_file():
         raise ValueError(f"{path}: file not found")
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = [c for c in LABEL_COLUMNS if c not in (reader.fieldnames or [])]
+        needed = [text_column if c == "text" else c for c in LABEL_COLUMNS]
+        missing = [c for c in needed if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
         extra = [c for c in UNIMODAL_LABELS if c in (reader.fieldnames or [])]
@@ -46,7 +48,7 @@ def read_labels(path: Path) -> dict[str, list]:
         for row in reader:
             clip = f"{row['video_id']}_{row['clip_id']}"
             cols["id"].append(clip)
-            cols["text"].append(row["text"].strip())
+            cols["text"].append(row[text_column].strip())
             cols["label"].append(_float(row["label"], where=str(path), clip=clip, column="label"))
             cols["split"].append(row["mode"].strip())
             for key in extra:
