@@ -27,11 +27,12 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from crosssent.data.dataset import SPLITS, DatasetMeta, save_dataset
+from crosssent.data.dataset import SPLITS, DatasetMeta, Task, save_dataset
 from crosssent.data.sources.tables import read_labels
 
 LEAK_NOTE = (
@@ -47,7 +48,6 @@ BCLSTM_NOTE = (
     "clips' labels, so training features are more label-aligned than test features: expect a "
     "model to over-trust them."
 )
-IMPORTS = ("mosi-clip", "mosi-bclstm", "mosei-text", "sims-text", "sims-text-en")
 
 
 def _need(path: Path) -> Path:
@@ -152,23 +152,40 @@ def import_mosi_bclstm(source: Path, out: Path, *, valid_videos: int = 6) -> tup
     return save_dataset(cols, meta, out, where=str(labels)), _report(cols)
 
 
+@dataclass(frozen=True)
+class TextRelease:
+    """A text-only release: where its label table is, and how to read it."""
+
+    table: tuple[str, ...]  # path of the label table under SOURCE_DIR
+    task: Task
+    label_range: tuple[float, float]
+    language: str
+    text_column: str  # the table column read as the transcript
+    note: str
+
+
+SIMS_TABLE = ("sims", "derived", "label.csv")
+TEXT_RELEASES = {
+    "mosei-text": TextRelease(
+        table=("mosei", "mmsa_label_csv", "label.csv"), task="mosei", label_range=(-3.0, 3.0),
+        language="en", text_column="text",
+        note="MMSA-style label table with 22788 of the 22856 official clips (68 missing in the "
+             "source); official train/valid/test assignment as given by the table"),
+    "sims-text": TextRelease(
+        table=SIMS_TABLE, task="sims", label_range=(-1.0, 1.0), language="zh", text_column="text",
+        note="CH-SIMS v1 official split; original Chinese transcripts; no unimodal labels available"),
+    "sims-text-en": TextRelease(  # the same clips, labels and split as sims-text
+        table=SIMS_TABLE, task="sims", label_range=(-1.0, 1.0), language="en", text_column="text_en",
+        note="CH-SIMS v1 official split; machine English translation of the Chinese transcripts "
+             "(column text_en), for English-only backbones; no unimodal labels available"),
+}
+
+
 def import_text_only(source: Path, out: Path, *, name: str) -> tuple[Path, list[str]]:
-    if name == "mosei-text":
-        labels = _need(source / "mosei" / "mmsa_label_csv" / "label.csv")
-        task, lo, hi, language = "mosei", -3.0, 3.0, "en"
-        note = ("MMSA-style label table with 22788 of the 22856 official clips (68 missing in the "
-                "source); official train/valid/test assignment as given by the table")
-        text_column = "text"
-    elif name == "sims-text":
-        labels = _need(source / "sims" / "derived" / "label.csv")
-        task, lo, hi, language, text_column = "sims", -1.0, 1.0, "zh", "text"
-        note = "CH-SIMS v1 official split; original Chinese transcripts; no unimodal labels available"
-    else:  # sims-text-en: the same clips, labels and split, with the release's English translation
-        labels = _need(source / "sims" / "derived" / "label.csv")
-        task, lo, hi, language, text_column = "sims", -1.0, 1.0, "en", "text_en"
-        note = ("CH-SIMS v1 official split; machine English translation of the Chinese transcripts "
-                "(column text_en), for English-only backbones; no unimodal labels available")
-    cols = read_labels(labels, text_column=text_column)
+    release = TEXT_RELEASES[name]
+    labels = _need(source.joinpath(*release.table))
+    task, (lo, hi), note = release.task, release.label_range, release.note
+    cols = read_labels(labels, text_column=release.text_column)
     report_extra = []
     if task == "sims":  # CH-SIMS's official split is by clip, not by video: report, don't refuse
         shared = _videos_in_several_splits(cols, _video_of(labels))
@@ -177,7 +194,7 @@ def import_text_only(source: Path, out: Path, *, name: str) -> tuple[Path, list[
     else:
         _check_split_leakage(cols, _video_of(labels), str(labels))
     meta = DatasetMeta(
-        name=name, task=task, label_min=lo, label_max=hi, alignment="none", language=language,  # type: ignore[arg-type]
+        name=name, task=task, label_min=lo, label_max=hi, alignment="none", language=release.language,
         source=f"{labels.relative_to(source)}",
         notes=[note, "No audio/visual features are available in this release: the A/V path is empty "
                      "(GMRA injects nothing; variants differ only by adapter and objective)."],
@@ -209,6 +226,7 @@ def import_release(name: str, source: str | Path, out: str | Path) -> tuple[Path
         return import_mosi_clip(source, out)
     if name == "mosi-bclstm":
         return import_mosi_bclstm(source, out)
-    if name in ("mosei-text", "sims-text", "sims-text-en"):
+    if name in TEXT_RELEASES:
         return import_text_only(source, out, name=name)
-    raise ValueError(f"unknown import {name!r}; choose from {', '.join(IMPORTS)}")
+    choices = ", ".join(["mosi-clip", "mosi-bclstm", *TEXT_RELEASES])
+    raise ValueError(f"unknown import {name!r}; choose from {choices}")
