@@ -20,6 +20,7 @@ BLOCKS = {
     ("MOSI bc-LSTM split", "MiniLM"): "mosi-bclstm-minilm",
     ("MOSEI official split", "MiniLM"): "mosei-minilm",
     ("CH-SIMS official split", "e5-small"): "sims-e5",
+    ("CH-SIMS official split", "mpnet"): "sims-mpnet-en",
 }
 COLUMNS = {"mosi": ("acc2_non0", "acc7", "mae", "corr"), "sims": ("acc2", "acc5", "mae", "corr")}
 
