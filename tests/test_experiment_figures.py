@@ -45,6 +45,19 @@ def test_every_seed_is_a_dot_and_the_mean_a_bar():
     assert "lower is better" in mae.get_title() and "(%)" in acc7.get_title() and "(%)" not in mae.get_title()
 
 
+@pytest.mark.parametrize(("names", "slanted"), [
+    (["crosssent", "no_gmra"], False),
+    (["crosssent", "no_gmra", "mag"], False),
+    (["crosssent", "no_gmra", "crosssent_fusion_1e-4"], True),  # short list, one name too wide for its slot
+    (["a", "b", "c", "d"], True),
+])
+def test_variant_names_are_slanted_when_they_would_overlap(names, slanted):
+    runs = per_variant_of({name: {"corr": [0.5, 0.6]} for name in names})
+    ticks = draw_seed_figure(runs, ("corr",), split="test", title="t").axes[0].get_xticklabels()
+    assert [t.get_text() for t in ticks] == names
+    assert {t.get_rotation() for t in ticks} == {40.0 if slanted else 0.0}
+
+
 def test_two_seeds_have_no_whisker_and_figures_are_pngs_that_redraw_the_same(tmp_path):
     runs = per_variant_of({"crosssent": {"corr": [0.7, 0.6]}}, split="valid")
     fig = draw_seed_figure(runs, ("corr", "valid_mse"), split="valid", title="t")

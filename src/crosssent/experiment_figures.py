@@ -25,6 +25,13 @@ from crosssent.metrics import LOWER_IS_BETTER, RAW_VALUE_KEYS
 SELECTION_KEY = "valid_mse"  # the best validation MSE of each run, whatever the split shown
 MIN_SEEDS_FOR_INTERVAL = 3
 QUOTED_COLORS = ("tab:red", "tab:green", "tab:purple", "tab:orange")
+TICK_CHAR_INCHES = 0.065  # about the width of one character of an 8-point tick label
+
+
+def _slanted_ticks(variants: list[str], panel_width: float) -> bool:
+    """Whether the variant names must be slanted: more than three, or one wider than its slot."""
+    slot = panel_width / len(variants)  # inches of axis per variant
+    return len(variants) > 3 or max(map(len, variants)) * TICK_CHAR_INCHES > slot
 
 
 def figure_name(experiment: str, dataset: str) -> str:
@@ -52,6 +59,7 @@ def draw_seed_figure(per_variant: dict[str, Any], keys: tuple[str, ...], *, spli
     width = max(3.2, 0.55 * len(variants) + 1.4)  # per panel
     fig = Figure(figsize=(width * columns, 3.4 * rows), layout="constrained")
     fig.suptitle(title, fontsize=10)
+    slanted = _slanted_ticks(variants, width)
     spread = np.linspace(-0.18, 0.18, max(len(r["seeds"]) for r in per_variant.values()))
     for index, key in enumerate(keys):
         ax = fig.add_subplot(rows, columns, index + 1)
@@ -73,8 +81,8 @@ def draw_seed_figure(per_variant: dict[str, Any], keys: tuple[str, ...], *, spli
         better = "lower is better" if key in LOWER_IS_BETTER | {SELECTION_KEY} else "higher is better"
         name = "validation MSE (selects the model)" if key == SELECTION_KEY else key
         ax.set_title(f"{name}{unit}, {better}", fontsize=9)
-        ax.set_xticks(range(len(variants)), variants, rotation=40 if len(variants) > 3 else 0,
-                      ha="right" if len(variants) > 3 else "center", fontsize=8)
+        ax.set_xticks(range(len(variants)), variants, rotation=40 if slanted else 0,
+                      ha="right" if slanted else "center", fontsize=8)
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(axis="y", alpha=0.3)
         ax.set_xlim(-0.6, len(variants) - 0.4)
