@@ -84,6 +84,10 @@ class TrainSettings(_Section):
     # with this probability, as if missing, so the text path must also stand alone.
     modality_dropout: float = Field(default=0.0, ge=0, lt=1)
     patience: int = Field(default=3, ge=1)  # early stopping on validation MSE
+    # 0 = off. Otherwise validation, checkpoint selection and the exported model all use an
+    # exponential moving average of the weights, updated after every optimiser step with this
+    # decay (0.9: a half-life of about 7 steps), in place of the weights as trained.
+    ema_decay: float = Field(default=0.0, ge=0, lt=1)
     deterministic: bool = True
     precision: str = "32-true"  # "bf16-mixed" / "16-mixed" on GPU
     accelerator: str = "auto"

@@ -26,8 +26,9 @@ import lightning as L
 import numpy as np
 import torch
 import torchmetrics
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
@@ -274,6 +275,10 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
     )
     callbacks: list[Callback] = [_EpochSeeding(sampler, ts.seed), clock, best,
                                  EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience)]
+    if ts.ema_decay:  # validation and checkpoints then hold the averaged weights (Lightning swaps them in)
+        # Parameters only: averaging the buffers would round the encoder's integer position ids
+        # (3 became 2); ours are constants (position ids, feature statistics), there is no BatchNorm.
+        callbacks.append(WeightAveraging(multi_avg_fn=get_ema_multi_avg_fn(ts.ema_decay), use_buffers=False))
     if not ts.progress_bar:
         callbacks.append(_EpochLine(clock))
     if ts.interrupt_after_epochs:
