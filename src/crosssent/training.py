@@ -9,7 +9,8 @@
   ``predictions.csv`` (``id, split, label, prediction``) and, last of all, ``metrics.json``
   (``{"valid": {...}, "test": {...}}``). A run without ``metrics.json`` is not finished.
 
-Model selection uses the validation MSE only; the test split is scored once, at the end.
+Model selection uses the validation MSE only; the test split is scored once, at the end. With
+``train.ema_decay`` set, validation, checkpoints and ``model/`` hold the weights' moving average.
 """
 
 from __future__ import annotations
