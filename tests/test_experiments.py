@@ -107,6 +107,19 @@ def test_search_grid_reports_validation_only_and_custom_variants(tmp_path):
     assert (tmp_path / "figures" / "search-d.png").exists()
 
 
+def test_a_variant_with_no_finished_run_is_named_in_the_report(tmp_path):
+    config = ExperimentConfig(
+        name="partial", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=unused"]},
+        variants=["crosssent", "inject_1", "inject_2"], seeds=[0, 1], report_test=False,
+        custom_variants={"inject_1": ["model.inject_layer=1"], "inject_2": ["model.inject_layer=2"]},
+    )
+    with pytest.raises(GridIncomplete):  # stops after seed 0 of the first two variants
+        run_grid(config, tmp_path, max_runs=2, run_fn=_fake_run, echo=lambda _: None)
+    report = (tmp_path / "results.md").read_text()
+    assert "| inject_1 | 1 (missing [1]) |" in report
+    assert "\nNo finished run yet: `inject_2` (seeds [0, 1])\n" in report
+
+
 def test_finished_run_made_with_other_settings_is_refused(tmp_path):
     config = ExperimentConfig(name="e", base=ROOT / "configs" / "synthetic.yaml",
                               datasets={"d": ["data.path=unused"]}, variants=["crosssent"], seeds=[0], report_test=False)

@@ -257,6 +257,9 @@ def render_markdown(
             missing = f" (missing {r['missing_seeds']})" if r["missing_seeds"] else ""
             cells = " | ".join(_fmt(r[split][k], k) for k in keys)
             buf.write(f"| {variant} | {len(r['seeds'])}{missing} | {cells} | {_fmt(r['valid_mse'], 'mae')} |\n")
+        not_run = [v for v in config.variants if v not in per_variant]  # no finished run: no row to show
+        if not_run:
+            buf.write("\nNo finished run yet: " + ", ".join(f"`{v}` (seeds {config.seeds_of(v)})" for v in not_run) + "\n")
         buf.write(f"\n![every seed of every variant on {dataset}]({figure_name(config.name, dataset)})\n")
         for label, values in config.quoted.get(dataset, {}).items():
             shown = ", ".join(f"{k} {_fmt(mean_ci([v]), k)}" for k, v in values.items())
