@@ -65,15 +65,18 @@ def test_every_glance_row_names_a_published_block():
 @pytest.mark.parametrize("key", sorted(BLOCKS))
 def test_glance_numbers_are_the_published_means(key):
     text = RESULTS.read_text()
-    row = next(r for r in glance_rows(text) if r[0].startswith(key[0]) and r[1] == key[1] and "current default" not in r[0])
-    _assert_copied(text, key, row, BLOCKS[key], "crosssent", "no_gmra")
+    _assert_copied(text, key, _glance_row(text, key, current_default=False), BLOCKS[key], "crosssent", "no_gmra")
 
 
 @pytest.mark.parametrize("key", sorted(DEFAULT_ROWS))
 def test_glance_rows_of_current_defaults_are_the_published_means(key):
     text = RESULTS.read_text()
-    row = next(r for r in glance_rows(text) if r[0].startswith(key[0]) and r[1] == key[1] and "current default" in r[0])
-    _assert_copied(text, key, row, *DEFAULT_ROWS[key])
+    _assert_copied(text, key, _glance_row(text, key, current_default=True), *DEFAULT_ROWS[key])
+
+
+def _glance_row(text, key, *, current_default):
+    return next(r for r in glance_rows(text)
+                if r[0].startswith(key[0]) and r[1] == key[1] and ("current default" in r[0]) == current_default)
 
 
 def _assert_copied(text, key, row, block, fused, text_only):
@@ -84,9 +87,7 @@ def _assert_copied(text, key, row, block, fused, text_only):
         assert row[4] == "–"
     else:
         assert row[2] == means[text_only]["seeds"]
-    for variant, cell in ((fused, row[3]), (text_only, row[4])):
-        if variant is None:
-            continue
+    for variant, cell in [(v, c) for v, c in ((fused, row[3]), (text_only, row[4])) if v is not None]:
         copied = [v.strip() for v in cell.split("/")]
         published = [means[variant][c] for c in columns]
         for c, got, want in zip(columns, copied, published):
@@ -107,7 +108,7 @@ def test_glance_floors_are_the_configs_quoted_floors(key):
     config = yaml.safe_load((RESULTS.parents[1] / "configs" / "experiments" / f"{BLOCKS[key]}.yaml").read_text())
     floors = [values for labelled in config.get("quoted", {}).values() for label, values in labelled.items()
               if label.startswith("floor")]
-    row = next(r for r in glance_rows(RESULTS.read_text()) if r[0].startswith(key[0]) and r[1] == key[1])
+    row = _glance_row(RESULTS.read_text(), key, current_default=False)
     if not floors:
         assert row[5] == "–"
         return
