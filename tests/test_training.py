@@ -151,6 +151,29 @@ def test_parameter_groups_give_the_fusion_its_own_rate():
     assert set(shared) == {1e-5, 1e-3} and shared[1e-3] == own[1e-3] + n_fusion
 
 
+def test_layer_decay_scales_the_encoder_rate_from_the_top_layer_down():
+    from crosssent.backbones import tiny_random_backbone
+    from crosssent.configuration import CrossSentConfig
+    from crosssent.modeling import build_model
+    from crosssent.settings import TrainSettings
+    from crosssent.training import parameter_groups
+
+    # inject after layer 1 of 2: the wrapped layer's parameters must keep their layer's rate
+    model = build_model(CrossSentConfig(audio_dim=4, visual_dim=3, inject_layer=1), backbone=tiny_random_backbone())
+    groups = parameter_groups(model, TrainSettings(lr_backbone=1e-4, lr_new=1e-3, lr_layer_decay=0.5))
+    rate = {id(p): g["lr"] for g in groups for p in g["params"]}
+    seen = {}
+    for name, param in model.named_parameters():
+        if name.startswith("backbone."):
+            where = "embeddings" if ".embeddings." in name else name.split(".")[3]
+            seen.setdefault(where, set()).add(rate[id(param)])
+        else:
+            assert rate[id(param)] == 1e-3, name
+    assert seen == {"1": {1e-4}, "0": {5e-5}, "embeddings": {2.5e-5}}
+    plain = parameter_groups(model, TrainSettings(lr_backbone=1e-4, lr_new=1e-3))
+    assert {g["lr"] for g in plain} == {1e-4, 1e-3}
+
+
 @pytest.mark.parametrize("variant", ["crosssent", "text_only", "mag", "late_fusion"])
 def test_lr_fusion_is_listed_as_unused_exactly_where_no_fusion_module_exists(variant):
     """The runner keeps a variant's finished runs when only a setting it never reads changed."""

@@ -75,6 +75,10 @@ class TrainSettings(_Section):
     # GMRA / MAG alone (None = lr_new): a deep encoder can be thrown off by a fusion step that
     # learns at the head's rate (mpnet at 1e-3 diverged in epoch 1 on MOSI).
     lr_fusion: float | None = Field(default=None, gt=0)
+    # Layer-wise rate decay of the encoder (1 = off): its top layer learns at lr_backbone, each
+    # layer below at this factor times the one above, the embeddings one step under the first
+    # layer (0.9 on 12 layers: first layer 0.31x, embeddings 0.28x).
+    lr_layer_decay: float = Field(default=1.0, gt=0, le=1)
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.1, ge=0, le=1)  # linear warm-up over this share of steps
     # after the warm-up: "linear" decays every rate to 0 at the last step, "constant" keeps it

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import sys
 import time
@@ -120,16 +121,20 @@ def learning_rate_schedule(
     return get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
 
 
+ENCODER_LAYER = re.compile(r"^backbone\.encoder\.layers?\.(\d+)\.")
+
+
 def parameter_groups(model: torch.nn.Module, s: TrainSettings) -> list[dict[str, Any]]:
-    """AdamW groups: the encoder at ``lr_backbone``, the fusion module (GMRA / MAG) at
-    ``lr_fusion`` (default ``lr_new``), everything else (head, ...) at ``lr_new``; no weight
-    decay on biases and norms."""
+    """AdamW groups: the encoder at ``lr_backbone`` (scaled per layer by ``lr_layer_decay``),
+    the fusion module (GMRA / MAG) at ``lr_fusion`` (default ``lr_new``), everything else
+    (head, ...) at ``lr_new``; no weight decay on biases and norms."""
     groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+    n_layers = 1 + max((int(m[1]) for n, _ in model.named_parameters() if (m := ENCODER_LAYER.match(n))), default=-1)
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         if name.startswith("backbone."):
-            lr = s.lr_backbone
+            lr = s.lr_backbone * s.lr_layer_decay ** _layers_below_top(name, n_layers)
         elif name.startswith("fusion."):
             lr = s.lr_fusion if s.lr_fusion is not None else s.lr_new
         else:
@@ -137,6 +142,15 @@ def parameter_groups(model: torch.nn.Module, s: TrainSettings) -> list[dict[str,
         decay = 0.0 if name.endswith(NO_DECAY) else s.weight_decay
         groups.setdefault((lr, decay), []).append(param)
     return [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
+
+
+def _layers_below_top(name: str, n_layers: int) -> int:
+    """How many steps of layer-wise decay a backbone parameter takes: 0 for the top encoder
+    layer (and for parameters outside the layers and embeddings, such as MPNet's shared relative
+    position bias), ``n_layers`` for the embeddings."""
+    if match := ENCODER_LAYER.match(name):
+        return n_layers - 1 - int(match[1])
+    return n_layers if name.startswith("backbone.embeddings.") else 0
 
 
 class _EpochSeeding(Callback):
