@@ -172,6 +172,12 @@ def test_layer_decay_scales_the_encoder_rate_from_the_top_layer_down():
     assert seen == {"1": {1e-4}, "0": {5e-5}, "embeddings": {2.5e-5}}
     plain = parameter_groups(model, TrainSettings(lr_backbone=1e-4, lr_new=1e-3))
     assert {g["lr"] for g in plain} == {1e-4, 1e-3}
+    import torch
+
+    flat = torch.nn.Module()
+    flat.backbone = torch.nn.Linear(2, 2)  # no encoder.layer.N: nothing to decay over
+    with pytest.raises(ValueError, match="lr_layer_decay"):
+        parameter_groups(flat, TrainSettings(lr_layer_decay=0.9))
 
 
 @pytest.mark.parametrize("variant", ["crosssent", "text_only", "mag", "late_fusion"])

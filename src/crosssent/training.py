@@ -130,6 +130,8 @@ def parameter_groups(model: torch.nn.Module, s: TrainSettings) -> list[dict[str,
     (head, ...) at ``lr_new``; no weight decay on biases and norms."""
     groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
     n_layers = 1 + max((int(m[1]) for n, _ in model.named_parameters() if (m := ENCODER_LAYER.match(n))), default=-1)
+    if s.lr_layer_decay != 1 and not n_layers:
+        raise ValueError("train.lr_layer_decay: the backbone has no parameters under encoder.layer.N, so no layers to decay over")
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
