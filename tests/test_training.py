@@ -152,6 +152,8 @@ def test_parameter_groups_give_the_fusion_its_own_rate():
 
 
 def test_layer_decay_scales_the_encoder_rate_from_the_top_layer_down():
+    import torch
+
     from crosssent.backbones import tiny_random_backbone
     from crosssent.configuration import CrossSentConfig
     from crosssent.modeling import build_model
@@ -172,8 +174,6 @@ def test_layer_decay_scales_the_encoder_rate_from_the_top_layer_down():
     assert seen == {"1": {1e-4}, "0": {5e-5}, "embeddings": {2.5e-5}}
     plain = parameter_groups(model, TrainSettings(lr_backbone=1e-4, lr_new=1e-3))
     assert {g["lr"] for g in plain} == {1e-4, 1e-3}
-    import torch
-
     flat = torch.nn.Module()
     flat.backbone = torch.nn.Linear(2, 2)  # no encoder.layer.N: nothing to decay over
     with pytest.raises(ValueError, match="lr_layer_decay"):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import shutil
 import sys
 import time
@@ -42,7 +41,7 @@ from crosssent.data.dataset import drop_modalities, load_dataset
 from crosssent.evaluation import (
     Preprocessing, export_model, fusion_summary, score_splits, split_rows, write_predictions,
 )
-from crosssent.modeling import CrossSentModel, build_model
+from crosssent.modeling import CrossSentModel, build_model, encoder_layers
 from crosssent.objectives import CrossSentObjective
 from crosssent.provenance import software_versions
 from crosssent.settings import ObjectiveSettings, RunSettings, TrainSettings, dump_settings
@@ -121,22 +120,17 @@ def learning_rate_schedule(
     return get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
 
 
-ENCODER_LAYER = re.compile(r"^backbone\.encoder\.layers?\.(\d+)\.")
-
-
 def parameter_groups(model: torch.nn.Module, s: TrainSettings) -> list[dict[str, Any]]:
     """AdamW groups: the encoder at ``lr_backbone`` (scaled per layer by ``lr_layer_decay``),
     the fusion module (GMRA / MAG) at ``lr_fusion`` (default ``lr_new``), everything else
     (head, ...) at ``lr_new``; no weight decay on biases and norms."""
     groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
-    n_layers = 1 + max((int(m[1]) for n, _ in model.named_parameters() if (m := ENCODER_LAYER.match(n))), default=-1)
-    if s.lr_layer_decay != 1 and not n_layers:
-        raise ValueError("train.lr_layer_decay: the backbone has no parameters under encoder.layer.N, so no layers to decay over")
+    decay_steps = _layer_decay_steps(model.backbone) if s.lr_layer_decay != 1 else {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         if name.startswith("backbone."):
-            lr = s.lr_backbone * s.lr_layer_decay ** _layers_below_top(name, n_layers)
+            lr = s.lr_backbone * s.lr_layer_decay ** decay_steps.get(id(param), 0)
         elif name.startswith("fusion."):
             lr = s.lr_fusion if s.lr_fusion is not None else s.lr_new
         else:
@@ -146,13 +140,19 @@ def parameter_groups(model: torch.nn.Module, s: TrainSettings) -> list[dict[str,
     return [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
 
 
-def _layers_below_top(name: str, n_layers: int) -> int:
-    """How many steps of layer-wise decay a backbone parameter takes: 0 for the top encoder
-    layer (and for parameters outside the layers and embeddings, such as MPNet's shared relative
-    position bias), ``n_layers`` for the embeddings."""
-    if match := ENCODER_LAYER.match(name):
-        return n_layers - 1 - int(match[1])
-    return n_layers if name.startswith("backbone.embeddings.") else 0
+def _layer_decay_steps(backbone: torch.nn.Module) -> dict[int, int]:
+    """id(parameter) -> steps of layer-wise decay: 0 for the top encoder layer, one more for
+    each layer below, ``len(layers)`` for the embeddings; parameters left out (such as MPNet's
+    shared relative position bias) take none."""
+    try:
+        layers = encoder_layers(backbone)
+    except ValueError as err:
+        raise ValueError(f"train.lr_layer_decay: {err}") from None
+    embeddings = getattr(backbone, "embeddings", None)
+    steps = {id(p): len(layers) for p in embeddings.parameters()} if embeddings is not None else {}
+    for index, layer in enumerate(layers):  # an injection wrapper shares its layer's parameters
+        steps.update({id(p): len(layers) - 1 - index for p in layer.parameters()})
+    return steps
 
 
 class _EpochSeeding(Callback):
