@@ -160,3 +160,25 @@ def test_experiment_report_only_publishes_and_bad_config_is_one_line(tmp_path):
     assert "<!-- begin cli-exp -->\n### Experiment `cli-exp`" in doc.read_text()
     config.write_text("name: cli-exp\nbase: b.yaml\ndatasets: {d: []}\nvariants: [bigger]\n")
     assert_clean_error(run("experiment", "--config", config, "--report-only"), "unknown variant 'bigger'")
+
+
+def test_predict_scores_new_transcripts_and_bad_input_is_one_line(tmp_path, synthetic_dir):
+    cfg = write_config(tmp_path, synthetic_dir)
+    assert run("train", "--config", cfg, "--out", tmp_path / "run").exit_code == 0
+    model = tmp_path / "run" / "model"
+    clips = tmp_path / "clips.csv"
+    clips.write_text("id,text\nnew1,i love this great film\nnew2,awful and boring\n", encoding="utf-8")
+    scored = run("predict", "--model", model, "--text", "it was good", "--input", clips, "--out", tmp_path / "p.csv")
+    assert scored.exit_code == 0, scored.output
+    assert "left empty here" in scored.output  # the model reads audio and visual; this says they are absent
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0] == "id,prediction,polarity" and [l.split(",")[0] for l in lines[1:]] == ["1", "new1", "new2"]
+    for line in lines[1:]:  # the file holds the printed scores
+        clip, value, polarity = line.split(",")
+        assert any(row.split()[:3] == [clip, f"{float(value):.3f}", polarity] for row in scored.output.splitlines())
+    assert_clean_error(run("predict", "--model", tmp_path / "run", "--text", "x"), "not a CrossSent model folder")
+    assert_clean_error(run("predict", "--model", model), "nothing to score")
+    assert_clean_error(run("predict", "--model", model, "--input", tmp_path / "none.csv"), "none.csv: no such file")
+    bad = run("predict", "--model", model, "--text", "   ", "--out", tmp_path / "q.csv")
+    assert_clean_error(bad, "clip '1' has an empty transcript")
+    assert not (tmp_path / "q.csv").exists()

@@ -106,6 +106,31 @@ def evaluate(
 
 
 @app.command()
+def predict(
+    model: Annotated[Path, typer.Option(help="exported model folder (RUN_DIR/model)")],
+    text: Annotated[list[str], typer.Option(help="a transcript to score (repeatable)")] = [],
+    input: Annotated[Optional[Path], typer.Option(help="CSV of new clips: a 'text' column, optionally 'id'")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="also write id,prediction,polarity as CSV here")] = None,
+) -> None:
+    """Score new clips from their transcripts (audio/visual left empty) with an exported model."""
+    _quiet_libraries()
+    from crosssent.prediction import format_scores, gather_clips, predict_folder, unused_streams_note, write_scores
+
+    try:
+        clips = gather_clips(text, input)
+        prep, preds = predict_folder(model, clips)
+    except ValueError as err:
+        _fail(err)
+    note = unused_streams_note(prep)
+    if note:
+        typer.echo(note)
+    typer.echo(format_scores(clips, preds, prep))
+    if out is not None:
+        write_scores(out, clips, preds)
+        typer.echo(f"wrote {out}")
+
+
+@app.command()
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="finished run directories")],
     split: Annotated[str, typer.Option(help="which split to show")] = "test",

@@ -24,7 +24,7 @@ from datasets import Array2D, Dataset, Features, Sequence, Value, load_from_disk
 from transformers import PreTrainedTokenizerBase
 
 from crosssent.atomic_files import temp_dir_beside
-from crosssent.data.dataset import DatasetMeta
+from crosssent.data.dataset import Alignment, DatasetMeta
 
 ALIGN_VERSION = 1
 CHUNK = 512
@@ -86,12 +86,19 @@ def _place(
     return values, mask
 
 
+def tokenize_transcripts(tokenizer: PreTrainedTokenizerBase, texts: list[str], *, alignment: Alignment, max_len: int):
+    """Token ids and masks padded to ``max_len``. Word-aligned data is split on whitespace first,
+    so that every token knows its word (``word_ids``); the same call serves training data and
+    new transcripts (``crosssent predict``)."""
+    if alignment == "word":
+        words = [t.split() for t in texts]
+        return tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_len, padding="max_length")
+    return tokenizer(texts, truncation=True, max_length=max_len, padding="max_length")
+
+
 def _align_chunk(rows: dict[str, list], meta: DatasetMeta, tokenizer, max_len: int) -> dict[str, list]:
     words = [t.split() for t in rows["text"]]
-    if meta.alignment == "word":
-        enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_len, padding="max_length")
-    else:
-        enc = tokenizer(rows["text"], truncation=True, max_length=max_len, padding="max_length")
+    enc = tokenize_transcripts(tokenizer, rows["text"], alignment=meta.alignment, max_len=max_len)
     out: dict[str, list] = {
         "id": rows["id"], "split": rows["split"], "label": rows["label"],
         "input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
