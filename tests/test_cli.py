@@ -182,3 +182,7 @@ def test_predict_scores_new_transcripts_and_bad_input_is_one_line(tmp_path, synt
     bad = run("predict", "--model", model, "--text", "   ", "--out", tmp_path / "q.csv")
     assert_clean_error(bad, "clip '1' has an empty transcript")
     assert not (tmp_path / "q.csv").exists()
+
+
+def test_serve_refuses_a_folder_that_is_not_a_model(tmp_path):
+    assert_clean_error(run("serve", "--model", tmp_path), "not a CrossSent model folder")

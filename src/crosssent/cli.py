@@ -131,6 +131,27 @@ def predict(
 
 
 @app.command()
+def serve(
+    model: Annotated[Path, typer.Option(help="exported model folder (RUN_DIR/model)")],
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Serve an exported model over HTTP: POST /predict with transcripts, GET /health."""
+    _quiet_libraries()
+    try:
+        import uvicorn
+
+        from crosssent.serving import create_app
+    except ImportError as err:
+        _fail(ValueError(f"crosssent serve needs the serve extra ({err.name} is missing): pip install 'crosssent[serve]'"))
+    try:
+        service = create_app(model)
+    except ValueError as err:
+        _fail(err)
+    uvicorn.run(service, host=host, port=port)
+
+
+@app.command()
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="finished run directories")],
     split: Annotated[str, typer.Option(help="which split to show")] = "test",

@@ -38,21 +38,25 @@ def read_transcripts(path: Path) -> list[tuple[str, str]]:
     return rows
 
 
-def gather_clips(texts: list[str], csv_path: Path | None) -> list[tuple[str, str]]:
-    """The clips to score: ``texts`` numbered from 1, then the rows of ``csv_path``. An empty
-    transcript or a repeated id is an error naming it."""
-    clips = [(str(n), t) for n, t in enumerate(texts, start=1)]
-    if csv_path is not None:
-        clips += read_transcripts(csv_path)
-    if not clips:
-        raise ValueError("nothing to score: give --text and/or --input")
+def check_clips(clips: list[tuple[str, str]]) -> None:
+    """An empty transcript or a repeated id is an error naming the clip."""
     seen: set[str] = set()
     for clip, text in clips:
         if not text.strip():
             raise ValueError(f"clip {clip!r} has an empty transcript")
         if clip in seen:
-            raise ValueError(f"clip id {clip!r} appears more than once (--text clips are numbered from 1)")
+            raise ValueError(f"clip id {clip!r} appears more than once (clips without an id are numbered from 1)")
         seen.add(clip)
+
+
+def gather_clips(texts: list[str], csv_path: Path | None) -> list[tuple[str, str]]:
+    """The clips to score: ``texts`` numbered from 1, then the rows of ``csv_path``."""
+    clips = [(str(n), t) for n, t in enumerate(texts, start=1)]
+    if csv_path is not None:
+        clips += read_transcripts(csv_path)
+    if not clips:
+        raise ValueError("nothing to score: give --text and/or --input")
+    check_clips(clips)
     return clips
 
 
@@ -81,11 +85,16 @@ def polarity(prediction: float) -> str:
     return "positive" if prediction > 0 else "negative" if prediction < 0 else "neutral"
 
 
-def predict_folder(model_dir: Path, clips: list[tuple[str, str]]) -> tuple[Preprocessing, np.ndarray]:
-    """Load an exported model and score ``clips``; returns its preprocessing and (N,) predictions."""
+def load_for_prediction(model_dir: Path) -> tuple[CrossSentModel, PreTrainedTokenizerBase, Preprocessing]:
+    """``load_exported``, with a one-line error for a folder that is not a model folder."""
     if not (Path(model_dir) / "preprocessing.json").is_file():
         raise ValueError(f"{model_dir}: not a CrossSent model folder (preprocessing.json is missing)")
-    model, tokenizer, prep = load_exported(model_dir)
+    return load_exported(model_dir)
+
+
+def predict_folder(model_dir: Path, clips: list[tuple[str, str]]) -> tuple[Preprocessing, np.ndarray]:
+    """Load an exported model and score ``clips``; returns its preprocessing and (N,) predictions."""
+    model, tokenizer, prep = load_for_prediction(model_dir)
     return prep, score_transcripts(model, tokenizer, prep, [text for _, text in clips])
 
 
