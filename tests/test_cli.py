@@ -186,3 +186,19 @@ def test_predict_scores_new_transcripts_and_bad_input_is_one_line(tmp_path, synt
 
 def test_serve_refuses_a_folder_that_is_not_a_model(tmp_path):
     assert_clean_error(run("serve", "--model", tmp_path), "not a CrossSent model folder")
+
+
+def test_bench_writes_its_report_with_the_command_and_refuses_a_missing_gpu(tmp_path, synthetic_dir):
+    cfg = write_config(tmp_path, synthetic_dir)
+    done = run("bench", "--config", cfg, "--out", tmp_path / "b", "--variant", "text_only",
+               "--warmup", 0, "--iters", 1, "--batch", 2)
+    assert done.exit_code == 0, done.output
+    report = (tmp_path / "b" / "bench.md").read_text()
+    assert f"crosssent bench --config {cfg} --out {tmp_path / 'b'} --variant text_only" in report
+    assert json.loads((tmp_path / "b" / "bench.json").read_text())["rows"][0]["variant"] == "text_only"
+    import torch
+
+    if not torch.cuda.is_available():
+        assert_clean_error(run("bench", "--config", cfg, "--out", tmp_path / "c", "--device", "cuda"), "no CUDA device")
+        assert not (tmp_path / "c").exists()
+    assert_clean_error(run("bench", "--config", cfg, "--out", tmp_path / "d", "--iters", 0), "--iters: Input should be greater than or equal to 1")

@@ -152,6 +152,51 @@ def serve(
 
 
 @app.command()
+def bench(
+    config: Annotated[Path, typer.Option(help="run config whose model section is measured (configs/*.yaml)")],
+    out: Annotated[Path, typer.Option(help="folder for bench.md and bench.json")],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. model.backbone=mpnet")] = None,
+    variant: Annotated[list[str], typer.Option(help="variants; the first is the reference")] = ["text_only", "crosssent"],
+    device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
+    warmup: Annotated[int, typer.Option(help="untimed calls before timing")] = 20,
+    iters: Annotated[int, typer.Option(help="timed calls")] = 50,
+    batch: Annotated[int, typer.Option(help="batch size of the throughput measurement")] = 64,
+    audio_dim: Annotated[int, typer.Option(help="width of the audio sequence fed in")] = 74,
+    visual_dim: Annotated[int, typer.Option(help="width of the visual sequence fed in")] = 35,
+) -> None:
+    """Parameters, latency, throughput and peak memory of each variant (forward only)."""
+    _quiet_libraries()
+    from crosssent.atomic_files import write_json_atomic, write_text_atomic
+    from crosssent.bench import bench_shape, format_bench, run_bench
+    from crosssent.settings import load_settings
+
+    try:
+        settings = load_settings(config, set_ or [])
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"--device {device}: no CUDA device is visible")
+        shape = bench_shape(max_len=settings.data.max_len, audio_dim=audio_dim, visual_dim=visual_dim,
+                            throughput_batch=batch, warmup=warmup, iters=iters)
+        report = run_bench(settings.model, variant, shape, device=device, progress=typer.echo)
+    except ValueError as err:
+        _fail(err)
+    command = " ".join(
+        [f"crosssent bench --config {config} --out {out}"] + [f"--set {o}" for o in set_ or []]
+        + [f"--variant {v}" for v in variant]
+        + [f"--device {device} --warmup {warmup} --iters {iters} --batch {batch}",
+           f"--audio-dim {audio_dim} --visual-dim {visual_dim}"]
+    )
+    text = format_bench(report, command=command)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "bench.json", report)
+    write_text_atomic(out / "bench.md", text)
+    typer.echo(text)
+    typer.echo(f"wrote {out}/bench.md and bench.json")
+
+
+@app.command()
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="finished run directories")],
     split: Annotated[str, typer.Option(help="which split to show")] = "test",
