@@ -110,10 +110,15 @@ def measure_variant(model_settings: ModelSettings, variant: str, shape: BenchSha
         "variant": variant, "parameters_m": parameters / 1e6,
         "backbone_parameters_m": backbone_parameters / 1e6, "latency_ms": latency * 1e3,
         "throughput": shape.throughput_batch / per_batch, "peak_memory_mb": peak_mb,
+        "threads": torch.get_num_threads(),
     }
 
 
 def _measure_in_child(queue: Any, *args: Any) -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # a spawned process starts with the libraries' default logging
+    hf_logging.disable_progress_bar()
     try:
         queue.put(("ok", measure_variant(*args)))
     except Exception as err:  # reported by the parent as a one-line error
@@ -154,7 +159,7 @@ def run_bench(
     return {
         "backbone": model_settings.backbone, "device": device, "shape": shape.model_dump(),
         "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}, "
-                    f"{torch.get_num_threads()} threads",
+                    f"{rows[0]['threads']} torch threads",
         "reference_variant": reference["variant"], "rows": rows,
     }
 
