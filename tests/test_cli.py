@@ -182,6 +182,12 @@ def test_predict_scores_new_transcripts_and_bad_input_is_one_line(tmp_path, synt
     bad = run("predict", "--model", model, "--text", "   ", "--out", tmp_path / "q.csv")
     assert_clean_error(bad, "clip '1' has an empty transcript")
     assert not (tmp_path / "q.csv").exists()
+    # the robustness check: the same clips with a stream withheld go to their own folder
+    hidden = run("evaluate", "--model", model, "--data", synthetic_dir, "--hide", "audio")
+    assert hidden.exit_code == 0, hidden.output
+    assert (model.parent / "evaluations" / f"{synthetic_dir.name}-hide-audio" / "metrics.json").is_file()
+    assert not (model.parent / "evaluations" / synthetic_dir.name).exists()
+    assert_clean_error(run("evaluate", "--model", model, "--data", synthetic_dir, "--hide", "text"), "--hide text")
 
 
 def test_serve_refuses_a_folder_that_is_not_a_model(tmp_path):

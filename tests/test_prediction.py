@@ -57,3 +57,21 @@ def test_bad_transcript_files_are_named(tmp_path, content, message):
         gather_clips([], path)
     with pytest.raises(ValueError, match="nothing to score"):
         gather_clips([], None)
+
+
+def test_hiding_every_stream_scores_each_clip_from_its_transcript_alone(tmp_path, synthetic_dir):
+    # evaluate --hide audio --hide visual and crosssent predict must agree clip by clip: both
+    # leave the A/V path empty. Unhidden, the same model predicts differently (it uses A/V).
+    out = tmp_path / "run"
+    train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1}), out)
+    _, hidden = evaluate_folder(out / "model", synthetic_dir, ("test",), hide=("audio", "visual"))
+    _, full = evaluate_folder(out / "model", synthetic_dir, ("test",))
+    from crosssent.data.dataset import load_dataset
+
+    table, _ = load_dataset(synthetic_dir)
+    text_of = dict(zip(table["id"], table["text"]))
+    _, preds = predict_folder(out / "model", [(clip, text_of[clip]) for clip, _, _, _ in hidden])
+    np.testing.assert_allclose(preds, [p for _, _, _, p in hidden], atol=1e-5)
+    assert not np.allclose([p for _, _, _, p in full], [p for _, _, _, p in hidden], atol=1e-3)
+    with pytest.raises(ValueError, match="--hide text: choose from audio, visual"):
+        evaluate_folder(out / "model", synthetic_dir, ("test",), hide=("text",))

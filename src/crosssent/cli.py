@@ -87,6 +87,7 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="canonical dataset folder")],
     split: Annotated[list[str], typer.Option(help="split(s) to score")] = ["test"],
     out: Annotated[Optional[Path], typer.Option(help="write metrics (and predictions) here")] = None,
+    hide: Annotated[list[str], typer.Option(help="withhold a stream (audio, visual) from every clip, as if missing")] = [],
 ) -> None:
     """Score an exported model on a dataset; prints the metrics table and writes JSON."""
     _quiet_libraries()
@@ -94,11 +95,12 @@ def evaluate(
     from crosssent.evaluation import evaluate_folder, format_table, write_predictions
 
     try:
-        metrics, rows = evaluate_folder(model, data, tuple(split))
+        metrics, rows = evaluate_folder(model, data, tuple(split), hide=tuple(hide))
     except ValueError as err:
         _fail(err)
     typer.echo(format_table(metrics))
-    out_dir = out or model.parent / "evaluations" / data.resolve().name
+    hidden = "".join(f"-hide-{m}" for m in hide)  # never overwrites the evaluation with every stream
+    out_dir = out or model.parent / "evaluations" / (data.resolve().name + hidden)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(out_dir / "predictions.csv", rows)
     write_json_atomic(out_dir / "metrics.json", metrics)

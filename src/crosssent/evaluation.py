@@ -80,16 +80,28 @@ def check_compatible(prep: Preprocessing, meta: DatasetMeta, *, where: str) -> N
             )
 
 
+STREAMS = ("audio", "visual")
+
+
 @torch.no_grad()
-def predict(model: CrossSentModel, aligned: Dataset, *, batch_size: int = 64) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(ids, labels, predictions) for every row of an aligned table, in order."""
+def predict(
+    model: CrossSentModel, aligned: Dataset, *, batch_size: int = 64, hide: tuple[str, ...] = ()
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(ids, labels, predictions) for every row of an aligned table, in order. ``hide``: streams
+    withheld from every clip, as if missing (the robustness check of ``crosssent evaluate --hide``)."""
+    unknown = [m for m in hide if m not in STREAMS]
+    if unknown:
+        raise ValueError(f"--hide {unknown[0]}: choose from {', '.join(STREAMS)}")
     model.eval()
     device = next(model.parameters()).device
     ids: list[str] = []
     labels, preds = [], []
     for batch in DataLoader(aligned, batch_size=batch_size, shuffle=False, collate_fn=collate):
         batch = batch.to(device)
-        out = model(**batch.model_inputs())
+        inputs = batch.model_inputs()
+        for stream in hide:
+            inputs[stream] = inputs[f"{stream}_mask"] = None
+        out = model(**inputs)
         ids.extend(batch.id)
         labels.append(batch.label.cpu().numpy())
         preds.append(out.prediction.float().cpu().numpy())
@@ -129,13 +141,13 @@ def split_rows(aligned: Dataset, split: str) -> Dataset:
 
 
 def score_splits(
-    model: CrossSentModel, aligned: Dataset, task: str, splits: tuple[str, ...]
+    model: CrossSentModel, aligned: Dataset, task: str, splits: tuple[str, ...], *, hide: tuple[str, ...] = ()
 ) -> tuple[dict[str, dict[str, float]], list[tuple[str, str, float, float]]]:
     """Metrics per split and prediction rows (id, split, label, prediction)."""
     metrics: dict[str, dict[str, float]] = {}
     rows: list[tuple[str, str, float, float]] = []
     for split in splits:
-        ids, labels, preds = predict(model, split_rows(aligned, split))
+        ids, labels, preds = predict(model, split_rows(aligned, split), hide=hide)
         metrics[split] = compute_metrics(preds, labels, task)
         rows.extend((i, split, float(y), float(p)) for i, y, p in zip(ids, labels, preds))
     return metrics, rows
@@ -155,8 +167,11 @@ def read_predictions(path: Path, split: str) -> list[tuple[str, float, float]]:
         return [(r["id"], float(r["label"]), float(r["prediction"])) for r in csv.DictReader(handle) if r["split"] == split]
 
 
-def evaluate_folder(model_dir: str | Path, data_dir: str | Path, splits: tuple[str, ...]) -> tuple[dict, list]:
-    """Load an exported model, align a canonical dataset the way it was trained, score it."""
+def evaluate_folder(
+    model_dir: str | Path, data_dir: str | Path, splits: tuple[str, ...], *, hide: tuple[str, ...] = ()
+) -> tuple[dict, list]:
+    """Load an exported model, align a canonical dataset the way it was trained, score it
+    (``hide``: streams withheld from every clip, see ``predict``)."""
     model, tokenizer, prep = load_exported(model_dir)
     table, meta = load_dataset(data_dir)
     # A model trained without a stream (data.drop_modalities) ignores it in new data too.
@@ -164,7 +179,7 @@ def evaluate_folder(model_dir: str | Path, data_dir: str | Path, splits: tuple[s
     table, meta = drop_modalities(table, meta, unused, where=str(data_dir))
     check_compatible(prep, meta, where=str(data_dir))
     aligned = align_dataset(table, meta, tokenizer, max_len=prep.max_len, cache_root=default_cache_root(Path(data_dir)))
-    return score_splits(model, aligned, meta.task, splits)
+    return score_splits(model, aligned, meta.task, splits, hide=hide)
 
 
 def format_table(metrics: dict[str, dict[str, float]]) -> str:
