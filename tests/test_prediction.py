@@ -48,10 +48,13 @@ def test_clips_come_from_arguments_then_the_csv(tmp_path):
     ("id,text\n", "no rows"),
     ("id,text\na,good\nb,  \n", "clip 'b' has an empty transcript"),
     ("id,text\na,good\na,bad\n", "clip id 'a' appears more than once"),
+    (b"id,text\na,caf\xe9\n", "clips.csv: not UTF-8 text"),
 ])
 def test_bad_transcript_files_are_named(tmp_path, content, message):
     path = tmp_path / "clips.csv"
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content, encoding="utf-8")
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         gather_clips([], path)
@@ -75,3 +78,15 @@ def test_hiding_every_stream_scores_each_clip_from_its_transcript_alone(tmp_path
     assert not np.allclose([p for _, _, _, p in full], [p for _, _, _, p in hidden], atol=1e-3)
     with pytest.raises(ValueError, match="--hide text: choose from audio, visual"):
         evaluate_folder(out / "model", synthetic_dir, ("test",), hide=("text",))
+
+
+def test_a_model_folder_without_its_weights_or_tokenizer_is_one_line(tmp_path, synthetic_dir):
+    out = tmp_path / "run"
+    train_run(tiny_settings(synthetic_dir, data={"drop_modalities": ["audio", "visual"]}, train={"max_epochs": 1}), out)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        (out / "model" / name).unlink(missing_ok=True)
+    with pytest.raises(ValueError, match=r"model: its tokenizer files cannot be loaded \(Couldn't instantiate"):
+        predict_folder(out / "model", [("a", "good")])
+    (out / "model" / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="model.safetensors is missing"):
+        predict_folder(out / "model", [("a", "good")])

@@ -66,7 +66,10 @@ def load_exported(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTokeniz
     if not (folder / PREPROCESSING_NAME).is_file():
         raise ValueError(f"{folder}: not a CrossSent model folder ({PREPROCESSING_NAME} is missing)")
     model = CrossSentModel.from_pretrained(folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as err:  # transformers' messages run over several lines
+        raise ValueError(f"{folder}: its tokenizer files cannot be loaded ({str(err).splitlines()[0].strip()})") from None
     prep = Preprocessing.model_validate_json((folder / PREPROCESSING_NAME).read_text(encoding="utf-8"))
     return model, tokenizer, prep
 

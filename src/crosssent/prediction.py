@@ -27,12 +27,17 @@ def read_transcripts(path: Path) -> list[tuple[str, str]]:
     numbers from 1 otherwise)."""
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        if "text" not in columns:
-            raise ValueError(f"{path}: no 'text' column (columns: {', '.join(columns) or 'none'})")
-        rows = [(r.get("id") or str(n), r["text"] or "") for n, r in enumerate(reader, start=1)]
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = reader.fieldnames or []
+            if "text" not in columns:
+                raise ValueError(f"{path}: no 'text' column (columns: {', '.join(columns) or 'none'})")
+            rows = [(r.get("id") or str(n), r["text"] or "") for n, r in enumerate(reader, start=1)]
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    except csv.Error as err:
+        raise ValueError(f"{path}: not a readable CSV ({err})") from None
     if not rows:
         raise ValueError(f"{path}: no rows")
     return rows
@@ -85,16 +90,9 @@ def polarity(prediction: float) -> str:
     return "positive" if prediction > 0 else "negative" if prediction < 0 else "neutral"
 
 
-def load_for_prediction(model_dir: Path) -> tuple[CrossSentModel, PreTrainedTokenizerBase, Preprocessing]:
-    """``load_exported``, with a one-line error for a folder that is not a model folder."""
-    if not (Path(model_dir) / "preprocessing.json").is_file():
-        raise ValueError(f"{model_dir}: not a CrossSent model folder (preprocessing.json is missing)")
-    return load_exported(model_dir)
-
-
 def predict_folder(model_dir: Path, clips: list[tuple[str, str]]) -> tuple[Preprocessing, np.ndarray]:
     """Load an exported model and score ``clips``; returns its preprocessing and (N,) predictions."""
-    model, tokenizer, prep = load_for_prediction(model_dir)
+    model, tokenizer, prep = load_exported(model_dir)
     return prep, score_transcripts(model, tokenizer, prep, [text for _, text in clips])
 
 

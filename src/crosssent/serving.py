@@ -13,7 +13,8 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from crosssent.prediction import check_clips, load_for_prediction, polarity, score_transcripts
+from crosssent.evaluation import load_exported
+from crosssent.prediction import check_clips, polarity, score_transcripts
 
 MAX_CLIPS_PER_REQUEST = 1024
 
@@ -47,7 +48,7 @@ class PredictResponse(BaseModel):
 
 def create_app(model_dir: Path) -> FastAPI:
     """The service for one model folder (a bad folder fails here, before serving)."""
-    model, tokenizer, prep = load_for_prediction(model_dir)
+    model, tokenizer, prep = load_exported(model_dir)
     has_streams = bool(prep.audio_dim or prep.visual_dim)
     app = FastAPI(title="CrossSent", summary=f"sentiment of transcripts, model trained on {prep.trained_on}")
 
