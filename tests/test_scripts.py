@@ -130,3 +130,30 @@ def test_seed_ensemble_scores_each_seed_and_the_averaged_predictions(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 2 and f"seed2.json: clip '{clips[0]}' of the test split of {data} is not in the record" \
         in done.stderr, done.stderr
+
+
+def test_hide_streams_tabulates_every_condition_against_every_stream(tmp_path, synthetic_dir):
+    from crosssent.evaluation import evaluate_folder
+    from crosssent.training import train_run
+    from tests.conftest import tiny_settings
+
+    models = []
+    for seed in (0, 1):
+        train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1, "seed": seed}), tmp_path / f"s{seed}")
+        models.append(tmp_path / f"s{seed}" / "model")
+    done = subprocess.run([sys.executable, str(SCRIPTS / "hide_streams.py"), str(synthetic_dir), *map(str, models)],
+                          capture_output=True, text=True, check=True)
+    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("| ")}
+    assert {"every stream", "without audio", "without visual", "without audio + visual"} <= set(rows)
+    full = [evaluate_folder(m, synthetic_dir, ("test",))[0]["test"]["mae"] for m in models]
+    assert f"| {np.mean(full):.3f} ± {np.std(full, ddof=1):.3f} |" in rows["every stream"]
+    hidden = [evaluate_folder(m, synthetic_dir, ("test",), hide=("audio",))[0]["test"]["mae"] for m in models]
+    better = sum(h < f for h, f in zip(hidden, full))
+    change = [line for line in done.stdout.split("Change from every stream")[1].splitlines() if "without audio |" in line][0]
+    assert f"{np.mean(hidden) - np.mean(full):+.3f} ({better}/2)" in change
+
+    # a text-only model has nothing to withhold: one line, exit 2
+    train_run(tiny_settings(synthetic_dir, data={"drop_modalities": ["audio", "visual"]}, train={"max_epochs": 1}), tmp_path / "t")
+    refused = subprocess.run([sys.executable, str(SCRIPTS / "hide_streams.py"), str(synthetic_dir), str(tmp_path / "t" / "model")],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "nothing to withhold" in refused.stderr, refused.stderr
