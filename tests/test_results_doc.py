@@ -27,6 +27,7 @@ BLOCKS = {
 DEFAULT_ROWS = {
     ("MOSI official split", "MiniLM"): ("mosi-minilm", "crosssent_ema_0.97", "no_gmra_ema_0.97"),
     ("CH-SIMS official split", "e5-small"): ("sims-e5", "crosssent_ema_0.97", None),
+    ("MOSEI official split", "MiniLM"): ("mosei-minilm", "crosssent_ema_0.9975", None),
 }
 COLUMNS = {"mosi": ("acc2_non0", "acc7", "mae", "corr"), "sims": ("acc2", "acc5", "mae", "corr")}
 
