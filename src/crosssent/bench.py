@@ -16,6 +16,7 @@ import os
 import platform
 import resource
 import time
+from queue import Empty
 from typing import Any, get_args
 
 import torch
@@ -144,7 +145,13 @@ def run_bench(
             queue = context.Queue()
             child = context.Process(target=_measure_in_child, args=(queue, *args))
             child.start()
-            status, row = queue.get()
+            while True:  # a child killed outright (out of memory) never answers: do not wait for ever
+                try:
+                    status, row = queue.get(timeout=5)
+                    break
+                except Empty:
+                    if not child.is_alive():
+                        raise ValueError(f"variant {variant}: the measuring process died (exit code {child.exitcode})") from None
             child.join()
             if status != "ok":
                 raise ValueError(f"variant {variant}: {row}")
