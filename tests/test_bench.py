@@ -50,3 +50,29 @@ def test_isolated_processes_report_the_same_parameters_and_errors_name_the_varia
 def test_an_unknown_variant_is_refused_before_anything_runs():
     with pytest.raises(ValueError, match="--variant foo: choose from crosssent, text_only, mag, late_fusion"):
         run_bench(TINY, ["text_only", "foo"], SHAPE, isolate=False, progress=lambda _: None)
+
+
+def _die_without_answering():
+    import os
+
+    os._exit(9)  # as the kernel's out-of-memory killer would end it: no exception, no answer
+
+
+def test_a_measuring_process_that_dies_is_an_error_not_a_hang():
+    import threading
+
+    from crosssent.bench import measure_in_fresh_process
+
+    errors = []
+
+    def call():
+        try:
+            measure_in_fresh_process(_die_without_answering, what="variant x")
+        except ValueError as err:
+            errors.append(str(err))
+
+    waiting = threading.Thread(target=call, daemon=True)  # a hang must fail the test, not stall the suite
+    waiting.start()
+    waiting.join(timeout=60)
+    assert not waiting.is_alive(), "still waiting for a process that died"
+    assert errors == ["variant x: the measuring process died (exit code 9)"]

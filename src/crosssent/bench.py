@@ -115,15 +115,34 @@ def measure_variant(model_settings: ModelSettings, variant: str, shape: BenchSha
     }
 
 
-def _measure_in_child(queue: Any, *args: Any) -> None:
+def _measure_in_child(queue: Any, measure: Any, *args: Any) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # a spawned process starts with the libraries' default logging
     hf_logging.disable_progress_bar()
     try:
-        queue.put(("ok", measure_variant(*args)))
+        queue.put(("ok", measure(*args)))
     except Exception as err:  # reported by the parent as a one-line error
         queue.put(("error", f"{type(err).__name__}: {err}"))
+
+
+def measure_in_fresh_process(measure: Any, *args: Any, what: str) -> dict[str, Any]:
+    """``measure(*args)`` in a spawned process; its exception, or its death, as a ValueError."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_measure_in_child, args=(queue, measure, *args))
+    child.start()
+    while True:  # a child killed outright (out of memory) never answers: do not wait for ever
+        try:
+            status, row = queue.get(timeout=5)
+            break
+        except Empty:
+            if not child.is_alive():
+                raise ValueError(f"{what}: the measuring process died (exit code {child.exitcode})") from None
+    child.join()
+    if status != "ok":
+        raise ValueError(f"{what}: {row}")
+    return row
 
 
 def run_bench(
@@ -141,20 +160,7 @@ def run_bench(
                  f"batch {shape.latency_batch} and at batch {shape.throughput_batch} ...")
         args = (model_settings, variant, shape, device)
         if isolate:
-            context = multiprocessing.get_context("spawn")
-            queue = context.Queue()
-            child = context.Process(target=_measure_in_child, args=(queue, *args))
-            child.start()
-            while True:  # a child killed outright (out of memory) never answers: do not wait for ever
-                try:
-                    status, row = queue.get(timeout=5)
-                    break
-                except Empty:
-                    if not child.is_alive():
-                        raise ValueError(f"variant {variant}: the measuring process died (exit code {child.exitcode})") from None
-            child.join()
-            if status != "ok":
-                raise ValueError(f"variant {variant}: {row}")
+            row = measure_in_fresh_process(measure_variant, *args, what=f"variant {variant}")
         else:
             row = measure_variant(*args)
         rows.append(row)
