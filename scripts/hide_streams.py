@@ -18,15 +18,16 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from crosssent.evaluation import evaluate_folder, load_exported
+from crosssent.evaluation import STREAMS, evaluate_folder, load_preprocessing
+from crosssent.experiment_report import format_stat, mean_ci
+from crosssent.metrics import LOWER_IS_BETTER, RAW_VALUE_KEYS
 
 SHOWN = {"mosi": ("acc2_non0", "acc7", "mae", "corr"), "mosei": ("acc2_non0", "acc7", "mae", "corr"),
          "sims": ("acc2", "acc5", "mae", "corr")}
-LOWER_IS_BETTER = {"mae"}
 
 
 def _conditions(prep) -> list[tuple[str, ...]]:
-    streams = [m for m in ("audio", "visual") if getattr(prep, f"{m}_dim")]
+    streams = [m for m in STREAMS if getattr(prep, f"{m}_dim")]
     hidden = [combo for n in range(1, len(streams) + 1) for combo in itertools.combinations(streams, n)]
     return [()] + hidden
 
@@ -43,7 +44,7 @@ def main(
     task, conditions = None, None
     for model in models:
         try:
-            _, _, prep = load_exported(model)
+            prep = load_preprocessing(model)
             if conditions is None:
                 task, conditions = prep.task, _conditions(prep)
             elif _conditions(prep) != conditions:
@@ -62,12 +63,7 @@ def main(
     typer.echo("| streams | " + " | ".join(keys) + " |")
     typer.echo("|---" * (len(keys) + 1) + "|")
     for hidden in conditions:
-        cells = []
-        for key in keys:
-            values = np.array([m[key] for m in scores[hidden]])
-            scale = 1 if key in ("mae", "corr") else 100
-            spread = f" ± {values.std(ddof=1) * scale:.{3 if scale == 1 else 2}f}" if len(values) > 1 else ""
-            cells.append(f"{values.mean() * scale:.{3 if scale == 1 else 2}f}{spread}")
+        cells = [format_stat(mean_ci([m[key] for m in scores[hidden]]), key) for key in keys]
         typer.echo(f"| {_name(hidden)} | " + " | ".join(cells) + " |")
     typer.echo("\nChange from every stream (mean; models on which it is better):\n")
     typer.echo("| streams | " + " | ".join(keys) + " |")
@@ -77,8 +73,8 @@ def main(
         for key in keys:
             diff = np.array([h[key] - a[key] for h, a in zip(scores[hidden], scores[()])])
             better = int(np.sum(diff < 0 if key in LOWER_IS_BETTER else diff > 0))
-            scale = 1 if key in ("mae", "corr") else 100
-            cells.append(f"{diff.mean() * scale:+.{3 if scale == 1 else 2}f} ({better}/{len(diff)})")
+            change = f"{diff.mean():+.3f}" if key in RAW_VALUE_KEYS else f"{diff.mean() * 100:+.2f}"
+            cells.append(f"{change} ({better}/{len(diff)})")
         typer.echo(f"| {_name(hidden)} | " + " | ".join(cells) + " |")
 
 

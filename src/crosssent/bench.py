@@ -31,6 +31,8 @@ PAPER_REFERENCE = {
     "crosssent": {"parameters_m": 134.14, "latency_ms": 13.42, "throughput": 1393, "peak_memory_mb": 712.0},
 }
 
+MEASURES = ("parameters_m", "latency_ms", "throughput", "peak_memory_mb")  # each row's numbers
+
 
 class BenchShape(BaseModel):
     """The inputs timed: B clips of L tokens and L audio / visual frames."""
@@ -166,7 +168,7 @@ def run_bench(
         rows.append(row)
     reference = rows[0]
     for row in rows:
-        for key in ("parameters_m", "latency_ms", "throughput", "peak_memory_mb"):
+        for key in MEASURES:
             row[f"{key}_change_pct"] = 100 * (row[key] / reference[key] - 1)
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "no GPU used"
     return {
@@ -193,8 +195,7 @@ def format_bench(report: dict[str, Any], *, command: str) -> str:
         "|---|---|---|---|---|",
     ]
     for n, row in enumerate(report["rows"]):
-        keys = ("parameters_m", "latency_ms", "throughput", "peak_memory_mb")
-        cells = [f"{row[k]:.2f}" + (f" ({row[k + '_change_pct']:+.1f} %)" if n else "") for k in keys]
+        cells = [f"{row[k]:.2f}" + (f" ({row[k + '_change_pct']:+.1f} %)" if n else "") for k in MEASURES]
         lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
     lines += ["", "Quoted (the paper: RoBERTa-base, A100; not ours):", "",
               "| variant | parameters (M) | latency (ms) | throughput (clips/s) | peak memory (MB) |", "|---|---|---|---|---|"]

@@ -26,6 +26,7 @@ from crosssent.metrics import compute_metrics
 from crosssent.modeling import CrossSentModel
 
 PREPROCESSING_NAME = "preprocessing.json"
+STREAMS = ("audio", "visual")  # the optional streams beside the text
 
 
 class Preprocessing(BaseModel):
@@ -61,16 +62,22 @@ def export_model(
         (tmp / PREPROCESSING_NAME).write_text(prep.model_dump_json(indent=2) + "\n", encoding="utf-8")
 
 
-def load_exported(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTokenizerBase, Preprocessing]:
+def load_preprocessing(folder: str | Path) -> Preprocessing:
+    """A model folder's ``preprocessing.json`` alone (no weights loaded)."""
     folder = Path(folder)
     if not (folder / PREPROCESSING_NAME).is_file():
         raise ValueError(f"{folder}: not a CrossSent model folder ({PREPROCESSING_NAME} is missing)")
+    return Preprocessing.model_validate_json((folder / PREPROCESSING_NAME).read_text(encoding="utf-8"))
+
+
+def load_exported(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTokenizerBase, Preprocessing]:
+    folder = Path(folder)
+    prep = load_preprocessing(folder)
     model = CrossSentModel.from_pretrained(folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as err:  # transformers' messages run over several lines
         raise ValueError(f"{folder}: its tokenizer files cannot be loaded ({str(err).splitlines()[0].strip()})") from None
-    prep = Preprocessing.model_validate_json((folder / PREPROCESSING_NAME).read_text(encoding="utf-8"))
     return model, tokenizer, prep
 
 
@@ -82,8 +89,6 @@ def check_compatible(prep: Preprocessing, meta: DatasetMeta, *, where: str) -> N
                 f"{name}={getattr(prep, name)}"
             )
 
-
-STREAMS = ("audio", "visual")
 
 
 @torch.no_grad()
@@ -178,7 +183,7 @@ def evaluate_folder(
     model, tokenizer, prep = load_exported(model_dir)
     table, meta = load_dataset(data_dir)
     # A model trained without a stream (data.drop_modalities) ignores it in new data too.
-    unused = [m for m in ("audio", "visual") if getattr(meta, f"{m}_dim") and not getattr(prep, f"{m}_dim")]
+    unused = [m for m in STREAMS if getattr(meta, f"{m}_dim") and not getattr(prep, f"{m}_dim")]
     table, meta = drop_modalities(table, meta, unused, where=str(data_dir))
     check_compatible(prep, meta, where=str(data_dir))
     aligned = align_dataset(table, meta, tokenizer, max_len=prep.max_len, cache_root=default_cache_root(Path(data_dir)))

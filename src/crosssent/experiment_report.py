@@ -197,7 +197,8 @@ def compare_extra(config: ExperimentConfig, out: Path, results: dict[str, Any]) 
         (a, b, f"{a} - {b}") for a, b in config.extra_pairs if a in per_variant and b in per_variant])
 
 
-def _fmt(stat: dict[str, float], key: str) -> str:
+def format_stat(stat: dict[str, float], key: str) -> str:
+    """A ``mean_ci`` result as reports print it: % for shares of clips, raw for RAW_VALUE_KEYS."""
     scale = 1.0 if key in RAW_VALUE_KEYS else 100.0
     if stat["n"] == 1:
         return f"{stat['mean'] * scale:.2f}" if scale == 100 else f"{stat['mean']:.3f}"
@@ -255,14 +256,14 @@ def render_markdown(
         buf.write("|---|---|" + "---|" * len(keys) + "---|\n")
         for variant, r in per_variant.items():
             missing = f" (missing {r['missing_seeds']})" if r["missing_seeds"] else ""
-            cells = " | ".join(_fmt(r[split][k], k) for k in keys)
-            buf.write(f"| {variant} | {len(r['seeds'])}{missing} | {cells} | {_fmt(r['valid_mse'], 'mae')} |\n")
+            cells = " | ".join(format_stat(r[split][k], k) for k in keys)
+            buf.write(f"| {variant} | {len(r['seeds'])}{missing} | {cells} | {format_stat(r['valid_mse'], 'mae')} |\n")
         not_run = [v for v in config.variants if v not in per_variant]  # no finished run: no row to show
         if not_run:
             buf.write("\nNo finished run yet: " + ", ".join(f"`{v}` (seeds {config.seeds_of(v)})" for v in not_run) + "\n")
         buf.write(f"\n![every seed of every variant on {dataset}]({figure_name(config.name, dataset)})\n")
         for label, values in config.quoted.get(dataset, {}).items():
-            shown = ", ".join(f"{k} {_fmt(mean_ci([v]), k)}" for k, v in values.items())
+            shown = ", ".join(f"{k} {format_stat(mean_ci([v]), k)}" for k, v in values.items())
             buf.write(f"\nDashed line, quoted (not ours): {label}: {shown}.\n")
         if comparisons.get(dataset):
             buf.write("\nPaired comparisons, crosssent minus variant (p: paired t over seeds, – where undefined: one "

@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from crosssent.atomic_files import write_text_atomic
 from crosssent.data.align import tokenize_transcripts
-from crosssent.evaluation import Preprocessing, load_exported
+from crosssent.evaluation import STREAMS, Preprocessing, load_exported
 from crosssent.modeling import CrossSentModel
 
 
@@ -115,7 +115,7 @@ def write_scores(path: Path, clips: list[tuple[str, str]], preds: np.ndarray) ->
 
 def unused_streams_note(prep: Preprocessing) -> str | None:
     """A one-line note when the model was trained with audio/visual features it does not get here."""
-    streams = [f"{m} ({getattr(prep, f'{m}_dim')} features)" for m in ("audio", "visual") if getattr(prep, f"{m}_dim")]
+    streams = [f"{m} ({getattr(prep, f'{m}_dim')} features)" for m in STREAMS if getattr(prep, f"{m}_dim")]
     if not streams:
         return None
     return (f"note: this model also reads {' and '.join(streams)}; they are left empty here, "
