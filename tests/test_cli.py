@@ -1,6 +1,7 @@
 """The command line: happy paths and every bad input of the pipeline issue, each a one-line
 error with exit code 2 and nothing half-written."""
 
+import csv
 import json
 import pickle
 import subprocess
@@ -15,8 +16,14 @@ from typer.testing import CliRunner
 
 from crosssent.cli import _quiet_libraries, app
 from tests.conftest import TINY_TRAIN
+from tests.test_transcription import RAW, needs_raw_clips, needs_whisper, write_silence
 
 runner = CliRunner()
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
 
 
 def run(*args):
@@ -171,11 +178,11 @@ def test_predict_scores_new_transcripts_and_bad_input_is_one_line(tmp_path, synt
     scored = run("predict", "--model", model, "--text", "it was good", "--input", clips, "--out", tmp_path / "p.csv")
     assert scored.exit_code == 0, scored.output
     assert "left empty here" in scored.output  # the model reads audio and visual; this says they are absent
-    lines = (tmp_path / "p.csv").read_text().splitlines()
-    assert lines[0] == "id,prediction,polarity" and [l.split(",")[0] for l in lines[1:]] == ["1", "new1", "new2"]
-    for line in lines[1:]:  # the file holds the printed scores
-        clip, value, polarity = line.split(",")
-        assert any(row.split()[:3] == [clip, f"{float(value):.3f}", polarity] for row in scored.output.splitlines())
+    rows = read_csv(tmp_path / "p.csv")
+    assert [r["id"] for r in rows] == ["1", "new1", "new2"] and rows[1]["text"] == "i love this great film"
+    for row in rows:  # the file holds the printed scores
+        printed = [row["id"], f"{float(row['prediction']):.3f}", row["polarity"]]
+        assert any(line.split()[:3] == printed for line in scored.output.splitlines())
     assert_clean_error(run("predict", "--model", tmp_path / "run", "--text", "x"), "not a CrossSent model folder")
     assert_clean_error(run("predict", "--model", model), "nothing to score")
     assert_clean_error(run("predict", "--model", model, "--input", tmp_path / "none.csv"), "none.csv: no such file")
@@ -188,6 +195,31 @@ def test_predict_scores_new_transcripts_and_bad_input_is_one_line(tmp_path, synt
     assert (model.parent / "evaluations" / f"{synthetic_dir.name}-hide-audio" / "metrics.json").is_file()
     assert not (model.parent / "evaluations" / synthetic_dir.name).exists()
     assert_clean_error(run("evaluate", "--model", model, "--data", synthetic_dir, "--hide", "text"), "--hide text")
+
+
+@needs_whisper
+@needs_raw_clips
+def test_recordings_are_transcribed_then_scored_as_their_transcripts(tmp_path, synthetic_dir):
+    cfg = write_config(tmp_path, synthetic_dir)
+    assert run("train", "--config", cfg, "--out", tmp_path / "run").exit_code == 0
+    model, recordings = tmp_path / "run" / "model", [RAW / "03bSnISJMiM_1.wav", RAW / "Oz06ZWiO20M_6.mp4"]
+    done = run("transcribe", *recordings, "--out", tmp_path / "t.csv")
+    assert done.exit_code == 0, done.output
+    assert "transcribed 2/2" in done.output
+    transcripts = read_csv(tmp_path / "t.csv")
+    assert [r["id"] for r in transcripts] == ["03bSnISJMiM_1", "Oz06ZWiO20M_6"] and {r["language"] for r in transcripts} == {"en"}
+    scored = run("predict", "--model", model, "--media", recordings[0], "--media", recordings[1], "--out", tmp_path / "m.csv")
+    assert scored.exit_code == 0, scored.output
+    from_media = read_csv(tmp_path / "m.csv")
+    assert [(r["id"], r["text"]) for r in from_media] == [(r["id"], r["text"]) for r in transcripts]
+    assert run("predict", "--model", model, "--input", tmp_path / "t.csv", "--out", tmp_path / "c.csv").exit_code == 0
+    assert [r["prediction"] for r in read_csv(tmp_path / "c.csv")] == [r["prediction"] for r in from_media]
+    wrong = run("predict", "--model", tmp_path / "run", "--media", recordings[0])
+    assert_clean_error(wrong, "not a CrossSent model folder")
+    assert "transcribed" not in wrong.output  # refused before any transcribing
+    quiet = run("transcribe", recordings[0], write_silence(tmp_path / "quiet.wav"), "--out", tmp_path / "q.csv")
+    assert_clean_error(quiet, "quiet.wav: no speech found")
+    assert not (tmp_path / "q.csv").exists()
 
 
 def test_serve_refuses_a_folder_that_is_not_a_model(tmp_path):

