@@ -224,6 +224,7 @@ def test_recordings_are_transcribed_then_scored_as_their_transcripts(tmp_path, s
 
 def test_serve_refuses_a_folder_that_is_not_a_model(tmp_path):
     assert_clean_error(run("serve", "--model", tmp_path), "not a CrossSent model folder")
+    assert_clean_error(run("serve", "--model", tmp_path, "--speech-model", tmp_path / "none"), "nor a folder holding a CTranslate2 model.bin")
 
 
 def test_bench_writes_its_report_with_the_command_and_refuses_a_missing_gpu(tmp_path, synthetic_dir):

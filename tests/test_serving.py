@@ -4,10 +4,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from crosssent import serving
 from crosssent.prediction import predict_folder
 from crosssent.serving import create_app
 from crosssent.training import train_run
+from crosssent.transcription import MediaTranscript
 from tests.conftest import tiny_settings
+from tests.test_transcription import OFFICIAL, RAW, needs_raw_clips, needs_whisper, word_error_rate
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +48,56 @@ def test_bad_requests_are_422_with_the_reason(model_dir, payload, message):
 def test_a_folder_that_is_not_a_model_fails_before_serving(tmp_path):
     with pytest.raises(ValueError, match="not a CrossSent model folder"):
         create_app(tmp_path)
+
+
+class FakeTranscriber:
+    """Stands in for the speech model: records what it was given, answers a fixed transcript."""
+
+    def __init__(self, text="i love this great film"):
+        self.text, self.seen = text, []
+
+    def __call__(self, path):
+        self.seen.append((path.name, path.read_bytes()))
+        if not self.text:
+            raise ValueError(f"{path}: no speech found")
+        return MediaTranscript(clip=path.stem, path=path, text=self.text, language="en", duration_s=1.5)
+
+
+def test_a_recording_is_transcribed_then_scored_as_its_transcript(model_dir):
+    fake = FakeTranscriber()
+    answer = TestClient(create_app(model_dir, transcriber=fake)).post(
+        "/predict-recording", params={"name": "clip 1.mp4"}, content=b"recorded bytes")
+    assert answer.status_code == 200, answer.text
+    assert fake.seen == [("clip 1.mp4", b"recorded bytes")]
+    body = answer.json()
+    assert (body["transcript"], body["language"], body["duration_s"]) == (fake.text, "en", 1.5)
+    _, expected = predict_folder(model_dir, [("clip 1", fake.text)])
+    assert body["clips"][0]["id"] == "clip 1"
+    np.testing.assert_allclose(body["clips"][0]["prediction"], expected[0], atol=1e-5)
+
+
+def test_bad_recordings_are_answered_with_the_reason(model_dir, monkeypatch):
+    client = TestClient(create_app(model_dir, transcriber=FakeTranscriber(text="")))
+    silent = client.post("/predict-recording", params={"name": "quiet.wav"}, content=b"x")
+    assert silent.status_code == 422 and silent.json()["detail"] == "quiet.wav: no speech found"  # no server path shown
+    empty = client.post("/predict-recording", params={"name": "quiet.wav"}, content=b"")
+    assert empty.status_code == 422 and "the request body is empty" in empty.text
+    assert client.post("/predict-recording", params={"name": "../up.wav"}, content=b"x").status_code == 422
+    assert client.post("/predict-recording", content=b"x").status_code == 422  # no name
+    monkeypatch.setattr(serving, "MAX_RECORDING_BYTES", 4)
+    assert client.post("/predict-recording", params={"name": "big.wav"}, content=b"12345").status_code == 413
+    text_only = TestClient(create_app(model_dir)).post("/predict-recording", params={"name": "a.wav"}, content=b"x")
+    assert text_only.status_code == 404 and "--speech-model" in text_only.text
+
+
+@needs_whisper
+@needs_raw_clips
+def test_a_real_recording_over_http(model_dir):
+    from crosssent.transcription import Transcriber
+
+    wav = RAW / "03bSnISJMiM_1.wav"
+    client = TestClient(create_app(model_dir, transcriber=Transcriber()))
+    answer = client.post("/predict-recording", params={"name": wav.name}, content=wav.read_bytes())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["clips"][0]["id"] == "03bSnISJMiM_1"
+    assert word_error_rate(OFFICIAL["03bSnISJMiM_1"], answer.json()["transcript"]) == 0

@@ -171,8 +171,11 @@ def serve(
     model: Annotated[Path, typer.Option(help="exported model folder (RUN_DIR/model)")],
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    speech_model: Annotated[Optional[str], typer.Option(help="also take recordings (POST /predict-recording): 'whisper-base' or a CTranslate2 Whisper folder")] = None,
+    language: Annotated[Optional[str], typer.Option(help="with --speech-model: spoken language, e.g. en or zh (detected if not given)")] = None,
 ) -> None:
-    """Serve an exported model over HTTP: POST /predict with transcripts, GET /health."""
+    """Serve an exported model over HTTP: POST /predict with transcripts, GET /health, and with
+    --speech-model POST /predict-recording with a recording."""
     _quiet_libraries()
     try:
         import uvicorn
@@ -181,7 +184,10 @@ def serve(
     except ImportError as err:
         _fail(ValueError(f"crosssent serve needs the serve extra ({err.name} is missing): pip install 'crosssent[serve]'"))
     try:
-        service = create_app(model)
+        from crosssent.transcription import Transcriber
+
+        transcriber = Transcriber(model=speech_model, language=language) if speech_model else None
+        service = create_app(model, transcriber=transcriber)
     except ValueError as err:
         _fail(err)
     uvicorn.run(service, host=host, port=port)

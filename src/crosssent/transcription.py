@@ -96,11 +96,11 @@ class Transcriber:
 
     def __init__(self, *, model: str = WHISPER_BASE, language: str | None = None, beam_size: int = 5,
                  device: str = "cpu") -> None:
+        folder = resolve_speech_model(model)
         try:
             from faster_whisper import WhisperModel
         except ImportError:
             raise ValueError(f"transcribing needs faster-whisper ({EXTRA_HINT})") from None
-        folder = resolve_speech_model(model)
         try:
             self._model = WhisperModel(str(folder), device=device, compute_type="int8" if device == "cpu" else "default")
         except (RuntimeError, ValueError, OSError) as err:
