@@ -158,6 +158,8 @@ def test_recordings_without_speech_are_named(whisper, tmp_path):
         whisper(tmp_path / "notes.mp4")
     with pytest.raises(ValueError, match=r"gone.wav: no such file"):
         whisper(tmp_path / "gone.wav")
+    with pytest.raises(ValueError, match=r"language 'english' is not one the speech model knows"):
+        Transcriber(language="english")
 
 
 @needs_whisper

