@@ -350,7 +350,7 @@ def data_convert(
 
 @data_app.command("import")
 def data_import(
-    name: Annotated[str, typer.Argument(help="mosi-clip | mosi-bclstm | mosei-text | sims-text | sims-text-en")],
+    name: Annotated[str, typer.Argument(help="mosi-clip | mosi-bclstm | mosei-text | sims-text | sims-text-en | sims-text-bilingual")],
     source: Annotated[Path, typer.Argument(help="folder holding mosi/, mosei/, sims/ (e.g. ../shared/data)")],
     out: Annotated[Path, typer.Option(help="dataset folder to write")],
 ) -> None:

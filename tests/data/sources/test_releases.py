@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not (SOURCE / "mosi").is_dir(), reason="../share
 def imported(tmp_path_factory):
     root = tmp_path_factory.mktemp("imports")
     return {name: load_dataset(import_release(name, SOURCE, root / name)[0])
-            for name in ("mosi-clip", "mosi-bclstm", "mosei-text", "sims-text", "sims-text-en")}
+            for name in ("mosi-clip", "mosi-bclstm", "mosei-text", "sims-text", "sims-text-en", "sims-text-bilingual")}
 
 
 def test_mosi_clip_official_split_audio_only(imported):
@@ -74,3 +74,15 @@ def test_sims_english_translation_keeps_clips_labels_and_split(imported):
         assert english[column] == chinese[column]
     assert all(text.isascii() for text in english["text"][:50])
     assert not any(text.isascii() for text in chinese["text"][:50])
+
+
+def test_sims_bilingual_adds_english_copies_of_training_clips_only(imported):
+    chinese, _ = imported["sims-text"]
+    english, _ = imported["sims-text-en"]
+    both, meta = imported["sims-text-bilingual"]
+    assert meta.language == "zh+en" and any("#en" in n for n in meta.notes)
+    assert [both["split"].count(s) for s in ("train", "valid", "test")] == [2 * 1368, 456, 457]
+    assert both["id"][:2281] == chinese["id"] and both["text"][:2281] == chinese["text"]
+    extra = {clip: (text, label) for clip, text, label in zip(both["id"][2281:], both["text"][2281:], both["label"][2281:])}
+    for clip, text, label, split in zip(english["id"], english["text"], english["label"], english["split"]):
+        assert (extra.get(f"{clip}#en") == (text, label)) == (split == "train"), clip

@@ -18,6 +18,9 @@
 - ``mosei-text`` / ``sims-text``: transcripts, labels and official splits, no audio/visual.
 - ``sims-text-en``: ``sims-text`` with the release's machine English translation (``text_en``)
   in place of the Chinese transcript, for English-only backbones; same clips, labels and split.
+- ``sims-text-bilingual``: ``sims-text`` whose training split also holds each training clip's
+  English translation as a second row (id ``<clip>#en``, same label), for a multilingual
+  backbone: twice the training text; validation and test are the Chinese clips alone.
 
 Labels and transcripts come from the MMSA-style ``derived/label.csv`` tables (CSV, no pickle).
 """
@@ -162,6 +165,7 @@ class TextRelease:
     language: str
     text_column: str  # the table column read as the transcript
     note: str
+    train_translation_column: str | None = None  # also add each training clip in this column's text
 
 
 SIMS_TABLE = ("sims", "derived", "label.csv")
@@ -178,7 +182,25 @@ TEXT_RELEASES = {
         table=SIMS_TABLE, task="sims", label_range=(-1.0, 1.0), language="en", text_column="text_en",
         note="CH-SIMS v1 official split; machine English translation of the Chinese transcripts "
              "(column text_en), for English-only backbones; no unimodal labels available"),
+    "sims-text-bilingual": TextRelease(  # sims-text plus English copies of the training clips
+        table=SIMS_TABLE, task="sims", label_range=(-1.0, 1.0), language="zh+en", text_column="text",
+        train_translation_column="text_en",
+        note="CH-SIMS v1 official split; original Chinese transcripts, and in the training split "
+             "also each clip's machine English translation as a second row (id <clip>#en, same "
+             "label): translation as data augmentation for a multilingual backbone; validation "
+             "and test hold the Chinese clips alone; no unimodal labels available"),
 }
+
+
+def _with_translated_training_rows(cols: dict[str, list], translated: dict[str, list]) -> dict[str, list]:
+    """``cols`` plus a copy of every training row with its text from ``translated`` (same row
+    order, as both come from one table) and the id ``<clip>#en``."""
+    rows = [i for i, split in enumerate(cols["split"]) if split == "train"]
+    out = {key: list(values) for key, values in cols.items()}
+    for i in rows:
+        for key in out:
+            out[key].append(f"{cols['id'][i]}#en" if key == "id" else translated["text"][i] if key == "text" else cols[key][i])
+    return out
 
 
 def import_text_only(source: Path, out: Path, *, name: str) -> tuple[Path, list[str]]:
@@ -193,6 +215,8 @@ def import_text_only(source: Path, out: Path, *, name: str) -> tuple[Path, list[
         report_extra.append(f"videos with clips in several splits (official, clip-level split): {len(shared)}")
     else:
         _check_split_leakage(cols, _video_of(labels), str(labels))
+    if release.train_translation_column:
+        cols = _with_translated_training_rows(cols, read_labels(labels, text_column=release.train_translation_column))
     meta = DatasetMeta(
         name=name, task=task, label_min=lo, label_max=hi, alignment="none", language=release.language,
         source=f"{labels.relative_to(source)}",
