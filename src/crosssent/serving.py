@@ -94,6 +94,8 @@ def create_app(model_dir: Path, *, transcriber: Callable[[Path], MediaTranscript
     ) -> ScoredRecording:
         if transcriber is None:
             raise HTTPException(status_code=404, detail="this service takes transcripts only: start it with --speech-model whisper-base")
+        if not any(ch.isalnum() for ch in name):  # '.', '..': not a file name
+            raise HTTPException(status_code=422, detail=f"recording name {name!r} holds no letter or digit")
         with tempfile.TemporaryDirectory() as tmp:
             path, size = Path(tmp) / Path(name).name, 0
             with path.open("wb") as handle:
