@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,7 @@ def check_clips(clips: list[tuple[str, str]]) -> None:
 
 
 def gather_clips(
-    texts: list[str], csv_path: Path | None, transcribed: list[tuple[str, str]] = (),
+    texts: list[str], csv_path: Path | None, transcribed: Sequence[tuple[str, str]] = (),
 ) -> list[tuple[str, str]]:
     """The clips to score: ``texts`` numbered from 1, the rows of ``csv_path``, then the
     ``(id, transcript)`` pairs of ``transcribed`` recordings."""
