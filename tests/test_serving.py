@@ -101,4 +101,4 @@ def test_a_real_recording_over_http(model_dir):
     answer = client.post("/predict-recording", params={"name": wav.name}, content=wav.read_bytes())
     assert answer.status_code == 200, answer.text
     assert answer.json()["clips"][0]["id"] == "03bSnISJMiM_1"
-    assert word_error_rate(OFFICIAL["03bSnISJMiM_1"], answer.json()["transcript"]) == 0
+    assert word_error_rate(OFFICIAL["03bSnISJMiM_1"], answer.json()["transcript"]) <= 0.2  # 0 measured here

@@ -169,5 +169,6 @@ def test_real_mosi_recordings_give_their_official_transcripts(whisper, name):
     found = whisper(RAW / name)
     assert found.clip == Path(name).stem and found.language == "en"
     assert 3 < found.duration_s < 8
-    # measured: 0 for the first clip; 3 of 15 words for the second (sucker/soccer, failer/failure, a lost "the")
-    assert word_error_rate(OFFICIAL[found.clip], found.text) <= 0.2
+    # measured here: 0 of 5 words off for the first clip, 3 of 15 for the second (sucker/soccer,
+    # failer/failure, a lost "the"); one word of slack each for other CPUs' int8 kernels
+    assert word_error_rate(OFFICIAL[found.clip], found.text) <= {"03bSnISJMiM_1": 0.2, "Oz06ZWiO20M_6": 0.27}[found.clip]
