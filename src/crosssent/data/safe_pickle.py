@@ -32,6 +32,8 @@ class _Restricted(pickle.Unpickler):
         self.where = where
 
     def find_class(self, module: str, name: str) -> Any:
+        if module == "__builtin__":  # Python 2's name for builtins, used by protocol 0-2 pickles
+            module = "builtins"
         base = module.split(".")[0]
         if (module, name) in ALLOWED or (base == "numpy" and name in NUMPY_SCALARS):
             return super().find_class(module, name)
