@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Variant = Literal["crosssent", "text_only", "mag", "late_fusion"]
 Pooling = Literal["cls", "mean"]
@@ -88,4 +88,9 @@ class CrossSentConfig(BaseModel):
             raise ValueError(f"{path}: model config not found") from None
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-        return cls.model_validate(data)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the top level"
+            raise ValueError(f"{path}: {where}: {first['msg']}") from None
