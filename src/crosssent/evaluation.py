@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
@@ -67,7 +67,12 @@ def load_preprocessing(folder: str | Path) -> Preprocessing:
     folder = Path(folder)
     if not (folder / PREPROCESSING_NAME).is_file():
         raise ValueError(f"{folder}: not a CrossSent model folder ({PREPROCESSING_NAME} is missing)")
-    return Preprocessing.model_validate_json((folder / PREPROCESSING_NAME).read_text(encoding="utf-8"))
+    try:
+        return Preprocessing.model_validate_json((folder / PREPROCESSING_NAME).read_text(encoding="utf-8"))
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(map(str, first["loc"]))
+        raise ValueError(f"{folder / PREPROCESSING_NAME}: {field + ': ' if field else ''}{first['msg']}") from None
 
 
 def load_exported(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTokenizerBase, Preprocessing]:

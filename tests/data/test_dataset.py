@@ -46,6 +46,24 @@ def test_not_a_dataset(tmp_path):
         load_dataset(tmp_path)
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda meta: {**meta, "task": "imdb"}, r"invalid metadata \(task: Input should be 'mosi', 'mosei' or 'sims'\)"),
+    (lambda meta: {**meta, "audio_dims": 3}, r"invalid metadata \(audio_dims: Extra inputs are not permitted\)"),
+])
+def test_edited_metadata_is_one_line_naming_the_field(tmp_path, edit, message):
+    import json
+
+    save_dataset(cols(), META, tmp_path / "d", where="test")
+    path = tmp_path / "d" / "crosssent.json"
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+    with pytest.raises(ValueError, match=message) as caught:
+        load_dataset(tmp_path / "d")
+    assert str(caught.value).startswith(str(path)) and "\n" not in str(caught.value)
+    path.write_text("{")
+    with pytest.raises(ValueError, match=r"invalid metadata \(Invalid JSON"):
+        load_dataset(tmp_path / "d")
+
+
 def test_drop_modalities_removes_the_stream_and_says_so(tmp_path):
     save_dataset(cols(), META, tmp_path / "d", where="test")
     table, meta = load_dataset(tmp_path / "d")

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 from datasets import Dataset, Features, List, Value, load_from_disk
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crosssent.atomic_files import atomic_dir
 
@@ -130,8 +130,10 @@ def load_meta(data_dir: str | Path) -> DatasetMeta:
         raise ValueError(f"{data_dir}: not a CrossSent dataset ({META_NAME} is missing)")
     try:
         return DatasetMeta.model_validate_json(path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise ValueError(f"{path}: invalid metadata ({str(err).splitlines()[0]})") from None
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(map(str, first["loc"]))
+        raise ValueError(f"{path}: invalid metadata ({field + ': ' if field else ''}{first['msg']})") from None
 
 
 def load_dataset(data_dir: str | Path) -> tuple[Dataset, DatasetMeta]:
