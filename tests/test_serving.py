@@ -89,6 +89,8 @@ def test_bad_recordings_are_answered_with_the_reason(model_dir, monkeypatch):
     assert client.post("/predict-recording", params={"name": "big.wav"}, content=b"12345").status_code == 413
     text_only = TestClient(create_app(model_dir)).post("/predict-recording", params={"name": "a.wav"}, content=b"x")
     assert text_only.status_code == 404 and "--speech-model" in text_only.text
+    body = client.get("/openapi.json").json()["paths"]["/predict-recording"]["post"]["requestBody"]
+    assert "application/octet-stream" in body["content"]  # /docs offers a file upload
 
 
 @needs_whisper

@@ -88,7 +88,11 @@ def create_app(model_dir: Path, *, transcriber: Callable[[Path], MediaTranscript
             raise HTTPException(status_code=422, detail=str(err)) from None
         return PredictResponse(**scored(clips))
 
-    @app.post("/predict-recording")
+    # the raw body is read by hand (no multipart dependency); declared here so /docs offers an upload
+    raw_body = {"requestBody": {"required": True, "content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+    @app.post("/predict-recording", openapi_extra=raw_body)
     async def predict_recording(
         request: Request, name: str = Query(min_length=1, max_length=200, pattern=r"^[\w.\- ]+$"),
     ) -> ScoredRecording:
