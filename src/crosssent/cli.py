@@ -125,16 +125,17 @@ def predict(
     exported model (audio/visual features left empty)."""
     _quiet_libraries()
     from crosssent.evaluation import load_preprocessing
-    from crosssent.prediction import format_scores, gather_clips, predict_folder, unused_streams_note, write_scores
+    from crosssent.prediction import (
+        check_clips, format_scores, gather_clips, predict_folder, unused_streams_note, write_scores,
+    )
     from crosssent.transcription import transcribe_files
 
     try:
         load_preprocessing(model)  # a wrong folder, bad text or bad CSV fails before any transcribing
-        if text or input is not None:
-            gather_clips(text, input)
+        clips = gather_clips(text, input, more_to_come=bool(media))
         found = transcribe_files(media, model=speech_model, language=language, report=_echo_err)
-        transcribed = [(t.clip, t.text) for t in found]
-        clips = gather_clips(text, input, transcribed)
+        clips += [(t.clip, t.text) for t in found]
+        check_clips(clips)  # a recording's id may repeat a transcript's
         prep, preds = predict_folder(model, clips)
     except ValueError as err:
         _fail(err)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,16 +55,14 @@ def check_clips(clips: list[tuple[str, str]]) -> None:
         seen.add(clip)
 
 
-def gather_clips(
-    texts: list[str], csv_path: Path | None, transcribed: Sequence[tuple[str, str]] = (),
-) -> list[tuple[str, str]]:
-    """The clips to score: ``texts`` numbered from 1, the rows of ``csv_path``, then the
-    ``(id, transcript)`` pairs of ``transcribed`` recordings."""
+def gather_clips(texts: list[str], csv_path: Path | None, *, more_to_come: bool = False) -> list[tuple[str, str]]:
+    """The clips to score: ``texts`` numbered from 1, then the rows of ``csv_path``.
+    ``more_to_come``: recordings will be added, so having none here is not an error (check the
+    whole list again with ``check_clips`` once they are in)."""
     clips = [(str(n), t) for n, t in enumerate(texts, start=1)]
     if csv_path is not None:
         clips += read_transcripts(csv_path)
-    clips += list(transcribed)
-    if not clips:
+    if not clips and not more_to_come:
         raise ValueError("nothing to score: give --text, --input and/or --media")
     check_clips(clips)
     return clips

@@ -195,11 +195,13 @@ TEXT_RELEASES = {
 def _with_translated_training_rows(cols: dict[str, list], translated: dict[str, list]) -> dict[str, list]:
     """``cols`` plus a copy of every training row with its text from ``translated`` (same row
     order, as both come from one table) and the id ``<clip>#en``."""
-    rows = [i for i, split in enumerate(cols["split"]) if split == "train"]
     out = {key: list(values) for key, values in cols.items()}
-    for i in rows:
-        for key in out:
-            out[key].append(f"{cols['id'][i]}#en" if key == "id" else translated["text"][i] if key == "text" else cols[key][i])
+    for i, split in enumerate(cols["split"]):
+        if split == "train":
+            copy = {key: values[i] for key, values in cols.items()}
+            copy.update(id=f"{cols['id'][i]}#en", text=translated["text"][i])
+            for key, value in copy.items():
+                out[key].append(value)
     return out
 
 
