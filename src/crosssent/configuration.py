@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from crosssent.validation_errors import first_problem
+
 Variant = Literal["crosssent", "text_only", "mag", "late_fusion"]
 Pooling = Literal["cls", "mean"]
 
@@ -91,6 +93,4 @@ class CrossSentConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "the top level"
-            raise ValueError(f"{path}: {where}: {first['msg']}") from None
+            raise ValueError(f"{path}: {first_problem(err)}") from None

@@ -24,6 +24,7 @@ from crosssent.data.collate import collate
 from crosssent.data.dataset import Alignment, DatasetMeta, Task, drop_modalities, load_dataset
 from crosssent.metrics import compute_metrics
 from crosssent.modeling import CrossSentModel
+from crosssent.validation_errors import first_problem
 
 PREPROCESSING_NAME = "preprocessing.json"
 STREAMS = ("audio", "visual")  # the optional streams beside the text
@@ -70,9 +71,7 @@ def load_preprocessing(folder: str | Path) -> Preprocessing:
     try:
         return Preprocessing.model_validate_json((folder / PREPROCESSING_NAME).read_text(encoding="utf-8"))
     except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(map(str, first["loc"]))
-        raise ValueError(f"{folder / PREPROCESSING_NAME}: {field + ': ' if field else ''}{first['msg']}") from None
+        raise ValueError(f"{folder / PREPROCESSING_NAME}: {first_problem(err)}") from None
 
 
 def load_exported(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTokenizerBase, Preprocessing]:

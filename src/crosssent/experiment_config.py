@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crosssent.metrics import KEYS
 from crosssent.settings import RunSettings, load_settings
+from crosssent.validation_errors import first_problem
 
 ALL_METRIC_KEYS = frozenset(k for keys in KEYS.values() for k in keys)
 
@@ -77,8 +78,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     except ValidationError as err:
-        first = err.errors()[0]
-        raise ValueError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise ValueError(f"{path}: {first_problem(err)}") from None
     known = {**VARIANT_OVERRIDES, **config.custom_variants}
     unknown = [v for v in config.variants if v not in known]
     if unknown:

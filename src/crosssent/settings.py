@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crosssent.configuration import UNUSED_FIELDS, CrossSentConfig, Pooling, Variant
+from crosssent.validation_errors import first_problem
 
 
 class _Section(BaseModel):
@@ -157,9 +158,7 @@ def load_settings(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     try:
         return RunSettings.model_validate(tree)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ValueError(f"{path}: {where}: {first['msg']}") from None
+        raise ValueError(f"{path}: {first_problem(err)}") from None
 
 
 def dump_settings(settings: RunSettings) -> str:

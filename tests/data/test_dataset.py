@@ -60,7 +60,7 @@ def test_edited_metadata_is_one_line_naming_the_field(tmp_path, edit, message):
         load_dataset(tmp_path / "d")
     assert str(caught.value).startswith(str(path)) and "\n" not in str(caught.value)
     path.write_text("{")
-    with pytest.raises(ValueError, match=r"invalid metadata \(Invalid JSON"):
+    with pytest.raises(ValueError, match=r"invalid metadata \(the top level: Invalid JSON"):
         load_dataset(tmp_path / "d")
 
 

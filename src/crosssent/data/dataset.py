@@ -21,6 +21,7 @@ from datasets import Dataset, Features, List, Value, load_from_disk
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crosssent.atomic_files import atomic_dir
+from crosssent.validation_errors import first_problem
 
 META_NAME = "crosssent.json"
 SPLITS = ("train", "valid", "test")
@@ -131,9 +132,7 @@ def load_meta(data_dir: str | Path) -> DatasetMeta:
     try:
         return DatasetMeta.model_validate_json(path.read_text(encoding="utf-8"))
     except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(map(str, first["loc"]))
-        raise ValueError(f"{path}: invalid metadata ({field + ': ' if field else ''}{first['msg']})") from None
+        raise ValueError(f"{path}: invalid metadata ({first_problem(err)})") from None
 
 
 def load_dataset(data_dir: str | Path) -> tuple[Dataset, DatasetMeta]:
