@@ -157,3 +157,50 @@ def test_hide_streams_tabulates_every_condition_against_every_stream(tmp_path, s
     refused = subprocess.run([sys.executable, str(SCRIPTS / "hide_streams.py"), str(synthetic_dir), str(tmp_path / "t" / "model")],
                              capture_output=True, text=True)
     assert refused.returncode == 2 and "nothing to withhold" in refused.stderr, refused.stderr
+
+
+def test_sample_transcripts_draws_the_same_clips_of_one_split_for_one_seed(tmp_path, synthetic_dir):
+    import csv
+
+    from crosssent.data.dataset import load_dataset
+
+    def sample(name, *extra):
+        subprocess.run([sys.executable, str(SCRIPTS / "sample_transcripts.py"), str(synthetic_dir), "--split", "valid",
+                        "--n", "7", "--out", str(tmp_path / name), *extra], capture_output=True, text=True, check=True)
+        with (tmp_path / name).open(newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    first, again, other = sample("a.csv"), sample("b.csv"), sample("c.csv", "--seed", "1")
+    table, _ = load_dataset(synthetic_dir)
+    valid = {r["id"]: (r["text"], r["label"]) for r in table if r["split"] == "valid"}
+    assert len(first) == 7 and first == again and [r["id"] for r in other] != [r["id"] for r in first]
+    assert all(valid[r["id"]] == (r["text"], pytest.approx(float(r["label"]))) for r in first)
+    refused = subprocess.run([sys.executable, str(SCRIPTS / "sample_transcripts.py"), str(synthetic_dir), "--n", "100000",
+                              "--out", str(tmp_path / "d.csv")], capture_output=True, text=True)
+    assert refused.returncode != 0 and "fewer than 100000" in refused.stderr and not (tmp_path / "d.csv").exists()
+
+
+def test_compare_transcripts_counts_errors_and_scores_both_versions(tmp_path, synthetic_dir):
+    from crosssent.prediction import predict_folder
+    from crosssent.training import train_run
+    from tests.conftest import tiny_settings
+
+    (tmp_path / "official.csv").write_text("id,text,label\na,it was really good,2.0\nb,a bad movie,-1.5\nc,so so,0.2\n")
+    (tmp_path / "heard.csv").write_text("id,text,language,duration_s\nb,a bad movie,en,1.0\na,it was good,en,1.0\nc,so so,en,1.0\n")
+    run = [sys.executable, str(SCRIPTS / "compare_transcripts.py"), str(tmp_path / "official.csv"), str(tmp_path / "heard.csv")]
+    done = subprocess.run(run, capture_output=True, text=True, check=True)
+    # one deleted word of nine; one clip of three has an error (mean per clip (1/4 + 0 + 0) / 3)
+    assert "3 clips: error rate 0.111 over 9 units (mean per clip 0.083); 66.7% of clips without an error" in done.stdout
+
+    train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1}), tmp_path / "run")
+    model = tmp_path / "run" / "model"
+    scored = subprocess.run([*run, "--model", str(model)], capture_output=True, text=True, check=True).stdout
+    _, official = predict_folder(model, [("a", "it was really good"), ("b", "a bad movie"), ("c", "so so")])
+    _, heard = predict_folder(model, [("a", "it was good"), ("b", "a bad movie"), ("c", "so so")])
+    change = np.abs(heard - official)
+    assert f"score change: mean {change.mean():.3f}, largest {change.max():.3f}" in scored
+    assert "official transcripts: " in scored and "recognised transcripts: " in scored  # the file has labels
+
+    (tmp_path / "heard.csv").write_text("id,text\na,it was good\n")
+    missing = subprocess.run(run, capture_output=True, text=True)
+    assert missing.returncode != 0 and "clip 'b'" in missing.stderr and "(2 missing)" in missing.stderr

@@ -6,7 +6,7 @@ when ../shared/data is absent.
 """
 
 import hashlib
-import re
+import sys
 import wave
 from importlib import metadata
 from pathlib import Path
@@ -16,10 +16,13 @@ import pytest
 
 from crosssent import transcription
 from crosssent.transcription import (
-    Transcriber, resolve_speech_model, transcribe_files, whisper_base_folder, write_transcripts,
+    ChineseScript, Transcriber, error_rate, in_script, resolve_speech_model, transcribe_files, transcript_units,
+    whisper_base_folder, write_transcripts,
 )
 
 RAW = Path(__file__).resolve().parents[2] / "shared" / "data" / "mosi" / "raw_samples"
+MANDARIN = Path(__file__).resolve().parent / "fixtures" / "mandarin_review.ogg"  # synthetic: fixtures/README.md
+MANDARIN_TEXT = "这部电影真的很好看，我非常喜欢。"
 OFFICIAL = {  # the MOSI release's own transcripts of its two raw clips (../shared/data/SOURCES.md)
     "03bSnISJMiM_1": "ANYHOW IT WAS REALLY GOOD",
     "Oz06ZWiO20M_6": "AND SUCKER PUNCH IS A FAILER BUT LIKE A REALLY AMBITIOUS WEIRD THE INTERESTING IDIOSYNCRATIC FAILURE",
@@ -62,20 +65,14 @@ def write_silent_video(path: Path) -> Path:
     return path
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level edit distance over the reference length, ignoring case and punctuation."""
-    ref, hyp = (re.sub(r"[^\w\s']", " ", s.lower()).split() for s in (reference, hypothesis))
-    row = list(range(len(hyp) + 1))
-    for i, word in enumerate(ref, start=1):
-        previous, row[0] = row[0], i
-        for j, other in enumerate(hyp, start=1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (word != other))
-    return row[-1] / len(ref)
-
-
-def test_word_error_rate_counts_edits():
-    assert word_error_rate("it was REALLY good", "It was really good.") == 0
-    assert word_error_rate("a b c d", "a x c") == 0.5  # one substitution, one deletion
+def test_error_rate_counts_word_edits_and_chinese_character_edits():
+    assert error_rate("it was REALLY good", "It was really good.") == 0
+    assert error_rate("a b c d", "a x c") == 0.5  # one substitution, one deletion
+    assert transcript_units("今天很好, OK") == ["今", "天", "很", "好", "ok"]
+    assert error_rate("今天天气很好。", "今天天氣很好") == pytest.approx(1 / 6)  # one character of six
+    assert error_rate("我们走吧", "我们走") == 0.25
+    with pytest.raises(ValueError, match="empty"):
+        error_rate("。", "anything")
 
 
 def fake_packages(tmp_path, monkeypatch, halves=(b"first half|", b"second half")):
@@ -142,6 +139,27 @@ def test_transcripts_are_written_as_a_csv_that_predict_reads(tmp_path):
     assert read_transcripts(tmp_path / "t.csv") == [("c1", 'so "good", really')]
 
 
+def test_chinese_transcripts_are_put_in_the_script_asked_for_and_other_languages_left_alone():
+    pytest.importorskip("opencc")
+    recognised = "這部電影真的很好看"
+    assert in_script(recognised, "zh", ChineseScript.simplified) == "这部电影真的很好看"
+    assert in_script("这部电影", "zh", ChineseScript.traditional) == "這部電影"
+    assert in_script(recognised, "zh", ChineseScript.as_recognised) == recognised
+    assert in_script("東京の映画", "ja", ChineseScript.simplified) == "東京の映画"  # kanji stay kanji
+
+
+def test_a_missing_opencc_is_one_line_before_the_speech_model_loads(monkeypatch):
+    monkeypatch.setitem(sys.modules, "opencc", None)  # import opencc now raises ImportError
+    monkeypatch.setattr(transcription, "resolve_speech_model", lambda name: pytest.fail("model loaded"))
+    transcription._script_converter.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"to simplified characters needs opencc .*or ask for the text as-recognised"):
+            Transcriber()
+        assert in_script("這", "zh", ChineseScript.as_recognised) == "這"  # needs no opencc
+    finally:
+        transcription._script_converter.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def whisper(tmp_path_factory):
     return Transcriber()
@@ -171,4 +189,15 @@ def test_real_mosi_recordings_give_their_official_transcripts(whisper, name):
     assert 3 < found.duration_s < 8
     # measured here: 0 of 5 words off for the first clip, 3 of 15 for the second (sucker/soccer,
     # failer/failure, a lost "the"); one word of slack each for other CPUs' int8 kernels
-    assert word_error_rate(OFFICIAL[found.clip], found.text) <= {"03bSnISJMiM_1": 0.2, "Oz06ZWiO20M_6": 0.27}[found.clip]
+    assert error_rate(OFFICIAL[found.clip], found.text) <= {"03bSnISJMiM_1": 0.2, "Oz06ZWiO20M_6": 0.27}[found.clip]
+
+
+@needs_whisper
+def test_mandarin_speech_is_recognised_and_written_in_simplified_characters(whisper):
+    found = whisper(MANDARIN)
+    assert found.language == "zh" and 3 < found.duration_s < 3.5
+    assert error_rate(MANDARIN_TEXT, found.text) <= 1 / 14  # 0 of 14 characters off here; one of slack
+    as_heard = Transcriber(chinese_script=ChineseScript.as_recognised)(MANDARIN).text
+    # Whisper base writes this sentence in Traditional characters (這部電影 ... 喜歡): measured here
+    assert error_rate(MANDARIN_TEXT, as_heard) >= 3 / 14
+    assert in_script(as_heard, "zh", ChineseScript.simplified) == found.text

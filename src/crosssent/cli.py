@@ -14,6 +14,8 @@ from typing import Annotated, Callable, NoReturn, Optional
 
 import typer
 
+from crosssent.transcription import ChineseScript
+
 app = typer.Typer(help="CrossSent: multimodal sentiment analysis (GMRA).", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Create, convert and inspect canonical datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -119,6 +121,7 @@ def predict(
     media: Annotated[list[Path], typer.Option(help="a recording (wav, mp4, ...) to transcribe and score; its id is the file name without suffix (repeatable)")] = [],
     speech_model: Annotated[str, typer.Option(help="for --media: 'whisper-base' or a CTranslate2 Whisper folder")] = "whisper-base",
     language: Annotated[Optional[str], typer.Option(help="for --media: spoken language, e.g. en or zh (detected if not given)")] = None,
+    chinese_script: Annotated[ChineseScript, typer.Option(help="for --media: script of a Chinese transcript (simplified matches CH-SIMS, the data Chinese models are trained on)")] = ChineseScript.simplified,
     out: Annotated[Optional[Path], typer.Option(help="also write id,prediction,polarity,text as CSV here")] = None,
 ) -> None:
     """Score new clips from their transcripts, or from recordings transcribed first, with an
@@ -133,7 +136,8 @@ def predict(
     try:
         load_preprocessing(model)  # a wrong folder, bad text or bad CSV fails before any transcribing
         clips = gather_clips(text, input, more_to_come=bool(media))
-        found = transcribe_files(media, model=speech_model, language=language, report=_echo_err)
+        found = transcribe_files(media, model=speech_model, language=language, chinese_script=chinese_script,
+                                 report=_echo_err)
         clips += [(t.clip, t.text) for t in found]
         check_clips(clips)  # a recording's id may repeat a transcript's
         prep, preds = predict_folder(model, clips)
@@ -154,13 +158,15 @@ def transcribe(
     out: Annotated[Path, typer.Option(help="CSV to write: id,text,language,duration_s (crosssent predict --input reads it)")],
     speech_model: Annotated[str, typer.Option(help="'whisper-base' or a CTranslate2 Whisper folder")] = "whisper-base",
     language: Annotated[Optional[str], typer.Option(help="spoken language, e.g. en or zh (detected if not given)")] = None,
+    chinese_script: Annotated[ChineseScript, typer.Option(help="script of a Chinese transcript (simplified matches CH-SIMS, the data Chinese models are trained on)")] = ChineseScript.simplified,
 ) -> None:
     """Transcribe recordings with a speech model, into a CSV that predict --input scores."""
     _quiet_libraries()
     from crosssent.transcription import transcribe_files, write_transcripts
 
     try:
-        transcripts = transcribe_files(media, model=speech_model, language=language, report=_echo_err)
+        transcripts = transcribe_files(media, model=speech_model, language=language, chinese_script=chinese_script,
+                                       report=_echo_err)
         write_transcripts(out, transcripts)
     except ValueError as err:
         _fail(err)
@@ -174,6 +180,7 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     speech_model: Annotated[Optional[str], typer.Option(help="also take recordings (POST /predict-recording): 'whisper-base' or a CTranslate2 Whisper folder")] = None,
     language: Annotated[Optional[str], typer.Option(help="with --speech-model: spoken language, e.g. en or zh (detected if not given)")] = None,
+    chinese_script: Annotated[ChineseScript, typer.Option(help="with --speech-model: script of a Chinese transcript (simplified matches CH-SIMS, the data Chinese models are trained on)")] = ChineseScript.simplified,
 ) -> None:
     """Serve an exported model over HTTP: POST /predict with transcripts, GET /health, and with
     --speech-model POST /predict-recording with a recording."""
@@ -187,7 +194,8 @@ def serve(
     try:
         from crosssent.transcription import Transcriber
 
-        transcriber = Transcriber(model=speech_model, language=language) if speech_model else None
+        transcriber = (Transcriber(model=speech_model, language=language, chinese_script=chinese_script)
+                       if speech_model else None)
         service = create_app(model, transcriber=transcriber)
     except ValueError as err:
         _fail(err)

@@ -1,0 +1,71 @@
+"""How far recognised transcripts are from the official ones, and how far that moves a model's scores.
+
+    python scripts/compare_transcripts.py OFFICIAL.csv RECOGNISED.csv [--model RUN_DIR/model]
+
+OFFICIAL.csv has the columns ``id`` and ``text`` (and ``label``, optional); RECOGNISED.csv is what
+``crosssent transcribe`` writes. Clips are joined by id; every official clip must have been
+recognised. Printed: the error rate over all clips (``crosssent.transcription.error_rate``: per
+word for English, per character for Chinese) and the share of clips recognised without an error.
+With ``--model``, each clip is scored from both transcripts: the mean and largest change of the
+score, and, where the official file has labels, the metrics of either set of scores.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+
+from crosssent.metrics import compute_metrics
+from crosssent.prediction import predict_folder, read_transcripts
+from crosssent.transcription import error_rate, transcript_units
+
+SHOWN = ("acc2", "acc2_non0", "acc5", "acc7", "mae", "corr")
+
+
+def _labels(path: Path) -> dict[str, float]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "label" not in rows[0]:
+        return {}
+    return {row["id"]: float(row["label"]) for row in rows}
+
+
+def main(
+    official: Path = typer.Argument(..., help="CSV: id,text[,label], the reference transcripts"),
+    recognised: Path = typer.Argument(..., help="CSV written by crosssent transcribe"),
+    model: Optional[Path] = typer.Option(None, help="exported model folder: score both transcripts"),
+) -> None:
+    try:
+        reference = dict(read_transcripts(official))
+        heard = dict(read_transcripts(recognised))
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    missing = [clip for clip in reference if clip not in heard]
+    if missing:
+        raise SystemExit(f"error: {recognised}: clip {missing[0]!r} of {official} was not recognised ({len(missing)} missing)")
+    clips = list(reference)
+    units = np.array([len(transcript_units(reference[c])) for c in clips])
+    rates = np.array([error_rate(reference[c], heard[c]) for c in clips])
+    print(f"{len(clips)} clips: error rate {np.sum(rates * units) / units.sum():.3f} over {units.sum()} units "
+          f"(mean per clip {rates.mean():.3f}); {np.mean(rates == 0):.1%} of clips without an error")
+    if model is None:
+        return
+    prep, from_reference = predict_folder(model, [(c, reference[c]) for c in clips])
+    _, from_heard = predict_folder(model, [(c, heard[c]) for c in clips])
+    change = np.abs(from_heard - from_reference)
+    print(f"score change: mean {change.mean():.3f}, largest {change.max():.3f} (labels span "
+          f"{prep.label_min:g} to {prep.label_max:g}); correlation of the two {np.corrcoef(from_reference, from_heard)[0, 1]:.3f}")
+    labels = _labels(official)
+    if labels:
+        truth = np.array([labels[c] for c in clips])
+        for name, scores in (("official transcripts", from_reference), ("recognised transcripts", from_heard)):
+            metrics = compute_metrics(scores, truth, prep.task)
+            print(f"{name}: " + ", ".join(f"{k} {metrics[k]:.3f}" for k in SHOWN if k in metrics))
+
+
+if __name__ == "__main__":
+    typer.run(main)
