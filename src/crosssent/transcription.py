@@ -12,10 +12,11 @@ Audio is decoded by PyAV, which bundles FFmpeg, so anything FFmpeg reads works (
 mkv, ...). Speech is located by faster-whisper's voice-activity filter first, so a recording
 without speech gives no transcript (an error naming the file) rather than a made-up one.
 
-Whisper writes Mandarin in either script, mostly Traditional characters (measured: 63 of 80
-CH-SIMS lines read aloud, README; a Simplified test sentence, spoken, came back as 今天天氣很好). The CH-SIMS transcripts the Chinese models
-learn from are Simplified, so a Chinese transcript is converted to Simplified by default (OpenCC,
-``t2s``); ``chinese_script`` asks for Traditional instead, or for the text as recognised.
+Whisper writes Mandarin in either script, mostly in Traditional characters (measured: 63 of 80
+CH-SIMS lines read aloud, README; a Simplified sentence, spoken, came back as 今天天氣很好). The
+CH-SIMS transcripts that Chinese models learn from are Simplified, so a Chinese transcript is
+converted to Simplified by default (OpenCC, ``t2s``); ``chinese_script`` asks for Traditional
+instead, or for the text as recognised.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ SAMPLE_RATE = 16000  # Whisper's input rate; every recording is decoded to it, m
 class ChineseScript(str, Enum):
     """The script a Chinese transcript is written in (other languages are left as they are)."""
 
-    simplified = "simplified"  # what CH-SIMS uses, so what the shipped Chinese models learnt from
+    simplified = "simplified"  # what CH-SIMS uses, so what the Chinese models trained here learnt from
     traditional = "traditional"
     as_recognised = "as-recognised"  # Whisper's own choice, which can mix the two
 
@@ -205,12 +206,13 @@ def transcribe_files(
     return done
 
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")  # kana, CJK ideographs
 
 
 def transcript_units(text: str) -> list[str]:
-    """What an error rate counts: lower-cased words, with every CJK character a unit of its own
-    (Chinese is written without spaces, so its error rate is per character); punctuation is dropped."""
+    """What an error rate counts: lower-cased words, with every Chinese or Japanese character a unit
+    of its own (they are written without spaces, so their error rate is per character);
+    punctuation is dropped."""
     spaced = _CJK.sub(lambda found: f" {found.group()} ", text.lower())
     return re.sub(r"[^\w\s']", " ", spaced).split()
 
