@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from crosssent.cli import _quiet_libraries, app
 from tests.conftest import TINY_TRAIN
-from tests.test_transcription import RAW, needs_raw_clips, needs_whisper, write_silence
+from tests.test_transcription import MANDARIN, RAW, needs_raw_clips, needs_whisper, write_silence
 
 runner = CliRunner()
 
@@ -220,6 +220,19 @@ def test_recordings_are_transcribed_then_scored_as_their_transcripts(tmp_path, s
     quiet = run("transcribe", recordings[0], write_silence(tmp_path / "quiet.wav"), "--out", tmp_path / "q.csv")
     assert_clean_error(quiet, "quiet.wav: no speech found")
     assert not (tmp_path / "q.csv").exists()
+
+
+@needs_whisper
+def test_transcribe_writes_chinese_in_the_script_asked_for(tmp_path):
+    texts = {}
+    for script in ("simplified", "traditional"):
+        done = run("transcribe", MANDARIN, "--chinese-script", script, "--out", tmp_path / f"{script}.csv")
+        assert done.exit_code == 0, done.output
+        [row] = read_csv(tmp_path / f"{script}.csv")
+        texts[script] = row["text"]
+    assert texts["simplified"].startswith("这部电影") and texts["traditional"].startswith("這部電影")
+    refused = run("transcribe", MANDARIN, "--chinese-script", "pinyin", "--out", tmp_path / "p.csv")
+    assert refused.exit_code == 2 and "'pinyin' is not one of" in refused.output and not (tmp_path / "p.csv").exists()
 
 
 def test_serve_refuses_a_folder_that_is_not_a_model(tmp_path):
