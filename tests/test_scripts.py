@@ -204,3 +204,7 @@ def test_compare_transcripts_counts_errors_and_scores_both_versions(tmp_path, sy
     (tmp_path / "heard.csv").write_text("id,text\na,it was good\n")
     missing = subprocess.run(run, capture_output=True, text=True)
     assert missing.returncode != 0 and "clip 'b'" in missing.stderr and "(2 missing)" in missing.stderr
+    (tmp_path / "official.csv").write_text("id,text\na,it was really good\nb,?!\n")
+    (tmp_path / "heard.csv").write_text("id,text\na,it was good\nb,hm\n")
+    empty = subprocess.run(run, capture_output=True, text=True)
+    assert empty.returncode != 0 and "clip 'b' has no words or characters to compare" in empty.stderr
