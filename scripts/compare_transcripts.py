@@ -48,10 +48,9 @@ def main(
     if missing:
         raise SystemExit(f"error: {recognised}: clip {missing[0]!r} of {official} was not recognised ({len(missing)} missing)")
     clips = list(reference)
-    empty = [clip for clip in clips if not transcript_units(reference[clip])]
-    if empty:
-        raise SystemExit(f"error: {official}: clip {empty[0]!r} has no words or characters to compare")
     units = np.array([len(transcript_units(reference[c])) for c in clips])
+    if not units.all():
+        raise SystemExit(f"error: {official}: clip {clips[int(np.argmin(units))]!r} has no words or characters to compare")
     rates = np.array([error_rate(reference[c], heard[c]) for c in clips])
     print(f"{len(clips)} clips: error rate {np.sum(rates * units) / units.sum():.3f} over {units.sum()} units "
           f"(mean per clip {rates.mean():.3f}); {np.mean(rates == 0):.1%} of clips without an error")

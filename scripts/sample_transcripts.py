@@ -10,14 +10,12 @@ so the same arguments always give the same clips.
 
 from __future__ import annotations
 
-import csv
-import io
 import random
 from pathlib import Path
 
 import typer
 
-from crosssent.atomic_files import write_text_atomic
+from crosssent.atomic_files import write_csv_atomic
 from crosssent.data.dataset import SPLITS, load_dataset
 
 
@@ -38,11 +36,7 @@ def main(
     if len(rows) < n:
         raise SystemExit(f"error: {data_dir}: the {split} split has {len(rows)} clips, fewer than {n}")
     random.Random(seed).shuffle(rows)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["id", "text", "label"])
-    writer.writerows(rows[:n])
-    write_text_atomic(out, buffer.getvalue())
+    write_csv_atomic(out, ["id", "text", "label"], rows[:n])
     print(f"wrote {out} ({n} of {len(rows)} {split} clips, seed {seed})")
 
 

@@ -8,7 +8,6 @@ tokenizer files, and ``preprocessing.json`` (max_len, alignment, feature widths,
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from crosssent.atomic_files import atomic_dir, write_text_atomic
+from crosssent.atomic_files import atomic_dir, write_csv_atomic
 from crosssent.data.align import align_dataset, default_cache_root
 from crosssent.data.collate import collate
 from crosssent.data.dataset import Alignment, DatasetMeta, Task, drop_modalities, load_dataset
@@ -166,11 +165,8 @@ def score_splits(
 
 
 def write_predictions(path: Path, rows: list[tuple[str, str, float, float]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["id", "split", "label", "prediction"])
-    writer.writerows((i, s, f"{y:.6g}", f"{p:.6g}") for i, s, y, p in rows)
-    write_text_atomic(path, buffer.getvalue())
+    write_csv_atomic(path, ["id", "split", "label", "prediction"],
+                     ((i, s, f"{y:.6g}", f"{p:.6g}") for i, s, y, p in rows))
 
 
 def read_predictions(path: Path, split: str) -> list[tuple[str, float, float]]:

@@ -10,14 +10,13 @@ with A/V features still scores them (from the text alone).
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from crosssent.atomic_files import write_text_atomic
+from crosssent.atomic_files import write_csv_atomic
 from crosssent.data.align import tokenize_transcripts
 from crosssent.evaluation import STREAMS, Preprocessing, load_exported
 from crosssent.modeling import CrossSentModel
@@ -109,11 +108,8 @@ def format_scores(clips: list[tuple[str, str]], preds: np.ndarray, prep: Preproc
 
 
 def write_scores(path: Path, clips: list[tuple[str, str]], preds: np.ndarray) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["id", "prediction", "polarity", "text"])
-    writer.writerows((clip, f"{p:.6g}", polarity(p), text) for (clip, text), p in zip(clips, preds))
-    write_text_atomic(path, buffer.getvalue())
+    write_csv_atomic(path, ["id", "prediction", "polarity", "text"],
+                     ((clip, f"{p:.6g}", polarity(p), text) for (clip, text), p in zip(clips, preds)))
 
 
 def unused_streams_note(prep: Preprocessing) -> str | None:

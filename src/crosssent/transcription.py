@@ -21,9 +21,7 @@ instead, or for the text as recognised.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import os
 import re
 import shutil
@@ -34,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from crosssent.atomic_files import write_text_atomic
+from crosssent.atomic_files import write_csv_atomic
 from crosssent.backbones import cache_root, join_checked
 
 WHISPER_BASE = "whisper-base"
@@ -233,8 +231,5 @@ def error_rate(reference: str, hypothesis: str) -> float:
 
 def write_transcripts(path: Path, transcripts: list[MediaTranscript]) -> None:
     """``id,text,language,duration_s`` as CSV, written atomically (``predict --input`` reads it)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["id", "text", "language", "duration_s"])
-    writer.writerows((t.clip, t.text, t.language, f"{t.duration_s:.2f}") for t in transcripts)
-    write_text_atomic(path, buffer.getvalue())
+    write_csv_atomic(path, ["id", "text", "language", "duration_s"],
+                     ((t.clip, t.text, t.language, f"{t.duration_s:.2f}") for t in transcripts))
