@@ -20,18 +20,25 @@ import numpy as np
 import typer
 
 from crosssent.metrics import compute_metrics
-from crosssent.prediction import predict_folder, read_transcripts
+from crosssent.prediction import check_clips, predict_folder, read_transcripts
 from crosssent.transcription import error_rate, transcript_units
 
 SHOWN = ("acc2", "acc2_non0", "acc5", "acc7", "mae", "corr")
 
 
 def _labels(path: Path) -> dict[str, float]:
+    """Clip id -> label, from the optional ``label`` column ({} without one)."""
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or "label" not in rows[0]:
         return {}
-    return {row["id"]: float(row["label"]) for row in rows}
+    labels = {}
+    for row in rows:
+        try:
+            labels[row["id"]] = float(row["label"])
+        except (TypeError, ValueError):
+            raise SystemExit(f"error: {path}: clip {row['id']!r} has label {row['label']!r}, not a number") from None
+    return labels
 
 
 def main(
@@ -40,10 +47,16 @@ def main(
     model: Optional[Path] = typer.Option(None, help="exported model folder: score both transcripts"),
 ) -> None:
     try:
-        reference = dict(read_transcripts(official))
-        heard = dict(read_transcripts(recognised))
+        reference_rows, heard_rows = read_transcripts(official), read_transcripts(recognised)
+        for path, rows in ((official, reference_rows), (recognised, heard_rows)):
+            try:
+                check_clips(rows)
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from None
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
+    reference, heard = dict(reference_rows), dict(heard_rows)
+    labels = _labels(official)  # read now: a bad label is an error before any model is loaded
     missing = [clip for clip in reference if clip not in heard]
     if missing:
         raise SystemExit(f"error: {recognised}: clip {missing[0]!r} of {official} was not recognised ({len(missing)} missing)")
@@ -61,7 +74,6 @@ def main(
     change = np.abs(from_heard - from_reference)
     print(f"score change: mean {change.mean():.3f}, largest {change.max():.3f} (labels span "
           f"{prep.label_min:g} to {prep.label_max:g}); correlation of the two {np.corrcoef(from_reference, from_heard)[0, 1]:.3f}")
-    labels = _labels(official)
     if labels:
         truth = np.array([labels[c] for c in clips])
         for name, scores in (("official transcripts", from_reference), ("recognised transcripts", from_heard)):

@@ -208,3 +208,11 @@ def test_compare_transcripts_counts_errors_and_scores_both_versions(tmp_path, sy
     (tmp_path / "heard.csv").write_text("id,text\na,it was good\nb,hm\n")
     empty = subprocess.run(run, capture_output=True, text=True)
     assert empty.returncode != 0 and "clip 'b' has no words or characters to compare" in empty.stderr
+    (tmp_path / "official.csv").write_text("id,text,label\na,it was really good,2.0\nb,a bad movie,bad\n")
+    (tmp_path / "heard.csv").write_text("id,text\na,it was good\nb,a bad movie\n")
+    bad_label = subprocess.run(run, capture_output=True, text=True)
+    assert bad_label.returncode != 0 and "official.csv: clip 'b' has label 'bad', not a number" in bad_label.stderr
+    assert "Traceback" not in bad_label.stderr
+    (tmp_path / "heard.csv").write_text("id,text\na,it was good\nb,a bad movie\na,it was bad\n")
+    repeated = subprocess.run(run, capture_output=True, text=True)
+    assert repeated.returncode != 0 and "heard.csv: clip id 'a' appears more than once" in repeated.stderr
