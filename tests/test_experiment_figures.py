@@ -83,4 +83,5 @@ def test_quoted_numbers_are_dashed_labelled_lines_on_their_panels():
               for ax in (acc2, corr)}
     assert dashed[acc2] == {"paper (quoted)": pytest.approx(80.41)}  # in %, like the dots
     assert dashed[corr] == {"floor (quoted)": pytest.approx(0.529), "paper (quoted)": pytest.approx(0.622)}
-    assert [a.get_legend() is not None for a in fig.axes] == [True, False]  # one legend
+    assert [a.get_legend() for a in fig.axes] == [None, None] and len(fig.legends) == 1  # one, below the panels
+    assert [text.get_text() for text in fig.legends[0].get_texts()] == ["paper (quoted)", "floor (quoted)"]

@@ -5,7 +5,8 @@ the models: every seed of every variant is a dot, the variant's mean a bar and, 
 seeds on, its 95% t interval a whisker (with two seeds the t interval is 12.7 standard errors
 wide and would flatten the panel), so a difference between two variants can be read against
 how far the seeds of one variant lie apart. A search grid (``report_test: false``) plots
-validation numbers, a result grid test numbers, as its tables.
+validation numbers, a result grid test numbers, as its tables. The quoted numbers' dashed
+lines share one legend below the panels.
 Drawn with matplotlib's object API (no pyplot state); written atomically, without a
 time stamp in the file, so an unchanged grid redraws the same bytes.
 """
@@ -75,8 +76,6 @@ def draw_seed_figure(per_variant: dict[str, Any], keys: tuple[str, ...], *, spli
         for (label, values), color in zip(quoted.items(), QUOTED_COLORS):
             if key in values:
                 ax.axhline(values[key] * scale, color=color, linestyle="--", linewidth=1.0, label=f"{label} (quoted)")
-        if ax.get_legend_handles_labels()[0] and not any(a.get_legend() for a in fig.axes):
-            ax.legend(fontsize=7, loc="best")  # once, on the first panel with a quoted line
         unit = " (%)" if scale == 100 else ""
         better = "lower is better" if key in LOWER_IS_BETTER | {SELECTION_KEY} else "higher is better"
         name = "validation MSE (selects the model)" if key == SELECTION_KEY else key
@@ -86,6 +85,9 @@ def draw_seed_figure(per_variant: dict[str, Any], keys: tuple[str, ...], *, spli
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(axis="y", alpha=0.3)
         ax.set_xlim(-0.6, len(variants) - 0.4)
+    lines = {label: handle for ax in fig.axes for handle, label in zip(*ax.get_legend_handles_labels())}
+    if lines:  # one legend for all panels, below them, where it cannot hide a dot
+        fig.legend(list(lines.values()), list(lines), loc="outside lower center", ncols=min(len(lines), 4), fontsize=8)
     return fig
 
 
@@ -100,7 +102,7 @@ def write_figures(experiment: str, out: Path, results: dict[str, Any], *, split:
         seeds = sorted({s for r in per_variant.values() for s in r["seeds"]})
         shown_split = "validation" if split == "valid" else split
         title = (f"{experiment}: {dataset}, {shown_split} split, seeds {', '.join(map(str, seeds))}: "
-                 f"one dot per seed, bar = mean, whisker = 95% t interval (from {MIN_SEEDS_FOR_INTERVAL} seeds)")
+                 f"one dot per seed, bar = mean, whisker = 95% t interval (variants with {MIN_SEEDS_FOR_INTERVAL}+ seeds)")
         fig = draw_seed_figure(per_variant, (*dataset_keys, SELECTION_KEY), split=split, title=title,
                                quoted=quoted.get(dataset))
         buffer = io.BytesIO()
