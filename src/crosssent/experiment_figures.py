@@ -101,7 +101,8 @@ def write_figures(experiment: str, out: Path, results: dict[str, Any], *, split:
         per_variant = results[dataset]
         seeds = sorted({s for r in per_variant.values() for s in r["seeds"]})
         shown_split = "validation" if split == "valid" else split
-        title = (f"{experiment}: {dataset}, {shown_split} split, seeds {', '.join(map(str, seeds))}: "
+        seed_list = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+        title = (f"{experiment}: {dataset}, {shown_split} split, {seed_list}: "
                  f"one dot per seed, bar = mean, whisker = 95% t interval (variants with {MIN_SEEDS_FOR_INTERVAL}+ seeds)")
         fig = draw_seed_figure(per_variant, (*dataset_keys, SELECTION_KEY), split=split, title=title,
                                quoted=quoted.get(dataset))
