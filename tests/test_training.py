@@ -17,6 +17,22 @@ def test_keep_checkpoints_keeps_best_and_last(tmp_path, synthetic_dir):
     assert len(list((out / "checkpoints").glob("best-epoch*.ckpt"))) == 1
 
 
+def test_last_checkpoint_is_the_latest_epoch_even_when_it_is_not_the_best(tmp_path, synthetic_dir, monkeypatch):
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    # only the first epoch counts as an improvement: the later ones must still reach last.ckpt,
+    # or --resume would go back to the best epoch and redo the rest
+    improved = iter([True])
+    monkeypatch.setattr(ModelCheckpoint, "check_monitor_top_k", lambda self, trainer, current=None: next(improved, False))
+    out = tmp_path / "run"
+    train_run(tiny_settings(synthetic_dir, train={"max_epochs": 3, "patience": 5, "keep_checkpoints": True}), out)
+    assert [p.name for p in (out / "checkpoints").glob("best-epoch*.ckpt")] == ["best-epoch0.ckpt"]
+    last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 2
+    assert json.loads((out / "run_info.json").read_text())["best_checkpoint"] == "best-epoch0.ckpt"
+
+
 def test_a_dropped_modality_is_absent_from_the_model_and_ignored_when_scoring(tmp_path, synthetic_dir):
     out = tmp_path / "run"
     settings = tiny_settings(synthetic_dir, data={"drop_modalities": ["audio"]}, train={"max_epochs": 1})

@@ -3,7 +3,7 @@
 ``train_run(settings, out_dir)`` writes into ``out_dir``:
 - ``config.yaml``: the resolved settings (after ``--set`` overrides);
 - ``checkpoints/``: ``best-epochN.ckpt`` (lowest validation MSE, epoch N counted from 0) and
-  ``last.ckpt`` (for ``--resume``); removed when the run finishes unless ``train.keep_checkpoints``;
+  ``last.ckpt`` (the latest epoch, for ``--resume``); removed when the run finishes unless ``train.keep_checkpoints``;
 - ``logs/``: CSV (``metrics.csv``) and TensorBoard event files;
 - at the very end, each written atomically: ``model/`` (exported best model),
   ``predictions.csv`` (``id, split, label, prediction``) and, last of all, ``metrics.json``
@@ -288,9 +288,14 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
     (out_dir / "config.yaml").write_text(dump_settings(settings), encoding="utf-8")
     best = ModelCheckpoint(
         dirpath=out_dir / "checkpoints", filename="best-epoch{epoch}", auto_insert_metric_name=False,
-        monitor="valid_mse", mode="min", save_last=True, enable_version_counter=False,
+        monitor="valid_mse", mode="min", enable_version_counter=False,
     )
-    callbacks: list[Callback] = [_EpochSeeding(sampler, ts.seed), clock, best,
+    # Not ``save_last=True`` on ``best``: Lightning then refreshes last.ckpt only in epochs that
+    # also write a best checkpoint, so --resume would go back to the best epoch and redo the
+    # epochs after it. Without a monitor this one rewrites last.ckpt after every epoch. It must
+    # come after ``best``, so that the state it saves holds this epoch's selection.
+    latest = ModelCheckpoint(dirpath=out_dir / "checkpoints", filename="last", enable_version_counter=False)
+    callbacks: list[Callback] = [_EpochSeeding(sampler, ts.seed), clock, best, latest,
                                  EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience)]
     if ts.ema_decay:  # validation and checkpoints then hold the averaged weights (Lightning swaps them in)
         # Parameters only: averaging the buffers would round the encoder's integer position ids
