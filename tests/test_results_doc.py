@@ -25,6 +25,7 @@ BLOCKS = {
 # Rows for a dataset's current default (first cell also holds "current default") -> block and the
 # variants copied into the crosssent and no_gmra columns (None: "–")
 DEFAULT_ROWS = {
+    ("MOSI official split", "mpnet"): ("mosi-mpnet-epochs-8", "crosssent", "no_gmra"),
     ("MOSI official split", "MiniLM"): ("mosi-minilm", "crosssent_ema_0.97", "no_gmra_ema_0.97"),
     ("CH-SIMS official split", "e5-small"): ("sims-e5", "crosssent_ema_0.97", None),
     ("MOSEI official split", "MiniLM"): ("mosei-minilm", "crosssent_ema_0.9975", None),
