@@ -51,3 +51,12 @@ def test_bad_configs(tmp_path, text, override, message):
     cfg.write_text(text)
     with pytest.raises(ValueError, match=message):
         load_settings(cfg, override)
+
+
+def test_mpnet_training_config_is_the_published_mpnet_grid():
+    """configs/mosi-mpnet.yaml must train what the MOSI mpnet row of docs/results.md measured."""
+    from crosssent.experiment_config import cell_settings, load_experiment
+
+    grid = load_experiment(ROOT / "configs" / "experiments" / "mosi-mpnet-epochs-8.yaml")
+    published = cell_settings(grid, "mosi-clip", "crosssent", 0)
+    assert load_settings(ROOT / "configs" / "mosi-mpnet.yaml", ["train.progress_bar=false"]) == published
