@@ -276,3 +276,51 @@ def test_fields_listed_as_unused_do_not_change_the_model(variant):
     assert used not in UNUSED_FIELDS[variant]
     c = make(variant, **{used: changed[used]}).state_dict()
     assert c.keys() != a.keys() or any(not torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("variant", ["crosssent", "mag"])
+def test_concurrent_forward_passes_give_the_sequential_answers(variant):
+    """One model shared by threads (as the service does): each pass sees only its own A/V."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(0)
+    model = make(variant).eval()
+    with torch.no_grad():  # a trained-looking fusion step, so that whose A/V it reads matters
+        for param in model.fusion.parameters():
+            param.add_(torch.randn_like(param) * 0.5)
+    batches = [toy_batch(seed=seed, frames=8) for seed in range(8)]  # aligned: mag needs it
+    with torch.no_grad():
+        expected = [model(**b).prediction for b in batches]
+        assert len({tuple(e.tolist()) for e in expected}) == len(batches)  # the A/V do matter
+
+    def run(index: int) -> list[bool]:
+        with torch.no_grad():
+            return [torch.equal(model(**batches[index]).prediction, expected[index]) for _ in range(25)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(run, [i % 8 for i in range(32)]))
+    assert all(all(r) for r in results)
+
+
+def test_attention_maps_in_one_thread_leave_other_threads_exact():
+    """The eager-kernel switch for attention maps never runs beside another pass."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(0)
+    model = make().eval()
+    batch = toy_batch()
+    with torch.no_grad():
+        expected = model(**batch).prediction
+
+    def plain(_):
+        with torch.no_grad():
+            return all(torch.equal(model(**batch).prediction, expected) for _ in range(20))
+
+    def with_maps(_):
+        with torch.no_grad():
+            return all(model(**batch, output_attentions=True).attentions is not None for _ in range(20))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        jobs = [pool.submit(plain if i % 2 else with_maps, i) for i in range(16)]
+        assert all(job.result() for job in jobs)
+    assert model.backbone.config._attn_implementation == "sdpa"

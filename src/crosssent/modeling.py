@@ -7,7 +7,9 @@ How GMRA gets into the encoder: the encoder layer ``k`` is *wrapped* (``_InjectA
 hooked. The wrapper shares the wrapped layer's children, so the backbone's state-dict keys are
 exactly those of the plain Hugging Face model (a pretrained checkpoint loads as is), and the
 adapter's own weights live at ``model.fusion.*``. While ``CrossSentModel.forward`` runs, the
-wrapper receives the audio/visual inputs of the batch through ``_InjectAfter.fusing``.
+wrapper receives the audio/visual inputs of the batch through a ``_FusionCall`` held in a
+context variable, never on a module: each thread (the service scores requests in a thread pool)
+and each asyncio task sees only its own call, so one model can serve many callers at once.
 
 Variants (``CrossSentConfig.variant``), all with the same backbone, pooling and head:
 - ``crosssent``: GMRA after encoder layer ``inject_layer``;
@@ -19,8 +21,10 @@ Variants (``CrossSentConfig.variant``), all with the same backbone, pooling and 
 from __future__ import annotations
 
 import math
+import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -319,11 +323,24 @@ class MultimodalAdaptationGate(nn.Module):
 # --------------------------------------------------------------------------------------------
 # wrapping a backbone module
 # --------------------------------------------------------------------------------------------
+@dataclass
+class _FusionCall:
+    """The inputs of one forward pass for the fusion step, and its result once it ran."""
+
+    inputs: dict[str, Any]
+    result: _FusionResult | None = field(default=None)
+
+
+# One value per thread / asyncio task: concurrent forward passes never see each other's inputs.
+_CURRENT_CALL: ContextVar[_FusionCall | None] = ContextVar("crosssent_fusion_call", default=None)
+
+
 class _InjectAfter(nn.Module):
     """Runs a backbone module (an encoder layer or the embeddings), then a fusion step on the
     hidden states it returns. It shares the wrapped module's children, parameters and buffers,
     so its state-dict keys are the wrapped module's own; the fusion module is registered on
-    the CrossSent model, not here."""
+    the CrossSent model, not here. It keeps no per-call state: the call's inputs and result
+    live in ``_CURRENT_CALL`` (see ``fusing``)."""
 
     def __init__(self, wrapped: nn.Module, fusion: nn.Module) -> None:
         super().__init__()
@@ -333,31 +350,75 @@ class _InjectAfter(nn.Module):
         self._parameters = wrapped._parameters
         self._buffers = wrapped._buffers
         self._non_persistent_buffers_set = wrapped._non_persistent_buffers_set
-        self._inputs: dict[str, Any] | None = None
-        self.result: _FusionResult | None = None
 
     def train(self, mode: bool = True) -> "_InjectAfter":
         super().train(mode)
         self.wrapped.training = mode  # the wrapped object is not one of our children
         return self
 
+    @staticmethod
     @contextmanager
-    def fusing(self, **inputs: Any) -> Iterator[None]:
-        self._inputs, self.result = inputs, None
+    def fusing(**inputs: Any) -> Iterator[_FusionCall]:
+        """Make ``inputs`` the fusion inputs of the forward pass run inside the block (in this
+        thread or task only); the yielded call holds the fusion result afterwards."""
+        call = _FusionCall(inputs=inputs)
+        token = _CURRENT_CALL.set(call)
         try:
-            yield
+            yield call
         finally:
-            self._inputs = None
+            _CURRENT_CALL.reset(token)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         output = self.wrapped(*args, **kwargs)
-        if self._inputs is None:
+        call = _CURRENT_CALL.get()
+        if call is None:
             raise RuntimeError("a CrossSent fusion layer ran outside CrossSentModel.forward")
         hidden = output[0] if isinstance(output, tuple) else output
-        self.result = self.fusion(hidden, **self._inputs)
+        call.result = self.fusion(hidden, **call.inputs)
         if isinstance(output, tuple):
-            return (self.result.hidden,) + tuple(output[1:])
-        return self.result.hidden
+            return (call.result.hidden,) + tuple(output[1:])
+        return call.result.hidden
+
+
+class _KernelLock:
+    """Many forward passes at once (``shared``), or one that switches a backbone's attention
+    kernel and runs alone (``exclusive``). Module-level, not on a model: a model stays free of
+    per-call state and can be deep-copied (Lightning's weight averaging copies it)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+_KERNEL_LOCK = _KernelLock()
 
 
 def encoder_layers(backbone: nn.Module) -> nn.ModuleList:
@@ -449,16 +510,23 @@ class CrossSentModel(nn.Module):
         audio, audio_mask = _masked(audio, audio_mask)  # padded frames are zero after this
         visual, visual_mask = _masked(visual, visual_mask)
 
-        switched = output_attentions and self.backbone.config._attn_implementation != "eager"
-        if switched:
-            self.backbone.set_attn_implementation("eager")
-        try:
-            encoded, fusion = self._encode(
-                input_ids, attention_mask, audio, audio_mask, visual, visual_mask, output_attentions
-            )
-        finally:
-            if switched:
-                self.backbone.set_attn_implementation(cfg.attn_implementation)
+        if output_attentions and cfg.attn_implementation != "eager":
+            # Self-attention maps need the eager kernel, a setting of the shared backbone: the
+            # switch and the pass run under a lock that every pass takes, so no other thread runs
+            # while the kernel is switched (a plotting aid; scoring never switches).
+            with _KERNEL_LOCK.exclusive():
+                self.backbone.set_attn_implementation("eager")
+                try:
+                    encoded, fusion = self._encode(
+                        input_ids, attention_mask, audio, audio_mask, visual, visual_mask, True
+                    )
+                finally:
+                    self.backbone.set_attn_implementation(cfg.attn_implementation)
+        else:
+            with _KERNEL_LOCK.shared():
+                encoded, fusion = self._encode(
+                    input_ids, attention_mask, audio, audio_mask, visual, visual_mask, output_attentions
+                )
         hidden = encoded.last_hidden_state  # (B, L, h)
         if cfg.pooling == "cls":
             pooled = hidden[:, 0]
@@ -495,9 +563,9 @@ class CrossSentModel(nn.Module):
         with self._injector.fusing(
             audio=audio, audio_mask=audio_mask, visual=visual, visual_mask=visual_mask,
             text_mask=attention_mask, need_weights=output_attentions,
-        ):
+        ) as call:
             encoded = self.backbone(**kwargs)
-        return encoded, self._injector.result
+        return encoded, call.result
 
     # ---------------------------------------------------------------------------------------
     def save_pretrained(self, folder: str | Path) -> None:
