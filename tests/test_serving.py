@@ -1,5 +1,11 @@
 """The HTTP service: the same scores as crosssent predict, and bad requests answered with 422."""
 
+import contextlib
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -104,3 +110,102 @@ def test_a_real_recording_over_http(model_dir):
     assert answer.status_code == 200, answer.text
     assert answer.json()["clips"][0]["id"] == "03bSnISJMiM_1"
     assert error_rate(OFFICIAL["03bSnISJMiM_1"], answer.json()["transcript"]) <= 0.2  # 0 measured here
+
+
+# --------------------------------------------------------------------------------------------
+# a real server on loopback: concurrency and the bounds on what a client can make it hold
+# --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def running_server(app, limits=serving.Limits()):
+    """uvicorn with ``crosssent serve``'s config on 127.0.0.1 and a free port, in a thread."""
+    import uvicorn
+
+    server = uvicorn.Server(serving.server_config(app, host="127.0.0.1", port=0, limits=limits, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    assert server.started
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _clips(n, start=0):
+    words = ["good", "bad", "great", "boring", "film", "plot", "love", "awful", "fine"]
+    return [{"id": f"c{start + i}", "text": " ".join(words[(start + i * j) % len(words)] for j in range(1, 2 + i % 6))}
+            for i in range(n)]
+
+
+def test_concurrent_requests_get_exactly_the_sequential_answers(model_dir):
+    import httpx
+
+    requests = [{"clips": _clips(1 + k % 5, start=k)} for k in range(24)]
+    with running_server(create_app(model_dir)) as port:
+        url = f"http://127.0.0.1:{port}/predict"
+        with httpx.Client(timeout=60) as client:
+            alone = [client.post(url, json=r).json() for r in requests]
+
+        def ask(index):
+            with httpx.Client(timeout=60) as client:
+                return [(index, client.post(url, json=requests[index])) for _ in range(3)]
+
+        with ThreadPoolExecutor(max_workers=12) as pool:  # 12 requests in flight at once
+            answers = [a for batch in pool.map(ask, [k % len(requests) for k in range(48)]) for a in batch]
+    assert len(answers) == 144
+    for index, answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == alone[index]
+
+
+@pytest.mark.parametrize("body, field", [
+    ('{"clips": [{"id": "a", "text": NaN}]}', "text"),
+    ('{"clips": [{"id": Infinity, "text": "good"}]}', "id"),
+    ('{"clips": [{"text": "good"}], "extra": -Infinity}', "extra"),
+    ('{"clips": [{"id": "a", "text": "good \\ud800 film"}]}', "text"),
+    ('{"clips": [{"id": "\\udfff", "text": "good"}]}', "id"),
+])
+def test_nan_infinity_and_lone_surrogates_are_422_naming_the_field(model_dir, body, field):
+    answer = TestClient(create_app(model_dir)).post(
+        "/predict", content=body.encode(), headers={"content-type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"][-1] == field
+    assert "input" not in answer.json()["detail"][0]  # nothing echoed back
+
+
+def test_request_bodies_and_clips_are_bounded(model_dir):
+    limits = serving.Limits(predict_bytes=20_000)
+    client = TestClient(create_app(model_dir, limits=limits))
+    big = {"clips": [{"text": "good film " * 1500}]}  # 15,000 characters: over the per-clip bound
+    answer = client.post("/predict", json=big)
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"][-1] == "text"
+    huge = {"clips": [{"text": "good film"}] * 1000}  # over 20 kB: over this service's body bound
+    assert client.post("/predict", json=huge).status_code == 413
+
+    def chunked():  # no Content-Length: counted as it comes
+        for _ in range(30):
+            yield b" " * 1000
+
+    answer = client.post("/predict", content=chunked(), headers={"content-type": "application/json"})
+    assert answer.status_code == 413 and "over 20000 bytes" in answer.text
+    assert client.post("/predict", json={"clips": [{"text": "good"}]}).status_code == 200
+
+
+def test_a_connection_that_never_finishes_its_request_is_closed(model_dir):
+    limits = serving.Limits(head_seconds=0.5, body_seconds=0.5)
+    with running_server(create_app(model_dir, limits=limits), limits) as port:
+        for first in (b"", b"POST /predict HTTP/1.1\r\nHost: x\r\n"):  # nothing, or half a head
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(first)
+                started = time.monotonic()
+                assert sock.recv(1024) == b""  # closed by the server
+                assert time.monotonic() - started < 4
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:  # a body that stalls
+            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{\"clips\"")
+            answer = sock.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 408"), answer

@@ -188,7 +188,7 @@ def serve(
     try:
         import uvicorn
 
-        from crosssent.serving import create_app
+        from crosssent.serving import create_app, server_config
     except ImportError as err:
         _fail(ValueError(f"crosssent serve needs the serve extra ({err.name} is missing): pip install 'crosssent[serve]'"))
     try:
@@ -199,7 +199,8 @@ def serve(
         service = create_app(model, transcriber=transcriber)
     except ValueError as err:
         _fail(err)
-    uvicorn.run(service, host=host, port=port)
+    typer.echo(f"serving {model} on http://{host}:{port} (POST /predict, GET /health)", err=True)
+    uvicorn.Server(server_config(service, host=host, port=port)).run()
 
 
 @app.command()
