@@ -254,3 +254,141 @@ def test_bench_writes_its_report_with_the_command_and_refuses_a_missing_gpu(tmp_
         assert_clean_error(run("bench", "--config", cfg, "--out", tmp_path / "c", "--device", "cuda"), "no CUDA device")
         assert not (tmp_path / "c").exists()
     assert_clean_error(run("bench", "--config", cfg, "--out", tmp_path / "d", "--iters", 0), "--iters: Input should be greater than or equal to 1")
+
+
+# --------------------------------------------------------------------------------------------
+# inputs that destroyed data or corrupted results silently, and tracebacks where one line is due
+# --------------------------------------------------------------------------------------------
+def test_convert_never_deletes_a_folder_it_did_not_make(tmp_path, monkeypatch):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "label.csv").write_text(LABELS)
+    assert_clean_error(run("data", "convert", "tables", folder / "label.csv", "--out", folder), "it holds the input")
+    assert (folder / "label.csv").read_text() == LABELS  # the input is still there
+    (tmp_path / "label.csv").write_text(LABELS)
+    (folder / "notes.txt").write_text("mine")
+    assert_clean_error(run("data", "convert", "tables", tmp_path / "label.csv", "--out", folder),
+                       "not empty and not a CrossSent dataset (label.csv, notes.txt)")
+    assert (folder / "notes.txt").read_text() == "mine"
+    monkeypatch.chdir(tmp_path)
+    assert_clean_error(run("data", "convert", "tables", "label.csv", "--out", "."), "--out .: it holds the input")
+    (tmp_path / "file").write_text("x")
+    assert_clean_error(run("data", "convert", "tables", "label.csv", "--out", "file"), "--out file: exists and is not a folder")
+    made = tmp_path / "made"
+    assert run("data", "convert", "tables", "label.csv", "--out", made).exit_code == 0
+    assert run("data", "convert", "tables", "label.csv", "--out", made).exit_code == 0  # its own kind: replaced
+    assert sorted(p.name for p in made.iterdir()) == ["crosssent.json", "table"]
+
+
+@pytest.mark.parametrize("table, message", [
+    ("\ufeff" + LABELS, None),  # a byte-order mark (spreadsheet programs write one) is not part of a name
+    (LABELS.replace("v,3,ok,0.0,test", "v,3,ok"), "line 4 has 3 fields, the header has 5"),
+    (LABELS.replace("v,1,good,", 'v,1,"good,'), "not a readable CSV (unexpected end of data)"),
+    (LABELS.replace("good", "g" * 200_000), "a field is over 131072 characters"),
+])
+def test_label_tables_read_strictly(tmp_path, table, message):
+    (tmp_path / "label.csv").write_text(table, encoding="utf-8")
+    result = run("data", "convert", "tables", tmp_path / "label.csv", "--out", tmp_path / "o")
+    if message is None:
+        assert result.exit_code == 0, result.output
+    else:
+        assert_clean_error(result, f"label.csv: ")
+        assert_clean_error(result, message)
+        assert not (tmp_path / "o").exists()
+
+
+def test_bad_feature_archives_and_encodings_are_one_line(tmp_path):
+    (tmp_path / "label.csv").write_text(LABELS)
+    np.savez(tmp_path / "cube.npz", v_1=np.zeros((2, 3, 4)))
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "cube.npz").read_bytes()[:60])
+    (tmp_path / "latin.csv").write_bytes(LABELS.replace("good", "caf\xe9").encode("latin1"))
+    base = ["data", "convert", "tables", tmp_path / "label.csv", "--out", tmp_path / "o"]
+    assert_clean_error(run(*base, "--audio", tmp_path / "cube.npz"), "cube.npz: clip 'v_1' has a 3-D array")
+    assert_clean_error(run(*base, "--audio", tmp_path / "cut.npz"), "cut.npz: cannot read")
+    assert_clean_error(run("data", "convert", "tables", tmp_path / "latin.csv", "--out", tmp_path / "o"),
+                       "latin.csv: not UTF-8 text")
+    hostile = tmp_path / "f2py.pkl"  # imported a numpy module that ran its command line, then exited 0
+    hostile.write_bytes(b"\x80\x02cnumpy.f2py.__main__\nint8\n.")
+    assert_clean_error(run("data", "convert", "mmsa", hostile, "--out", tmp_path / "o"), "forbidden object numpy.f2py")
+    assert not (tmp_path / "o").exists()
+
+
+def test_predict_reads_a_byte_order_mark_and_refuses_bad_outputs(tmp_path, synthetic_dir):
+    cfg = write_config(tmp_path, synthetic_dir)
+    assert run("train", "--config", cfg, "--out", tmp_path / "run").exit_code == 0
+    model = tmp_path / "run" / "model"
+    clips = tmp_path / "clips.csv"
+    clips.write_text("\ufeffid,text\nmine,so good\n", encoding="utf-8")
+    scored = run("predict", "--model", model, "--input", clips, "--out", tmp_path / "p.csv")
+    assert scored.exit_code == 0 and read_csv(tmp_path / "p.csv")[0]["id"] == "mine", scored.output
+    assert_clean_error(run("predict", "--model", model, "--text", "good", "--out", tmp_path), "is a folder; give a file name")
+    assert_clean_error(run("predict", "--model", model, "--text", "good", "--out", clips / "p.csv"), "clips.csv is a file, not a folder")
+    assert_clean_error(run("evaluate", "--model", model, "--data", synthetic_dir, "--out", clips), "exists and is not a folder")
+    stub = tmp_path / "stub"
+    stub.mkdir()
+    (stub / "crosssent.json").write_text((synthetic_dir / "crosssent.json").read_text())
+    assert_clean_error(run("data", "inspect", stub), "its table/ folder is missing")
+
+
+def _model_copy(tmp_path, model, name):
+    import shutil
+
+    copy = tmp_path / name
+    shutil.copytree(model, copy)
+    return copy
+
+
+def test_a_model_folder_is_complete_and_consistent_or_refused(tmp_path, synthetic_dir):
+    cfg = write_config(tmp_path, synthetic_dir)
+    assert run("train", "--config", cfg, "--out", tmp_path / "run").exit_code == 0
+    model = tmp_path / "run" / "model"
+    assert (model / "model.safetensors").stat().st_mode & 0o777 == (model / "config.json").stat().st_mode & 0o777
+
+    def edit(name, path, **change):
+        folder = _model_copy(tmp_path, model, name)
+        tree = json.loads((folder / path).read_text())
+        (folder / path).write_text(json.dumps({**tree, **change}))
+        return folder
+
+    no_tokenizer = _model_copy(tmp_path, model, "no-tokenizer")
+    (no_tokenizer / "tokenizer.json").unlink()
+    truncated = _model_copy(tmp_path, model, "truncated")
+    (truncated / "model.safetensors").write_bytes((model / "model.safetensors").read_bytes()[:5000])
+    cases = [
+        (no_tokenizer, "not a complete model folder (tokenizer.json is missing)"),
+        (edit("huge", "backbone/config.json", hidden_size=2**20, intermediate_size=2**22),
+         "tensor backbone.embeddings.word_embeddings.weight has shape"),
+        (edit("audio", "config.json", audio_dim=7), "tensor audio_norm.mean has shape (8,)"),
+        (edit("variant", "config.json", variant="mag"), "holds no tensor fusion.audio_gate.weight"),
+        (truncated, "model.safetensors: not a complete safetensors file"),
+        (edit("prep", "preprocessing.json", visual_dim=9), "preprocessing.json has visual_dim=9 but config.json has visual_dim=6"),
+    ]
+    for folder, message in cases:
+        assert_clean_error(run("evaluate", "--model", folder, "--data", synthetic_dir), message)
+        assert_clean_error(run("predict", "--model", folder, "--text", "good"), message)
+
+
+def test_train_refuses_what_it_cannot_do_in_one_line_and_writes_nothing(tmp_path, synthetic_dir):
+    cfg = write_config(tmp_path, synthetic_dir)
+    out = tmp_path / "r"
+    assert_clean_error(run("train", "--config", tmp_path, "--out", out), "is a folder; give a config file")
+    assert_clean_error(run("train", "--config", cfg, "--out", out, "--set", "train.seed=[1,"), "the value is not valid YAML")
+    assert_clean_error(run("train", "--config", cfg, "--out", cfg), "exists and is not a folder")
+    assert_clean_error(run("train", "--config", cfg, "--out", out, "--set", "data.max_len=600"),
+                       "data.max_len=600 but the backbone reads at most 128 tokens")
+    assert not out.exists()
+
+
+def test_resume_refuses_other_settings_and_a_bad_checkpoint(tmp_path, synthetic_dir):
+    cfg = write_config(tmp_path, synthetic_dir)
+    out = tmp_path / "run"
+    cut = run("train", "--config", cfg, "--out", out, "--set", "train.max_epochs=2", "--set", "train.interrupt_after_epochs=1")
+    assert cut.exit_code == 3
+    saved = (out / "config.yaml").read_text()
+    changed = run("train", "--config", cfg, "--out", out, "--set", "train.max_epochs=2", "--set", "train.lr_new=0.5", "--resume")
+    assert_clean_error(changed, "cannot resume: the run was made with train.lr_new=0.003 but this command asks for 0.5")
+    assert (out / "config.yaml").read_text() == saved
+    (out / "checkpoints" / "last.ckpt").write_bytes(pickle.dumps({"state": subprocess.Popen}))
+    bad = run("train", "--config", cfg, "--out", out, "--set", "train.max_epochs=2", "--resume")
+    assert_clean_error(bad, "last.ckpt: not a checkpoint that loads as weights only")
+    assert "Traceback" not in bad.output

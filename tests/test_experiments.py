@@ -175,3 +175,25 @@ def test_two_processes_share_a_grid_through_run_locks(tmp_path):
     assert not (busy / "metrics.json").exists() and (busy / ".lock").exists()
     assert (stale / "metrics.json").exists() and not (stale / ".lock").exists()
     assert payload["results"]["d"]["no_gmra"]["seeds"] == [0] and "crosssent" not in payload["results"]["d"]
+
+
+def test_a_lock_whose_pid_now_names_another_process_is_stale(tmp_path):
+    import json
+    import os
+    import socket
+
+    from crosssent.experiments import _lock_is_live, _lock_owner
+
+    config = ExperimentConfig(name="e", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=unused"]},
+                              variants=["crosssent"], seeds=[0], report_test=False)
+    ours = _lock_owner()
+    assert _lock_is_live(json.dumps(ours))  # this very process
+    reused = dict(ours, started="999999999999")  # same PID, another process start
+    assert not _lock_is_live(json.dumps(reused))
+    assert _lock_is_live(json.dumps(dict(ours, host=socket.gethostname() + "-elsewhere")))  # unknowable: kept
+    target = run_dir(tmp_path, "d", "crosssent", 0)
+    target.mkdir(parents=True)
+    (target / ".lock").write_text(json.dumps(dict(reused, pid=os.getppid())))  # a live, unrelated process
+    lines = []
+    run_grid(config, tmp_path, run_fn=_fake_run, echo=lines.append)
+    assert (target / "metrics.json").exists() and not (target / ".lock").exists(), lines

@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from crosssent.evaluation import evaluate_folder
 from crosssent.training import RunInterrupted, train_run
@@ -310,3 +311,26 @@ def test_resume_with_ema_reaches_the_same_metrics(tmp_path, synthetic_dir):
         train_run(tiny_settings(synthetic_dir, train={**train, "interrupt_after_epochs": 1}), tmp_path / "cut")
     resumed = train_run(tiny_settings(synthetic_dir, train=train), tmp_path / "cut", resume=True)
     assert resumed["test"] == pytest.approx(full["test"], abs=1e-6)
+
+
+def test_the_epoch_line_comes_after_that_epochs_checkpoint(tmp_path, synthetic_dir, monkeypatch):
+    """A log that says "epoch N" means --resume can start after epoch N."""
+    import io
+    import re
+    import sys
+
+    out = tmp_path / "run"
+    seen = []
+
+    class Stderr(io.StringIO):
+        def write(self, text):
+            found = re.search(r"epoch (\d+)/", text)
+            if found:
+                last = out / "checkpoints" / "last.ckpt"
+                epoch = torch.load(last, map_location="cpu", weights_only=True)["epoch"] if last.exists() else None
+                seen.append((int(found.group(1)), epoch))
+            return super().write(text)
+
+    monkeypatch.setattr(sys, "stderr", Stderr())
+    train_run(tiny_settings(synthetic_dir, train={"max_epochs": 2, "progress_bar": False}), out)
+    assert seen == [(1, 0), (2, 1)]  # Lightning counts epochs from 0

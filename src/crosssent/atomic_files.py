@@ -57,11 +57,28 @@ def atomic_dir(out_dir: str | Path) -> Iterator[Path]:
         raise
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+def check_file_target(path: str | Path) -> Path:
+    """A file path that can be written: not a folder, and no file where a parent folder must be
+    (a ``ValueError`` naming it otherwise, so a command can check before it does its work)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(path)
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; give a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    path = check_file_target(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_name(path)
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot write it ({err.strerror or err})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -100,16 +100,17 @@ def evaluate(
     from crosssent.atomic_files import write_json_atomic
     from crosssent.evaluation import evaluate_folder, format_table, write_predictions
 
+    hidden = "".join(f"-hide-{m}" for m in hide)  # never overwrites the evaluation with every stream
+    out_dir = out or model.parent / "evaluations" / (data.resolve().name + hidden)
     try:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ValueError(f"--out {out_dir}: exists and is not a folder")
         metrics, rows = evaluate_folder(model, data, tuple(split), hide=tuple(hide))
+        write_predictions(out_dir / "predictions.csv", rows)
+        write_json_atomic(out_dir / "metrics.json", metrics)
     except ValueError as err:
         _fail(err)
     typer.echo(format_table(metrics))
-    hidden = "".join(f"-hide-{m}" for m in hide)  # never overwrites the evaluation with every stream
-    out_dir = out or model.parent / "evaluations" / (data.resolve().name + hidden)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_predictions(out_dir / "predictions.csv", rows)
-    write_json_atomic(out_dir / "metrics.json", metrics)
     typer.echo(f"wrote {out_dir}/metrics.json")
 
 
@@ -127,6 +128,7 @@ def predict(
     """Score new clips from their transcripts, or from recordings transcribed first, with an
     exported model (audio/visual features left empty)."""
     _quiet_libraries()
+    from crosssent.atomic_files import check_file_target
     from crosssent.evaluation import load_preprocessing
     from crosssent.prediction import (
         check_clips, format_scores, gather_clips, predict_folder, unused_streams_note, write_scores,
@@ -134,6 +136,8 @@ def predict(
     from crosssent.transcription import transcribe_files
 
     try:
+        if out is not None:
+            check_file_target(out)
         load_preprocessing(model)  # a wrong folder, bad text or bad CSV fails before any transcribing
         clips = gather_clips(text, input, more_to_come=bool(media))
         found = transcribe_files(media, model=speech_model, language=language, chinese_script=chinese_script,
@@ -164,7 +168,10 @@ def transcribe(
     _quiet_libraries()
     from crosssent.transcription import transcribe_files, write_transcripts
 
+    from crosssent.atomic_files import check_file_target
+
     try:
+        check_file_target(out)
         transcripts = transcribe_files(media, model=speech_model, language=language, chinese_script=chinese_script,
                                        report=_echo_err)
         write_transcripts(out, transcripts)
@@ -246,6 +253,34 @@ def bench(
     write_text_atomic(out / "bench.md", text)
     typer.echo(text)
     typer.echo(f"wrote {out}/bench.md and bench.json")
+
+
+@app.command("bench-service")
+def bench_service_command(
+    model: Annotated[Path, typer.Option(help="exported model folder (RUN_DIR/model) to serve")],
+    out: Annotated[Path, typer.Option(help="folder for service-bench.md and service-bench.json")],
+    clients: Annotated[list[int], typer.Option(help="concurrent clients (repeatable)")] = [1, 8, 32],
+    requests: Annotated[int, typer.Option(help="requests per level (one clip each)")] = 200,
+    time_limit: Annotated[float, typer.Option(help="seconds at most per level")] = 120.0,
+) -> None:
+    """A bounded load test of crosssent serve on 127.0.0.1: requests/s, p50/p99 latency, errors
+    and the server's memory at each number of concurrent clients."""
+    _quiet_libraries()
+    from crosssent.atomic_files import write_json_atomic, write_text_atomic
+    from crosssent.service_bench import bench_service, format_service_bench
+
+    try:
+        report = bench_service(model, clients=clients, requests=requests, time_limit_s=time_limit,
+                               progress=typer.echo)
+    except ValueError as err:
+        _fail(err)
+    command = (f"crosssent bench-service --model {model} --out {out} "
+               + " ".join(f"--clients {c}" for c in clients) + f" --requests {requests} --time-limit {time_limit:g}")
+    text = format_service_bench(report, command=command)
+    write_json_atomic(out / "service-bench.json", report)
+    write_text_atomic(out / "service-bench.md", text)
+    typer.echo(text)
+    typer.echo(f"wrote {out}/service-bench.md and service-bench.json")
 
 
 @app.command()
@@ -346,6 +381,9 @@ def data_convert(
     from crosssent.data.sources import mmsa, tables
 
     def make() -> tuple[Path, list[str]]:
+        from crosssent.data.dataset import check_output_dir
+
+        check_output_dir(out, (source, audio, visual))  # before reading anything; saving checks again
         if kind == "mmsa":
             return mmsa.convert(source, out, name=name or source.stem, task=task, strict=strict)
         if kind == "tables":

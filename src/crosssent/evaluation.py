@@ -22,7 +22,7 @@ from crosssent.data.align import align_dataset, default_cache_root
 from crosssent.data.collate import collate
 from crosssent.data.dataset import Alignment, DatasetMeta, Task, drop_modalities, load_dataset
 from crosssent.metrics import compute_metrics
-from crosssent.modeling import CrossSentModel
+from crosssent.modeling import CrossSentModel, usable_positions
 from crosssent.validation_errors import first_problem
 
 PREPROCESSING_NAME = "preprocessing.json"
@@ -73,14 +73,35 @@ def load_preprocessing(folder: str | Path) -> Preprocessing:
         raise ValueError(f"{folder / PREPROCESSING_NAME}: {first_problem(err)}") from None
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")  # a fast tokenizer, as save_pretrained writes it
+
+
 def load_exported(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTokenizerBase, Preprocessing]:
+    """Model, tokenizer and preprocessing of a complete model folder; an incomplete or
+    inconsistent one is refused, never patched up (a missing tokenizer.json would otherwise
+    load a stand-in vocabulary that makes every word unknown)."""
     folder = Path(folder)
     prep = load_preprocessing(folder)
     model = CrossSentModel.from_pretrained(folder)
+    for name in TOKENIZER_FILES:
+        if not (folder / name).is_file():
+            raise ValueError(f"{folder}: not a complete model folder ({name} is missing)")
+    for name in ("audio_dim", "visual_dim"):
+        if getattr(prep, name) != getattr(model.config, name):
+            raise ValueError(f"{folder}: {PREPROCESSING_NAME} has {name}={getattr(prep, name)} but "
+                             f"config.json has {name}={getattr(model.config, name)}")
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
-    except (OSError, ValueError) as err:  # transformers' messages run over several lines
+    except (OSError, ValueError, TypeError, KeyError) as err:  # transformers' messages run over several lines
         raise ValueError(f"{folder}: its tokenizer files cannot be loaded ({str(err).splitlines()[0].strip()})") from None
+    rows = model.backbone.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise ValueError(f"{folder}: its tokenizer has {len(tokenizer)} tokens but the encoder's embedding "
+                         f"has {rows} rows (tokenizer files from another model?)")
+    positions = usable_positions(model.backbone.config)
+    if positions is not None and prep.max_len > positions:
+        raise ValueError(f"{folder / PREPROCESSING_NAME}: max_len={prep.max_len} but the encoder has "
+                         f"{positions} positions")
     return model, tokenizer, prep
 
 

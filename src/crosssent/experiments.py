@@ -11,7 +11,9 @@ split is scored once per run. The reports are written by ``crosssent.experiment_
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -106,10 +108,50 @@ def _sync_record(config: ExperimentConfig, target: Path, cell: tuple[str, str, i
     return False
 
 
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started, as the kernel counts it (Linux: clock ticks since boot, field
+    22 of /proc/PID/stat); None where that cannot be read (not Linux, or no such process)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # fields after the command name, which may hold spaces
+
+
+def _lock_owner() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _process_start(os.getpid())}
+
+
+def _lock_is_live(text: str) -> bool:
+    """Whether the process that wrote a lock still runs: same host, a live PID, and (where it
+    can be read) the same process start time, so a PID the system gave to another process
+    since does not keep the lock. A lock from another host cannot be checked and is kept."""
+    try:
+        owner = json.loads(text)
+    except ValueError:
+        owner = None
+    if not isinstance(owner, dict):  # the bare PID of older versions
+        owner = {"host": socket.gethostname(), "pid": int(text) if text.strip().isdigit() else 0, "started": None}
+    if owner.get("host") != socket.gethostname():
+        return True
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by another user
+    started = owner.get("started")
+    return started is None or started == _process_start(pid)
+
+
 def _claim(target: Path) -> Path | None:
-    """Take ``target/.lock`` (holding our pid) so that several ``crosssent experiment``
-    processes can work on one grid; None when a live process holds it. A lock left by a
-    dead process is taken over (its run resumes from the last checkpoint)."""
+    """Take ``target/.lock`` (its owner's host, PID and process start time) so that several
+    ``crosssent experiment`` processes can work on one grid; None when a live process holds it.
+    A stale lock (its process died, or its PID now names another process) is taken over: the
+    run resumes from its last checkpoint."""
     target.mkdir(parents=True, exist_ok=True)
     lock = target / ".lock"
     for _ in range(2):
@@ -117,16 +159,15 @@ def _claim(target: Path) -> Path | None:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             try:
-                pid = int(lock.read_text() or "0")
-                os.kill(pid, 0)
-                return None  # alive
-            except ProcessLookupError:
-                lock.unlink(missing_ok=True)  # stale: its owner died
-                continue
-            except (ValueError, PermissionError):
+                text = lock.read_text()
+            except OSError:
                 return None
+            if _lock_is_live(text):
+                return None
+            lock.unlink(missing_ok=True)
+            continue
         with os.fdopen(fd, "w") as handle:
-            handle.write(str(os.getpid()))
+            handle.write(json.dumps(_lock_owner()))
         return lock
     return None
 

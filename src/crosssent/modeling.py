@@ -431,6 +431,18 @@ def encoder_layers(backbone: nn.Module) -> nn.ModuleList:
     raise ValueError(f"{type(backbone).__name__}: cannot find its encoder layers")
 
 
+def usable_positions(backbone_config: Any) -> int | None:
+    """How many tokens an encoder reads (None when its config does not say): its position
+    table, less the first padding_idx + 1 rows that RoBERTa-style encoders (XLM-R/e5 and MPNet
+    among them) keep for themselves."""
+    positions = getattr(backbone_config, "max_position_embeddings", None)
+    if positions is None:
+        return None
+    if backbone_config.model_type in ("roberta", "xlm-roberta", "camembert", "mpnet"):
+        positions -= (getattr(backbone_config, "pad_token_id", 1) or 1) + 1
+    return positions
+
+
 # --------------------------------------------------------------------------------------------
 # the model
 # --------------------------------------------------------------------------------------------
@@ -577,10 +589,16 @@ class CrossSentModel(nn.Module):
         self.config.save(folder / CONFIG_NAME)
         self.backbone.config.save_pretrained(folder / BACKBONE_CONFIG_DIR)
         save_model(self, str(folder / WEIGHTS_NAME))
+        # safetensors writes its file readable by the owner only; give it its siblings' mode
+        (folder / WEIGHTS_NAME).chmod((folder / CONFIG_NAME).stat().st_mode & 0o777)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> "CrossSentModel":
-        """Rebuild a saved model from its folder; no code is executed, weights are safetensors."""
+        """Rebuild a saved model from its folder; no code is executed, weights are safetensors.
+        The folder is checked before anything is built: its files, its configs, and every
+        stored tensor's name and shape against the model the configs describe (worked out on
+        the meta device, so a tampered config cannot make this allocate); a bad folder is a
+        ``ValueError`` naming the file."""
         from safetensors.torch import load_model
 
         folder = Path(folder)
@@ -588,12 +606,52 @@ class CrossSentModel(nn.Module):
             if not (folder / needed).is_file():
                 raise ValueError(f"{folder}: not a CrossSent model folder ({needed} is missing)")
         config = CrossSentConfig.load(folder / CONFIG_NAME)
-        backbone_config = AutoConfig.from_pretrained(folder / BACKBONE_CONFIG_DIR)
+        backbone_config = _backbone_config(folder / BACKBONE_CONFIG_DIR)
+        with torch.device("meta"):
+            try:
+                planned = cls(config=config, backbone=AutoModel.from_config(backbone_config, add_pooling_layer=False))
+            except (ValueError, TypeError, AttributeError, KeyError, RuntimeError) as err:
+                raise ValueError(
+                    f"{folder / BACKBONE_CONFIG_DIR / 'config.json'} and {folder / CONFIG_NAME}: "
+                    f"no model can be built from them ({str(err).splitlines()[0][:200]})"
+                ) from None
+        expected = {name: tuple(t.shape) for name, t in planned.state_dict().items()}
+        _check_stored_tensors(folder, expected)
         backbone = AutoModel.from_config(backbone_config, add_pooling_layer=False)
         model = cls(config=config, backbone=backbone)
         load_model(model, str(folder / WEIGHTS_NAME), strict=True)
         model.eval()
         return model
+
+
+def _backbone_config(folder: Path) -> Any:
+    try:
+        return AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{folder / 'config.json'}: not a readable encoder config ({str(err).splitlines()[0][:200]})") from None
+
+
+def _check_stored_tensors(folder: Path, expected: dict[str, tuple[int, ...]]) -> None:
+    """Every tensor the model needs is stored, with its shape, and nothing else is."""
+    from safetensors import SafetensorError, safe_open
+
+    path = folder / WEIGHTS_NAME
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            stored = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a complete safetensors file ({str(err).splitlines()[0][:200]})") from None
+    for name, shape in expected.items():
+        if name not in stored:
+            raise ValueError(f"{path}: holds no tensor {name}, which the model of {CONFIG_NAME} needs "
+                             f"(a config changed after saving, or weights from another model)")
+        if stored[name] != shape:
+            raise ValueError(f"{path}: tensor {name} has shape {stored[name]} but {CONFIG_NAME} and "
+                             f"{BACKBONE_CONFIG_DIR}/config.json describe {shape}")
+    extra = sorted(set(stored) - set(expected))
+    if extra:
+        raise ValueError(f"{path}: holds {len(extra)} tensor(s) the model of {CONFIG_NAME} does not have "
+                         f"(first: {extra[0]}); a config changed after saving?")
 
 
 def build_model(config: CrossSentConfig, *, backbone: PreTrainedModel) -> CrossSentModel:

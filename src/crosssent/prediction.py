@@ -9,7 +9,6 @@ with A/V features still scores them (from the text alone).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from transformers import PreTrainedTokenizerBase
 
 from crosssent.atomic_files import write_csv_atomic
 from crosssent.data.align import tokenize_transcripts
+from crosssent.data.csv_files import read_csv
 from crosssent.evaluation import STREAMS, Preprocessing, load_exported
 from crosssent.modeling import CrossSentModel
 
@@ -27,17 +27,10 @@ def read_transcripts(path: Path) -> list[tuple[str, str]]:
     numbers from 1 otherwise)."""
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            columns = reader.fieldnames or []
-            if "text" not in columns:
-                raise ValueError(f"{path}: no 'text' column (columns: {', '.join(columns) or 'none'})")
-            rows = [(r.get("id") or str(n), r["text"] or "") for n, r in enumerate(reader, start=1)]
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not UTF-8 text") from None
-    except csv.Error as err:
-        raise ValueError(f"{path}: not a readable CSV ({err})") from None
+    columns, table = read_csv(path)
+    if "text" not in columns:
+        raise ValueError(f"{path}: no 'text' column (columns: {', '.join(columns) or 'none'})")
+    rows = [(r.get("id") or str(n), r["text"] or "") for n, r in enumerate(table, start=1)]
     if not rows:
         raise ValueError(f"{path}: no rows")
     return rows

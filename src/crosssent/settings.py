@@ -138,17 +138,26 @@ def _apply_override(tree: dict, assignment: str) -> None:
         node = node.setdefault(key, {})
         if not isinstance(node, dict):
             raise ValueError(f"--set {assignment!r}: {key} is not a section")
-    node[keys[-1]] = yaml.safe_load(raw)
+    try:
+        node[keys[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ValueError(f"--set {assignment!r}: the value is not valid YAML ({str(err).splitlines()[0]})") from None
 
 
 def load_settings(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunSettings:
     """Read a YAML config, apply ``--set`` overrides, validate. Relative data paths are taken
     relative to the current directory (configs are run from the project root)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; give a config file (configs/*.yaml)")
     try:
         tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ValueError(f"{path}: config file not found") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read it ({err.strerror})") from None
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(tree, dict):
@@ -169,7 +178,7 @@ def dump_settings(settings: RunSettings) -> str:
 DISPLAY_ONLY = frozenset({("train", "progress_bar"), ("train", "interrupt_after_epochs"), ("train", "keep_checkpoints")})
 
 
-def first_difference(saved: dict, settings: RunSettings) -> str | None:
+def first_difference(saved: dict, settings: RunSettings, *, asker: str = "the experiment now asks") -> str | None:
     """The first setting on which ``saved`` (a run's dumped settings) and ``settings`` would
     train differently, as "SECTION.KEY=OLD but now NEW"; None when they train the same run.
     Display-only settings and fields the variant never reads are not compared; a setting newer
@@ -186,5 +195,5 @@ def first_difference(saved: dict, settings: RunSettings) -> str | None:
                 continue
             old = saved_section[key] if key in saved_section else fields[key].get_default(call_default_factory=True)
             if old != value:
-                return f"made with {section}.{key}={old!r} but the experiment now asks for {value!r}"
+                return f"made with {section}.{key}={old!r} but {asker} for {value!r}"
     return None

@@ -27,6 +27,7 @@ import lightning as L
 import numpy as np
 import torch
 import torchmetrics
+import yaml
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.optim.swa_utils import get_ema_multi_avg_fn
@@ -41,10 +42,10 @@ from crosssent.data.dataset import drop_modalities, load_dataset
 from crosssent.evaluation import (
     Preprocessing, export_model, fusion_summary, score_splits, split_rows, write_predictions,
 )
-from crosssent.modeling import CrossSentModel, build_model, encoder_layers
+from crosssent.modeling import CrossSentModel, build_model, encoder_layers, usable_positions
 from crosssent.objectives import CrossSentObjective
 from crosssent.provenance import software_versions
-from crosssent.settings import ObjectiveSettings, RunSettings, TrainSettings, dump_settings
+from crosssent.settings import ObjectiveSettings, RunSettings, TrainSettings, dump_settings, first_difference
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
@@ -203,18 +204,32 @@ class _RunClock(Callback):
 
 class _EpochLine(Callback):
     """One line per finished epoch on stderr, for logs where the progress bar is switched off
-    (``train.progress_bar=false``, as the experiment grids run)."""
+    (``train.progress_bar=false``, as the experiment grids run). The line is written when the
+    next epoch starts or the fit ends, because Lightning saves an epoch's checkpoints after
+    every other callback's end-of-epoch hook: a log that says "epoch N" means that --resume
+    starts after epoch N."""
 
     def __init__(self, clock: _RunClock) -> None:
         self.clock = clock  # the run's own clock, not a second one
+        self.pending: str | None = None
 
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         valid = trainer.callback_metrics.get("valid_mse")
         shown = f"{float(valid):.4f}" if valid is not None else "n/a"
-        print(f"  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: valid MSE {shown} "
-              f"({self.clock.seconds():.0f} s since start)", file=sys.stderr, flush=True)
+        self.pending = f"  epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: valid MSE {shown}"
+
+    def _flush(self) -> None:
+        if self.pending is not None:
+            print(f"{self.pending} ({self.clock.seconds():.0f} s since start)", file=sys.stderr, flush=True)
+            self.pending = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._flush()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._flush()
 
 
 def set_feature_statistics(model: CrossSentModel, table: Any) -> None:
@@ -241,23 +256,51 @@ def make_objective(settings: ObjectiveSettings, *, label_range: float) -> CrossS
     )
 
 
-def _check_run_dir(out_dir: Path, resume: bool) -> Path | None:
-    """Refuse to overwrite a finished run; return the checkpoint to resume from, if any."""
+def _check_run_dir(out_dir: Path, resume: bool, settings: RunSettings) -> Path | None:
+    """Refuse to overwrite a finished run, to write into a file, or to resume with other
+    settings than the run's first epochs had; return the checkpoint to resume from, if any
+    (checked to load as weights only, so a bad one is refused before anything is written)."""
     last = out_dir / "checkpoints" / "last.ckpt"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir}: exists and is not a folder")
     if (out_dir / "metrics.json").exists():
         raise ValueError(f"{out_dir}: holds a finished run (metrics.json); choose another --out")
     if last.exists() and not resume:
         raise ValueError(f"{out_dir}: holds an interrupted run; pass --resume to continue it")
     if resume and not last.exists():
         raise ValueError(f"{out_dir}: nothing to resume ({last} is missing)")
-    return last if resume else None
+    if not resume:
+        return None
+    saved = out_dir / "config.yaml"
+    try:
+        tree = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        tree = None
+    if not isinstance(tree, dict):
+        raise ValueError(f"{saved}: missing or unreadable, so the run's settings are unknown; cannot resume")
+    difference = first_difference(tree, settings, asker="this command asks")
+    if difference:
+        raise ValueError(f"{out_dir}: cannot resume: the run was {difference}; resume with its own settings "
+                         "(config.yaml) or start a new --out")
+    try:
+        torch.load(last, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several kinds; none may become a traceback
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{last}: not a checkpoint that loads as weights only ({first[:200]})") from None
+    return last
+
+
+def _check_positions(max_len: int, backbone: Any) -> None:
+    positions = usable_positions(backbone.config)
+    if positions is not None and max_len > positions:
+        raise ValueError(f"data.max_len={max_len} but the backbone reads at most {positions} tokens")
 
 
 def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = False) -> dict[str, dict[str, float]] | None:
     """Train, select on validation MSE, score valid and test once, export. Returns the metrics
     (None on non-zero DDP ranks, which leave the writing to rank 0)."""
     out_dir = Path(out_dir)
-    ckpt_path = _check_run_dir(out_dir, resume)
+    ckpt_path = _check_run_dir(out_dir, resume, settings)
     clock = _RunClock(time.time())  # started before data loading: the run's wall time includes it
     software = software_versions()  # at the start: the code this process loaded, not later edits
     table, meta = load_dataset(settings.data.path)
@@ -267,6 +310,7 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
     )
     L.seed_everything(settings.train.seed, workers=True, verbose=False)
     backbone, tokenizer = load_backbone(settings.model.backbone, seed=settings.train.seed)
+    _check_positions(settings.data.max_len, backbone)
     model = build_model(model_config, backbone=backbone)
     set_feature_statistics(model, table)
     objective = make_objective(settings.objective, label_range=meta.label_range)

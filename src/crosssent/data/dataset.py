@@ -14,7 +14,7 @@ audio: ``audio`` (list of frames, each a list of ``audio_dim`` float32) and ``au
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 import numpy as np
 from datasets import Dataset, Features, List, Value, load_from_disk
@@ -110,16 +110,49 @@ def validate_columns(columns: dict[str, list], meta: DatasetMeta, *, where: str)
                     )
 
 
-def save_dataset(columns: dict[str, list], meta: DatasetMeta, out_dir: str | Path, *, where: str) -> Path:
-    """Validate and write a canonical dataset atomically (a half-written folder never appears)."""
+DATASET_ENTRIES = frozenset({META_NAME, "table", ".cache"})  # what a dataset folder holds (.cache: align.py)
+
+
+def check_output_dir(out_dir: str | Path, inputs: Iterable[str | Path | None] = ()) -> Path:
+    """The resolved folder a dataset may be written to. Refused: a file; a folder that holds
+    anything but a CrossSent dataset (replacing it would delete what the command did not make);
+    a folder that is, or holds, one of the ``inputs``."""
+    shown = str(out_dir)
+    out = Path(out_dir).expanduser().resolve()
+    for source in inputs:
+        if source is None:
+            continue
+        src = Path(source).expanduser().resolve()
+        if src == out or out in src.parents:
+            raise ValueError(f"--out {shown}: it holds the input {source}; choose a new or empty folder")
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise ValueError(f"--out {shown}: exists and is not a folder")
+        entries = {entry.name for entry in out.iterdir()}
+        if entries and not (META_NAME in entries and entries <= DATASET_ENTRIES):
+            shown_entries = ", ".join(sorted(entries - DATASET_ENTRIES)[:3]) or "no " + META_NAME
+            raise ValueError(
+                f"--out {shown}: a folder that is not empty and not a CrossSent dataset ({shown_entries}); "
+                "choose a new or empty folder"
+            )
+    return out
+
+
+def save_dataset(
+    columns: dict[str, list], meta: DatasetMeta, out_dir: str | Path, *, where: str,
+    inputs: Iterable[str | Path | None] = (),
+) -> Path:
+    """Validate and write a canonical dataset atomically (a half-written folder never appears).
+    It replaces only an earlier dataset; see ``check_output_dir`` for what is refused."""
     out_dir = Path(out_dir)
+    resolved = check_output_dir(out_dir, inputs)
     validate_columns(columns, meta, where=where)
     for modality in ("audio", "visual"):
         if modality in columns and f"{modality}_length" not in columns:
             columns = dict(columns, **{f"{modality}_length": [len(f) for f in columns[modality]]})
     extra = [k for k in UNIMODAL_LABELS if k in columns]
     table = Dataset.from_dict(columns, features=_features(meta, extra))
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(resolved) as tmp:
         table.save_to_disk(str(tmp / "table"))
         (tmp / META_NAME).write_text(meta.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return out_dir
@@ -138,7 +171,13 @@ def load_meta(data_dir: str | Path) -> DatasetMeta:
 def load_dataset(data_dir: str | Path) -> tuple[Dataset, DatasetMeta]:
     """(memory-mapped table, metadata) of a canonical dataset folder."""
     meta = load_meta(data_dir)
-    return load_from_disk(str(Path(data_dir) / "table")), meta
+    table = Path(data_dir) / "table"
+    if not table.is_dir():
+        raise ValueError(f"{data_dir}: not a complete CrossSent dataset (its table/ folder is missing)")
+    try:
+        return load_from_disk(str(table)), meta
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{table}: not a readable dataset table ({str(err).splitlines()[0][:200]})") from None
 
 
 def drop_modalities(

@@ -104,4 +104,4 @@ def convert(source: str | Path, out_dir: str | Path, *, name: str, task: str, st
     )
     counts = {s: cols["split"].count(s) for s in SPLITS}
     report.append(f"clips: {counts}; audio_dim={meta.audio_dim}, visual_dim={meta.visual_dim}")
-    return save_dataset(cols, meta, out_dir, where=where), report
+    return save_dataset(cols, meta, out_dir, where=where, inputs=(source,)), report

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crosssent.data.dataset import SPLITS, DatasetMeta, Task, save_dataset
+from crosssent.data.dataset import SPLITS, DatasetMeta, Task, check_output_dir, save_dataset
 from crosssent.data.sources.tables import read_labels
 
 LEAK_NOTE = (
@@ -248,6 +248,7 @@ def import_release(name: str, source: str | Path, out: str | Path) -> tuple[Path
     source, out = Path(source), Path(out)
     if not source.is_dir():
         raise ValueError(f"{source}: source folder not found")
+    check_output_dir(out, (source,))  # before reading anything; save_dataset checks again
     if name == "mosi-clip":
         return import_mosi_clip(source, out)
     if name == "mosi-bclstm":

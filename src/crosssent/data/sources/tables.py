@@ -15,11 +15,12 @@ whose id has no label row is an error (it usually means mismatched id convention
 
 from __future__ import annotations
 
-import csv
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from crosssent.data.csv_files import csv_rows, read_csv
 from crosssent.data.dataset import UNIMODAL_LABELS, DatasetMeta, save_dataset
 from crosssent.data.sources.mmsa import LABEL_RANGE
 
@@ -35,25 +36,31 @@ def _float(value: str, *, where: str, clip: str, column: str) -> float:
 
 def read_labels(path: Path, *, text_column: str = "text") -> dict[str, list]:
     """The label table's columns; ``text_column`` names the transcript column to read as ``text``."""
-    if not path.is_file():
-        raise ValueError(f"{path}: file not found")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        needed = [text_column if c == "text" else c for c in LABEL_COLUMNS]
-        missing = [c for c in needed if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-        extra = [c for c in UNIMODAL_LABELS if c in (reader.fieldnames or [])]
-        cols: dict[str, list] = {k: [] for k in ("id", "text", "label", "split", *extra)}
-        for row in reader:
-            clip = f"{row['video_id']}_{row['clip_id']}"
-            cols["id"].append(clip)
-            cols["text"].append(row[text_column].strip())
-            cols["label"].append(_float(row["label"], where=str(path), clip=clip, column="label"))
-            cols["split"].append(row["mode"].strip())
-            for key in extra:
-                cols[key].append(_float(row[key], where=str(path), clip=clip, column=key))
+    header, rows = read_csv(path, required=[text_column if c == "text" else c for c in LABEL_COLUMNS])
+    extra = [c for c in UNIMODAL_LABELS if c in header]
+    cols: dict[str, list] = {k: [] for k in ("id", "text", "label", "split", *extra)}
+    for row in rows:
+        clip = f"{row['video_id']}_{row['clip_id']}"
+        cols["id"].append(clip)
+        cols["text"].append(row[text_column].strip())
+        cols["label"].append(_float(row["label"], where=str(path), clip=clip, column="label"))
+        cols["split"].append(row["mode"].strip())
+        for key in extra:
+            cols[key].append(_float(row[key], where=str(path), clip=clip, column=key))
     return cols
+
+
+def _npz_features(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            table = {k: np.atleast_2d(np.asarray(archive[k], dtype=np.float32)) for k in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
+        raise ValueError(f"{path}: cannot read ({type(err).__name__}: {str(err)[:200]})") from None
+    for clip, array in table.items():
+        if array.ndim != 2:
+            raise ValueError(f"{path}: clip {clip!r} has a {array.ndim}-D array {array.shape}; "
+                             "expected 1-D (a clip vector) or 2-D (frames x features)")
+    return table
 
 
 def read_features(path: Path) -> dict[str, np.ndarray]:
@@ -61,26 +68,22 @@ def read_features(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise ValueError(f"{path}: file not found")
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                return {k: np.atleast_2d(np.asarray(archive[k], dtype=np.float32)) for k in archive.files}
-        except ValueError as err:
-            raise ValueError(f"{path}: cannot read ({err})") from None
+        return _npz_features(path)
     if path.suffix != ".csv":
         raise ValueError(f"{path}: feature tables must be .csv or .npz")
     frames: dict[str, list[list[float]]] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if not header or header[0] != "id":
-            raise ValueError(f"{path}: the first column must be 'id'")
-        for line, row in enumerate(reader, start=2):
-            if len(row) != len(header):
-                raise ValueError(f"{path}: line {line} has {len(row)} fields, header has {len(header)}")
-            try:
-                frames.setdefault(row[0], []).append([float(v) for v in row[1:]])
-            except ValueError:
-                raise ValueError(f"{path}: line {line} (clip {row[0]!r}) has a non-numeric feature") from None
+    rows = csv_rows(path)
+    first = next(rows, None)
+    header = first[1] if first else []
+    if not header or header[0].strip() != "id":
+        raise ValueError(f"{path}: the first column must be 'id'")
+    for line, row in rows:
+        if len(row) != len(header):
+            raise ValueError(f"{path}: line {line} has {len(row)} fields, header has {len(header)}")
+        try:
+            frames.setdefault(row[0], []).append([float(v) for v in row[1:]])
+        except ValueError:
+            raise ValueError(f"{path}: line {line} (clip {row[0]!r}) has a non-numeric feature") from None
     return {k: np.asarray(v, dtype=np.float32) for k, v in frames.items()}
 
 
@@ -126,4 +129,4 @@ def convert(
         audio_features=audio.name if audio else "", visual_features=visual.name if visual else "",
         source=f"tables: {labels.name}", notes=report,
     )
-    return save_dataset(cols, meta, out_dir, where=str(labels)), report
+    return save_dataset(cols, meta, out_dir, where=str(labels), inputs=(labels, audio, visual)), report
