@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import typer
 
-from crosssent.backbones import load_backbone
 from crosssent.data.dataset import load_dataset
-from crosssent.modeling import masked_mean
+from crosssent.model.backbones import load_backbone
+from crosssent.model.modeling import masked_mean
 
 
 def main(

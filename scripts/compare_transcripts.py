@@ -4,7 +4,7 @@
 
 OFFICIAL.csv has the columns ``id`` and ``text`` (and ``label``, optional); RECOGNISED.csv is what
 ``crosssent transcribe`` writes. Clips are joined by id; every official clip must have been
-recognised. Printed: the error rate over all clips (``crosssent.transcription.error_rate``: per
+recognised. Printed: the error rate over all clips (``crosssent.inference.transcribe.error_rate``: per
 word for English, per character for Chinese) and the share of clips recognised without an error.
 With ``--model``, each clip is scored from both transcripts: the mean and largest change of the
 score, and, where the official file has labels, the metrics of either set of scores.
@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import typer
 
+from crosssent.inference.predict import check_clips, predict_folder, read_transcripts
+from crosssent.inference.transcribe import error_rate, transcript_units
 from crosssent.metrics import compute_metrics
-from crosssent.prediction import check_clips, predict_folder, read_transcripts
-from crosssent.transcription import error_rate, transcript_units
 
 SHOWN = ("acc2", "acc2_non0", "acc5", "acc7", "mae", "corr")
 
@@ -44,7 +43,7 @@ def _labels(path: Path) -> dict[str, float]:
 def main(
     official: Path = typer.Argument(..., help="CSV: id,text[,label], the reference transcripts"),
     recognised: Path = typer.Argument(..., help="CSV written by crosssent transcribe"),
-    model: Optional[Path] = typer.Option(None, help="exported model folder: score both transcripts"),
+    model: Path | None = typer.Option(None, help="exported model folder: score both transcripts"),
 ) -> None:
     try:
         reference_rows, heard_rows = read_transcripts(official), read_transcripts(recognised)

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from crosssent.evaluation import STREAMS, evaluate_folder, load_preprocessing
-from crosssent.experiment_report import format_stat, mean_ci
+from crosssent.experiments.report import format_stat, mean_ci
 from crosssent.metrics import LOWER_IS_BETTER, RAW_VALUE_KEYS
+from crosssent.model.folder import load_preprocessing
+from crosssent.scoring import STREAMS, evaluate_folder
 
 SHOWN = {"mosi": ("acc2_non0", "acc7", "mae", "corr"), "mosei": ("acc2_non0", "acc7", "mae", "corr"),
          "sims": ("acc2", "acc5", "mae", "corr")}
@@ -54,7 +55,7 @@ def main(
                 scores.setdefault(hidden, []).append(metrics["test"])
         except ValueError as err:
             typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
     if len(conditions) == 1:
         typer.echo(f"error: {models[0]}: the model reads no audio or visual stream; nothing to withhold", err=True)
         raise typer.Exit(2)

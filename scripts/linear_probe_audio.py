@@ -23,10 +23,10 @@ import torch
 import typer
 from sklearn.linear_model import RidgeCV
 
-from crosssent.backbones import load_backbone
 from crosssent.data.dataset import load_dataset
 from crosssent.metrics import compute_metrics
-from crosssent.modeling import masked_mean
+from crosssent.model.backbones import load_backbone
+from crosssent.model.modeling import masked_mean
 
 
 def text_embeddings(texts: list[str], backbone: str, *, max_len: int, batch: int = 64) -> np.ndarray:

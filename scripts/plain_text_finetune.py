@@ -24,11 +24,11 @@ import torch
 import typer
 from torch import nn
 
-from crosssent.backbones import load_backbone
 from crosssent.atomic_files import write_json_atomic
 from crosssent.data.dataset import load_dataset
 from crosssent.metrics import compute_metrics
-from crosssent.modeling import masked_mean
+from crosssent.model.backbones import load_backbone
+from crosssent.model.modeling import masked_mean
 
 
 class TextRegressor(nn.Module):

@@ -2,7 +2,7 @@
 
     python scripts/seed_ensemble.py records/sims-e5/sims-text/crosssent data/sims-text
 
-Reads the committed run records of one variant (``seedN.json``, see crosssent.records), joins
+Reads the committed run records of one variant (``seedN.json``, see crosssent.experiments.records), joins
 their test predictions with the labels of the imported dataset by clip id, and prints the test
 metrics of every seed, their mean over seeds, and those of the ensemble that averages the seeds'
 predictions clip by clip (scored with the record's own metric convention). An ensemble of N
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from crosssent.experiments.records import joined_test_rows, read_record
 from crosssent.metrics import compute_metrics
-from crosssent.records import read_record, joined_test_rows
 
 SHOWN = ("acc2", "acc2_has0", "acc2_non0", "f1", "acc3", "acc5", "acc7", "mae", "corr")
 

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from crosssent.backbones import tiny_random_backbone
+from crosssent.model.backbones import tiny_random_backbone
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +52,7 @@ TINY_TRAIN = {
 
 def tiny_settings(data_path, **sections):
     """RunSettings for a seconds-long run on the tiny random backbone."""
-    from crosssent.settings import RunSettings
+    from crosssent.train.config import RunSettings
 
     tree = {"data": {"path": str(data_path), "max_len": 24, **sections.get("data", {})}}
     for name in ("model", "objective", "train"):

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from crosssent.cli import _quiet_libraries, app
 from tests.conftest import TINY_TRAIN
-from tests.test_transcription import MANDARIN, RAW, needs_raw_clips, needs_whisper, write_silence
+from tests.inference.test_transcribe import MANDARIN, RAW, needs_raw_clips, needs_whisper, write_silence
 
 runner = CliRunner()
 
@@ -32,7 +32,7 @@ def run(*args):
 
 def assert_clean_error(result, message):
     assert result.exit_code == 2, result.output
-    lines = [l for l in result.output.strip().splitlines() if l.startswith("error:")]
+    lines = [line for line in result.output.strip().splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and message in lines[0], result.output
 
 
@@ -150,8 +150,8 @@ def test_ddp_two_cpu_processes(tmp_path, synthetic_dir):
 def test_quiet_logging_keeps_lightnings_warning_about_modules_in_eval_mode():
     with warnings.catch_warnings(record=True) as caught:
         _quiet_libraries()
-        warnings.warn("Found 3 module(s) in eval mode at the start of training.", UserWarning)
-        warnings.warn("some other library chatter", UserWarning)
+        warnings.warn("Found 3 module(s) in eval mode at the start of training.", UserWarning, stacklevel=1)
+        warnings.warn("some other library chatter", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["Found 3 module(s) in eval mode at the start of training."]
 
 
@@ -292,7 +292,7 @@ def test_label_tables_read_strictly(tmp_path, table, message):
     if message is None:
         assert result.exit_code == 0, result.output
     else:
-        assert_clean_error(result, f"label.csv: ")
+        assert_clean_error(result, "label.csv: ")
         assert_clean_error(result, message)
         assert not (tmp_path / "o").exists()
 

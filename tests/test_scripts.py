@@ -95,12 +95,12 @@ def test_e5_conversion_check_reports_every_clip_and_fails_under_the_threshold(tm
 def test_seed_ensemble_scores_each_seed_and_the_averaged_predictions(tmp_path):
     from crosssent.data.dataset import load_dataset
     from crosssent.data.sources.synthetic import generate
+    from crosssent.experiments.records import RECORD_FORMAT
     from crosssent.metrics import compute_metrics
-    from crosssent.records import RECORD_FORMAT
 
     data = generate(tmp_path / "synthetic", n_train=20, n_valid=10, n_test=200, seed=1)
     table, meta = load_dataset(data)
-    test = {c: l for c, l, s in zip(table["id"], table["label"], table["split"]) if s == "test"}
+    test = {c: y for c, y, s in zip(table["id"], table["label"], table["split"]) if s == "test"}
     clips = sorted(test)
     truth = np.array([test[c] for c in clips])
     folder = tmp_path / "records" / "synthetic" / "crosssent"
@@ -133,8 +133,8 @@ def test_seed_ensemble_scores_each_seed_and_the_averaged_predictions(tmp_path):
 
 
 def test_hide_streams_tabulates_every_condition_against_every_stream(tmp_path, synthetic_dir):
-    from crosssent.evaluation import evaluate_folder
-    from crosssent.training import train_run
+    from crosssent.scoring import evaluate_folder
+    from crosssent.train.trainer import train_run
     from tests.conftest import tiny_settings
 
     models = []
@@ -181,8 +181,8 @@ def test_sample_transcripts_draws_the_same_clips_of_one_split_for_one_seed(tmp_p
 
 
 def test_compare_transcripts_counts_errors_and_scores_both_versions(tmp_path, synthetic_dir):
-    from crosssent.prediction import predict_folder
-    from crosssent.training import train_run
+    from crosssent.inference.predict import predict_folder
+    from crosssent.train.trainer import train_run
     from tests.conftest import tiny_settings
 
     (tmp_path / "official.csv").write_text("id,text,label\na,it was really good,2.0\nb,a bad movie,-1.5\nc,so so,0.2\n")

@@ -1,9 +1,9 @@
 """CrossSent: multimodal sentiment analysis with a Gated Multi-modal Residual Adapter."""
 
-from crosssent.configuration import CrossSentConfig
 from crosssent.metrics import compute_metrics
-from crosssent.modeling import CrossSentModel, CrossSentOutput, build_model
-from crosssent.objectives import CrossSentObjective, cosine_ramp, eioi_loss, mpr_loss
+from crosssent.model.configuration import CrossSentConfig
+from crosssent.model.modeling import CrossSentModel, CrossSentOutput, build_model
+from crosssent.model.objectives import CrossSentObjective, cosine_ramp, eioi_loss, mpr_loss
 
 __all__ = [
     "CrossSentConfig", "CrossSentModel", "CrossSentObjective", "CrossSentOutput",

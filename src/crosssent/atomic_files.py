@@ -14,9 +14,10 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 
 def _temp_name(target: Path) -> Path:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Callable, NoReturn, Optional
+from typing import Annotated, NoReturn
 
 import typer
 
-from crosssent.transcription import ChineseScript
+from crosssent.inference.transcribe import ChineseScript
 
 app = typer.Typer(help="CrossSent: multimodal sentiment analysis (GMRA).", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Create, convert and inspect canonical datasets.", no_args_is_help=True)
@@ -53,8 +54,8 @@ def _quiet_libraries(*, lightning: bool = False) -> None:
     warnings.filterwarnings("default", message=r"Found \d+ module\(s\) in eval mode")
     for name in ("transformers", "datasets", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    from transformers.utils import logging as hf_logging
     import datasets
+    from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     # Arrow saves of a few thousand clips take milliseconds; their bars only clutter the log.
@@ -65,21 +66,21 @@ def _quiet_libraries(*, lightning: bool = False) -> None:
 def train(
     config: Annotated[Path, typer.Option(help="YAML config (configs/*.yaml)")],
     out: Annotated[Path, typer.Option(help="run directory to write")],
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. model.inject_layer=2")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. model.inject_layer=2")] = None,
     resume: Annotated[bool, typer.Option(help="continue an interrupted run from its last checkpoint")] = False,
 ) -> None:
     """Train one model and write RUN_DIR (config, checkpoints, logs, model/, predictions, metrics)."""
     _quiet_libraries(lightning=True)
-    from crosssent.evaluation import format_table
-    from crosssent.settings import load_settings
-    from crosssent.training import RunInterrupted, train_run
+    from crosssent.scoring import format_table
+    from crosssent.train.config import load_settings
+    from crosssent.train.trainer import RunInterrupted, train_run
 
     try:
         settings = load_settings(config, set_ or [])
         metrics = train_run(settings, out, resume=resume)
     except RunInterrupted as err:
         typer.echo(f"stopped: {err}; continue with --resume", err=True)
-        raise typer.Exit(code=3)
+        raise typer.Exit(code=3) from None
     except ValueError as err:
         _fail(err)
     if metrics is not None:
@@ -92,22 +93,21 @@ def evaluate(
     model: Annotated[Path, typer.Option(help="exported model folder (RUN_DIR/model)")],
     data: Annotated[Path, typer.Option(help="canonical dataset folder")],
     split: Annotated[list[str], typer.Option(help="split(s) to score")] = ["test"],
-    out: Annotated[Optional[Path], typer.Option(help="write metrics (and predictions) here")] = None,
+    out: Annotated[Path | None, typer.Option(help="write metrics (and predictions) here")] = None,
     hide: Annotated[list[str], typer.Option(help="withhold a stream (audio, visual) from every clip, as if missing")] = [],
 ) -> None:
     """Score an exported model on a dataset; prints the metrics table and writes JSON."""
     _quiet_libraries()
-    from crosssent.atomic_files import write_json_atomic
-    from crosssent.evaluation import evaluate_folder, format_table, write_predictions
+    from crosssent.scoring import evaluate_folder, format_table
+    from crosssent.train.run_dir import RunDir, write_evaluation
 
     hidden = "".join(f"-hide-{m}" for m in hide)  # never overwrites the evaluation with every stream
-    out_dir = out or model.parent / "evaluations" / (data.resolve().name + hidden)
+    out_dir = out or RunDir(model.parent).evaluation(data.resolve().name + hidden)
     try:
         if out_dir.exists() and not out_dir.is_dir():
             raise ValueError(f"--out {out_dir}: exists and is not a folder")
         metrics, rows = evaluate_folder(model, data, tuple(split), hide=tuple(hide))
-        write_predictions(out_dir / "predictions.csv", rows)
-        write_json_atomic(out_dir / "metrics.json", metrics)
+        write_evaluation(out_dir, metrics, rows)
     except ValueError as err:
         _fail(err)
     typer.echo(format_table(metrics))
@@ -118,22 +118,27 @@ def evaluate(
 def predict(
     model: Annotated[Path, typer.Option(help="exported model folder (RUN_DIR/model)")],
     text: Annotated[list[str], typer.Option(help="a transcript to score (repeatable)")] = [],
-    input: Annotated[Optional[Path], typer.Option(help="CSV of new clips: a 'text' column, optionally 'id'")] = None,
+    input: Annotated[Path | None, typer.Option(help="CSV of new clips: a 'text' column, optionally 'id'")] = None,
     media: Annotated[list[Path], typer.Option(help="a recording (wav, mp4, ...) to transcribe and score; its id is the file name without suffix (repeatable)")] = [],
     speech_model: Annotated[str, typer.Option(help="for --media: 'whisper-base' or a CTranslate2 Whisper folder")] = "whisper-base",
-    language: Annotated[Optional[str], typer.Option(help="for --media: spoken language, e.g. en or zh (detected if not given)")] = None,
+    language: Annotated[str | None, typer.Option(help="for --media: spoken language, e.g. en or zh (detected if not given)")] = None,
     chinese_script: Annotated[ChineseScript, typer.Option(help="for --media: script of a Chinese transcript (simplified matches CH-SIMS, the data Chinese models are trained on)")] = ChineseScript.simplified,
-    out: Annotated[Optional[Path], typer.Option(help="also write id,prediction,polarity,text as CSV here")] = None,
+    out: Annotated[Path | None, typer.Option(help="also write id,prediction,polarity,text as CSV here")] = None,
 ) -> None:
     """Score new clips from their transcripts, or from recordings transcribed first, with an
     exported model (audio/visual features left empty)."""
     _quiet_libraries()
     from crosssent.atomic_files import check_file_target
-    from crosssent.evaluation import load_preprocessing
-    from crosssent.prediction import (
-        check_clips, format_scores, gather_clips, predict_folder, unused_streams_note, write_scores,
+    from crosssent.inference.predict import (
+        check_clips,
+        format_scores,
+        gather_clips,
+        predict_folder,
+        unused_streams_note,
+        write_scores,
     )
-    from crosssent.transcription import transcribe_files
+    from crosssent.inference.transcribe import transcribe_files
+    from crosssent.model.folder import load_preprocessing
 
     try:
         if out is not None:
@@ -161,14 +166,13 @@ def transcribe(
     media: Annotated[list[Path], typer.Argument(help="recordings to transcribe (wav, mp3, mp4, ...)")],
     out: Annotated[Path, typer.Option(help="CSV to write: id,text,language,duration_s (crosssent predict --input reads it)")],
     speech_model: Annotated[str, typer.Option(help="'whisper-base' or a CTranslate2 Whisper folder")] = "whisper-base",
-    language: Annotated[Optional[str], typer.Option(help="spoken language, e.g. en or zh (detected if not given)")] = None,
+    language: Annotated[str | None, typer.Option(help="spoken language, e.g. en or zh (detected if not given)")] = None,
     chinese_script: Annotated[ChineseScript, typer.Option(help="script of a Chinese transcript (simplified matches CH-SIMS, the data Chinese models are trained on)")] = ChineseScript.simplified,
 ) -> None:
     """Transcribe recordings with a speech model, into a CSV that predict --input scores."""
     _quiet_libraries()
-    from crosssent.transcription import transcribe_files, write_transcripts
-
     from crosssent.atomic_files import check_file_target
+    from crosssent.inference.transcribe import transcribe_files, write_transcripts
 
     try:
         check_file_target(out)
@@ -185,8 +189,8 @@ def serve(
     model: Annotated[Path, typer.Option(help="exported model folder (RUN_DIR/model)")],
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
-    speech_model: Annotated[Optional[str], typer.Option(help="also take recordings (POST /predict-recording): 'whisper-base' or a CTranslate2 Whisper folder")] = None,
-    language: Annotated[Optional[str], typer.Option(help="with --speech-model: spoken language, e.g. en or zh (detected if not given)")] = None,
+    speech_model: Annotated[str | None, typer.Option(help="also take recordings (POST /predict-recording): 'whisper-base' or a CTranslate2 Whisper folder")] = None,
+    language: Annotated[str | None, typer.Option(help="with --speech-model: spoken language, e.g. en or zh (detected if not given)")] = None,
     chinese_script: Annotated[ChineseScript, typer.Option(help="with --speech-model: script of a Chinese transcript (simplified matches CH-SIMS, the data Chinese models are trained on)")] = ChineseScript.simplified,
 ) -> None:
     """Serve an exported model over HTTP: POST /predict with transcripts, GET /health, and with
@@ -195,11 +199,11 @@ def serve(
     try:
         import uvicorn
 
-        from crosssent.serving import create_app, server_config
+        from crosssent.inference.serve import create_app, server_config
     except ImportError as err:
         _fail(ValueError(f"crosssent serve needs the serve extra ({err.name} is missing): pip install 'crosssent[serve]'"))
     try:
-        from crosssent.transcription import Transcriber
+        from crosssent.inference.transcribe import Transcriber
 
         transcriber = (Transcriber(model=speech_model, language=language, chinese_script=chinese_script)
                        if speech_model else None)
@@ -214,7 +218,7 @@ def serve(
 def bench(
     config: Annotated[Path, typer.Option(help="run config whose model section is measured (configs/*.yaml)")],
     out: Annotated[Path, typer.Option(help="folder for bench.md and bench.json")],
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override, e.g. model.backbone=mpnet")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. model.backbone=mpnet")] = None,
     variant: Annotated[list[str], typer.Option(help="variants; the first is the reference")] = ["text_only", "crosssent"],
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
     warmup: Annotated[int, typer.Option(help="untimed calls before timing")] = 20,
@@ -226,8 +230,8 @@ def bench(
     """Parameters, latency, throughput and peak memory of each variant (forward only)."""
     _quiet_libraries()
     from crosssent.atomic_files import write_json_atomic, write_text_atomic
-    from crosssent.bench import bench_shape, format_bench, run_bench
-    from crosssent.settings import load_settings
+    from crosssent.inference.bench import bench_shape, format_bench, run_bench
+    from crosssent.train.config import load_settings
 
     try:
         settings = load_settings(config, set_ or [])
@@ -267,7 +271,7 @@ def bench_service_command(
     and the server's memory at each number of concurrent clients."""
     _quiet_libraries()
     from crosssent.atomic_files import write_json_atomic, write_text_atomic
-    from crosssent.service_bench import bench_service, format_service_bench
+    from crosssent.inference.service_bench import bench_service, format_service_bench
 
     try:
         report = bench_service(model, clients=clients, requests=requests, time_limit_s=time_limit,
@@ -289,7 +293,7 @@ def compare(
     split: Annotated[str, typer.Option(help="which split to show")] = "test",
 ) -> None:
     """Print the metrics of several finished runs side by side."""
-    from crosssent.evaluation import compare_runs
+    from crosssent.train.run_dir import compare_runs
 
     try:
         typer.echo(f"{split} metrics")
@@ -301,17 +305,17 @@ def compare(
 @app.command()
 def experiment(
     config: Annotated[Path, typer.Option(help="experiment config (configs/experiments/*.yaml)")],
-    out: Annotated[Optional[Path], typer.Option(help="experiment folder (default runs/experiments/NAME)")] = None,
-    max_runs: Annotated[Optional[int], typer.Option(help="make at most N new runs, then stop (continue later)")] = None,
+    out: Annotated[Path | None, typer.Option(help="experiment folder (default runs/experiments/NAME)")] = None,
+    max_runs: Annotated[int | None, typer.Option(help="make at most N new runs, then stop (continue later)")] = None,
     report_only: Annotated[bool, typer.Option(help="only rebuild the reports from finished (or recorded) runs")] = False,
-    publish_to: Annotated[Optional[Path], typer.Option("--publish", help="also put results.md into this document (e.g. docs/results.md)")] = None,
+    publish_to: Annotated[Path | None, typer.Option("--publish", help="also put results.md into this document (e.g. docs/results.md)")] = None,
 ) -> None:
     """Run datasets x variants x seeds (resumable) and write results.{md,csv,json}."""
     _quiet_libraries(lightning=True)
-    from crosssent.experiment_config import load_experiment
-    from crosssent.experiment_report import publish, write_reports
-    from crosssent.experiments import GridIncomplete, run_grid, sync_records
-    from crosssent.training import RunInterrupted
+    from crosssent.experiments.config import load_experiment
+    from crosssent.experiments.report import publish, write_reports
+    from crosssent.experiments.runner import GridIncomplete, run_grid, sync_records
+    from crosssent.train.trainer import RunInterrupted
 
     try:
         exp = load_experiment(config)
@@ -330,7 +334,7 @@ def experiment(
                     publish_to, figures_from=folder)
     except (GridIncomplete, RunInterrupted) as err:
         typer.echo(f"stopped: {err}; run the same command again to continue", err=True)
-        raise typer.Exit(code=3)
+        raise typer.Exit(code=3) from None
     except ValueError as err:
         _fail(err)
     typer.echo(report)
@@ -371,8 +375,8 @@ def data_convert(
     out: Annotated[Path, typer.Option(help="dataset folder to write")],
     name: Annotated[str, typer.Option(help="dataset name")] = "",
     task: Annotated[str, typer.Option(help="metric convention: mosi | mosei | sims")] = "mosi",
-    audio: Annotated[Optional[Path], typer.Option(help="tables: audio feature table (.csv or .npz)")] = None,
-    visual: Annotated[Optional[Path], typer.Option(help="tables: visual feature table (.csv or .npz)")] = None,
+    audio: Annotated[Path | None, typer.Option(help="tables: audio feature table (.csv or .npz)")] = None,
+    visual: Annotated[Path | None, typer.Option(help="tables: visual feature table (.csv or .npz)")] = None,
     alignment: Annotated[str, typer.Option(help="tables: word | unaligned | clip")] = "clip",
     strict: Annotated[bool, typer.Option(help="refuse NaN/inf features instead of replacing them by 0")] = False,
 ) -> None:

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from crosssent.backbones import tiny_tokenizer
 from crosssent.data.align import align_dataset, resample
 from crosssent.data.dataset import DatasetMeta, load_dataset, save_dataset
+from crosssent.model.backbones import tiny_tokenizer
 
 
 def _save(tmp_path, alignment, audio, text=("good movie", "bad film really", "it was")):

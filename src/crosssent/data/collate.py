@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from typing import Iterator
 
 import torch
 from torch import Tensor
@@ -31,7 +31,7 @@ class Batch:
             "visual": self.visual, "visual_mask": self.visual_mask,
         }
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         moved = {
             f.name: (value.to(device) if isinstance(value, Tensor) else value)
             for f in fields(self) for value in [getattr(self, f.name)]

@@ -10,8 +10,8 @@ the file), a bound on one field's size, rows as long as the header, and a one-li
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 MAX_FIELD_CHARS = 131_072  # csv's own default bound, stated here so messages can name it
 

@@ -13,8 +13,9 @@ audio: ``audio`` (list of frames, each a list of ``audio_dim`` float32) and ``au
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import numpy as np
 from datasets import Dataset, Features, List, Value, load_from_disk
@@ -178,6 +179,14 @@ def load_dataset(data_dir: str | Path) -> tuple[Dataset, DatasetMeta]:
         return load_from_disk(str(table)), meta
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{table}: not a readable dataset table ({str(err).splitlines()[0][:200]})") from None
+
+
+def split_rows(table: Dataset, split: str) -> Dataset:
+    """The rows of one split, in order; an empty split is an error."""
+    index = [i for i, s in enumerate(table["split"]) if s == split]
+    if not index:
+        raise ValueError(f"split {split!r} is empty")
+    return table.select(index)
 
 
 def drop_modalities(

@@ -28,10 +28,11 @@ import pickle
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from struct import error as struct_error
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from numpy._core.multiarray import _reconstruct as _np_reconstruct

@@ -75,7 +75,7 @@ def bclstm_features(source: Path) -> dict[str, dict[str, np.ndarray]]:
         video = _read_rows(base / "video" / f"video_{split}0.csv")
         if not len(index_rows) == len(audio) == len(video):
             raise ValueError(f"{base}: {split} files have {len(index_rows)}/{len(audio)}/{len(video)} rows; expected equal")
-        for i, (idx, a, v) in enumerate(zip(index_rows, audio, video)):
+        for idx, a, v in zip(index_rows, audio, video):
             row = int(float(idx[0]))
             clip = transcripts[row][0]
             if clip in out:

@@ -1,0 +1,204 @@
+"""Efficiency benchmark (``crosssent bench``): what each variant costs over the text-only model.
+
+For every variant of one model config: parameters, batch-1 latency, batch-N throughput and peak
+memory, forward only, on random inputs of a fixed shape (token ids, and word-aligned A/V
+sequences of the given widths). The protocol is the paper's: ``warmup`` untimed calls, then
+``iters`` timed calls, the device synchronised around the timer. Each variant is measured in a
+fresh process, so one variant's allocations never count towards the next one's peak memory:
+on CUDA the peak of allocated tensors, on CPU the peak resident size of that process (weights,
+activations and the Python/torch runtime, so only the differences between variants mean much).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import resource
+import time
+from queue import Empty
+from typing import Any, get_args
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from crosssent.model.configuration import Variant
+from crosssent.train.config import ModelSettings
+
+# The paper's numbers (RoBERTa-base, A100, one injection, fixed length): quoted, not ours.
+PAPER_REFERENCE = {
+    "text_only": {"parameters_m": 125.25, "latency_ms": 12.04, "throughput": 1489, "peak_memory_mb": 702.6},
+    "crosssent": {"parameters_m": 134.14, "latency_ms": 13.42, "throughput": 1393, "peak_memory_mb": 712.0},
+}
+
+MEASURES = ("parameters_m", "latency_ms", "throughput", "peak_memory_mb")  # each row's numbers
+
+
+class BenchShape(BaseModel):
+    """The inputs timed: B clips of L tokens and L audio / visual frames."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_len: int = Field(default=50, ge=2)
+    audio_dim: int = Field(default=74, ge=0)  # COVAREP's width in MMSA's MOSI/MOSEI features
+    visual_dim: int = Field(default=35, ge=0)  # Facet's width in MMSA's MOSEI features
+    latency_batch: int = Field(default=1, ge=1)
+    throughput_batch: int = Field(default=64, ge=1)
+    warmup: int = Field(default=20, ge=0)
+    iters: int = Field(default=50, ge=1)
+
+
+def bench_shape(**values: int) -> BenchShape:
+    """``BenchShape(**values)``, its first validation error as one line naming the option."""
+    try:
+        return BenchShape(**values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        option = {"throughput_batch": "batch"}.get(str(first["loc"][0]), str(first["loc"][0]))
+        raise ValueError(f"--{option.replace('_', '-')}: {first['msg']}") from None
+
+
+def _inputs(batch: int, shape: BenchShape, vocab: int, device: torch.device) -> dict[str, torch.Tensor | None]:
+    g = torch.Generator().manual_seed(0)
+    L = shape.max_len
+    out: dict[str, torch.Tensor | None] = {
+        "input_ids": torch.randint(5, vocab, (batch, L), generator=g).to(device),  # (B, L)
+        "attention_mask": torch.ones(batch, L, dtype=torch.long, device=device),  # (B, L)
+    }
+    for name, width in (("audio", shape.audio_dim), ("visual", shape.visual_dim)):
+        out[name] = torch.randn(batch, L, width, generator=g).to(device) if width else None  # (B, L, d)
+        out[f"{name}_mask"] = torch.ones(batch, L, dtype=torch.bool, device=device) if width else None
+    return out
+
+
+def _seconds_per_call(model: torch.nn.Module, inputs: dict, shape: BenchShape, device: torch.device) -> float:
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    with torch.inference_mode():
+        for _ in range(shape.warmup):
+            model(**inputs)
+        sync()
+        start = time.perf_counter()
+        for _ in range(shape.iters):
+            model(**inputs)
+        sync()
+        return (time.perf_counter() - start) / shape.iters
+
+
+def measure_variant(model_settings: ModelSettings, variant: str, shape: BenchShape, device: str) -> dict[str, Any]:
+    """One variant's row: parameters (M), latency (ms), throughput (clips/s), peak memory (MB)."""
+    from crosssent.model.backbones import load_backbone
+    from crosssent.model.modeling import build_model
+
+    dev = torch.device(device)
+    backbone, _ = load_backbone(model_settings.backbone, seed=0)
+    backbone_parameters = sum(p.numel() for p in backbone.parameters())
+    config = model_settings.model_copy(update={"variant": variant}).to_model_config(
+        audio_dim=shape.audio_dim, visual_dim=shape.visual_dim, source="the benchmark's inputs"
+    )
+    model = build_model(config, backbone=backbone).to(dev).eval()
+    parameters = sum(p.numel() for p in model.parameters())
+    vocab = backbone.config.vocab_size
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    latency = _seconds_per_call(model, _inputs(shape.latency_batch, shape, vocab, dev), shape, dev)
+    per_batch = _seconds_per_call(model, _inputs(shape.throughput_batch, shape, vocab, dev), shape, dev)
+    if dev.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
+    else:  # ru_maxrss is in KiB on Linux
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "variant": variant, "parameters_m": parameters / 1e6,
+        "backbone_parameters_m": backbone_parameters / 1e6, "latency_ms": latency * 1e3,
+        "throughput": shape.throughput_batch / per_batch, "peak_memory_mb": peak_mb,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _measure_in_child(queue: Any, measure: Any, *args: Any) -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # a spawned process starts with the libraries' default logging
+    hf_logging.disable_progress_bar()
+    try:
+        queue.put(("ok", measure(*args)))
+    except Exception as err:  # reported by the parent as a one-line error
+        queue.put(("error", f"{type(err).__name__}: {err}"))
+
+
+def measure_in_fresh_process(measure: Any, *args: Any, what: str) -> dict[str, Any]:
+    """``measure(*args)`` in a spawned process; its exception, or its death, as a ValueError."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_measure_in_child, args=(queue, measure, *args))
+    child.start()
+    while True:  # a child killed outright (out of memory) never answers: do not wait for ever
+        try:
+            status, row = queue.get(timeout=5)
+            break
+        except Empty:
+            if not child.is_alive():
+                raise ValueError(f"{what}: the measuring process died (exit code {child.exitcode})") from None
+    child.join()
+    if status != "ok":
+        raise ValueError(f"{what}: {row}")
+    return row
+
+
+def run_bench(
+    model_settings: ModelSettings, variants: list[str], shape: BenchShape, *,
+    device: str = "cpu", isolate: bool = True, progress: Any = print,
+) -> dict[str, Any]:
+    """Measure every variant (each in a fresh process unless ``isolate`` is off) and add the
+    differences to the first variant, the reference (normally ``text_only``)."""
+    unknown = [v for v in variants if v not in get_args(Variant)]
+    if unknown or not variants:
+        raise ValueError(f"--variant {', '.join(unknown) or '(none)'}: choose from {', '.join(get_args(Variant))}")
+    rows = []
+    for n, variant in enumerate(variants, start=1):
+        progress(f"[{n}/{len(variants)}] {variant}: {shape.warmup} warm-up + {shape.iters} timed calls at "
+                 f"batch {shape.latency_batch} and at batch {shape.throughput_batch} ...")
+        args = (model_settings, variant, shape, device)
+        if isolate:
+            row = measure_in_fresh_process(measure_variant, *args, what=f"variant {variant}")
+        else:
+            row = measure_variant(*args)
+        rows.append(row)
+    reference = rows[0]
+    for row in rows:
+        for key in MEASURES:
+            row[f"{key}_change_pct"] = 100 * (row[key] / reference[key] - 1)
+    gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "no GPU used"
+    return {
+        "backbone": model_settings.backbone, "device": device, "shape": shape.model_dump(),
+        "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}, "
+                    f"{rows[0]['threads']} torch threads",
+        "reference_variant": reference["variant"], "rows": rows,
+    }
+
+
+def format_bench(report: dict[str, Any], *, command: str) -> str:
+    """The report as Markdown: our rows, then the paper's quoted ones."""
+    shape = report["shape"]
+    memory = "peak CUDA memory allocated" if report["device"].startswith("cuda") else "peak resident size of the process"
+    lines = [
+        f"Command: `{command}`  ",
+        f"Hardware: {report['hardware']}; backbone `{report['backbone']}`, device {report['device']}.  ",
+        f"Inputs: {shape['max_len']} tokens, word-aligned audio ({shape['audio_dim']}-d) and visual "
+        f"({shape['visual_dim']}-d) sequences; forward only, {shape['warmup']} warm-up + {shape['iters']} timed "
+        f"calls; latency at batch {shape['latency_batch']}, throughput at batch {shape['throughput_batch']}; "
+        f"memory = {memory}.",
+        "",
+        "| variant | parameters (M) | latency (ms) | throughput (clips/s) | peak memory (MB) |",
+        "|---|---|---|---|---|",
+    ]
+    for n, row in enumerate(report["rows"]):
+        cells = [f"{row[k]:.2f}" + (f" ({row[k + '_change_pct']:+.1f} %)" if n else "") for k in MEASURES]
+        lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
+    lines += ["", "Quoted (the paper: RoBERTa-base, A100; not ours):", "",
+              "| variant | parameters (M) | latency (ms) | throughput (clips/s) | peak memory (MB) |", "|---|---|---|---|---|"]
+    for variant, ref in PAPER_REFERENCE.items():
+        lines.append(f"| {variant} | {ref['parameters_m']:.2f} | {ref['latency_ms']:.2f} | {ref['throughput']} | {ref['peak_memory_mb']:.1f} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,115 @@
+"""Scoring new clips: transcripts in, sentiment predictions out, with an exported model folder.
+
+New clips come as ``--text`` arguments, a CSV with a ``text`` column (``id`` optional) and/or
+recordings (``--media``), whose transcripts come from speech recognition (``transcription.py``).
+They are tokenized exactly as the model's training data was (``preprocessing.json``); the
+audio/visual path is left empty, as for a clip whose streams are missing, so a model trained
+with A/V features still scores them (from the text alone).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from crosssent.atomic_files import write_csv_atomic
+from crosssent.data.align import tokenize_transcripts
+from crosssent.data.csv_files import read_csv
+from crosssent.model.folder import Preprocessing, load_model_folder
+from crosssent.model.modeling import CrossSentModel
+from crosssent.scoring import STREAMS
+
+
+def read_transcripts(path: Path) -> list[tuple[str, str]]:
+    """(id, text) rows of a CSV with a ``text`` column and an optional ``id`` column (row
+    numbers from 1 otherwise)."""
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    columns, table = read_csv(path)
+    if "text" not in columns:
+        raise ValueError(f"{path}: no 'text' column (columns: {', '.join(columns) or 'none'})")
+    rows = [(r.get("id") or str(n), r["text"] or "") for n, r in enumerate(table, start=1)]
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    return rows
+
+
+def check_clips(clips: list[tuple[str, str]]) -> None:
+    """An empty transcript or a repeated id is an error naming the clip."""
+    seen: set[str] = set()
+    for clip, text in clips:
+        if not text.strip():
+            raise ValueError(f"clip {clip!r} has an empty transcript")
+        if clip in seen:
+            raise ValueError(f"clip id {clip!r} appears more than once (clips without an id are numbered from 1)")
+        seen.add(clip)
+
+
+def gather_clips(texts: list[str], csv_path: Path | None, *, more_to_come: bool = False) -> list[tuple[str, str]]:
+    """The clips to score: ``texts`` numbered from 1, then the rows of ``csv_path``.
+    ``more_to_come``: recordings will be added, so having none here is not an error (check the
+    whole list again with ``check_clips`` once they are in)."""
+    clips = [(str(n), t) for n, t in enumerate(texts, start=1)]
+    if csv_path is not None:
+        clips += read_transcripts(csv_path)
+    if not clips and not more_to_come:
+        raise ValueError("nothing to score: give --text, --input and/or --media")
+    check_clips(clips)
+    return clips
+
+
+@torch.no_grad()
+def score_transcripts(
+    model: CrossSentModel, tokenizer: PreTrainedTokenizerBase, prep: Preprocessing, texts: list[str],
+    *, batch_size: int = 64,
+) -> np.ndarray:
+    """Predictions (N,) from transcripts alone, tokenized as the training data was."""
+    model.eval()
+    device = next(model.parameters()).device
+    preds = []
+    for start in range(0, len(texts), batch_size):
+        enc = tokenize_transcripts(
+            tokenizer, texts[start:start + batch_size], alignment=prep.alignment, max_len=prep.max_len
+        )
+        out = model(
+            input_ids=torch.tensor(enc["input_ids"], device=device),  # (B, L)
+            attention_mask=torch.tensor(enc["attention_mask"], device=device),  # (B, L)
+        )
+        preds.append(out.prediction.float().cpu().numpy())
+    return np.concatenate(preds) if preds else np.zeros(0, dtype=np.float32)
+
+
+def polarity(prediction: float) -> str:
+    return "positive" if prediction > 0 else "negative" if prediction < 0 else "neutral"
+
+
+def predict_folder(model_dir: Path, clips: list[tuple[str, str]]) -> tuple[Preprocessing, np.ndarray]:
+    """Load an exported model and score ``clips``; returns its preprocessing and (N,) predictions."""
+    model, tokenizer, prep = load_model_folder(model_dir)
+    return prep, score_transcripts(model, tokenizer, prep, [text for _, text in clips])
+
+
+def format_scores(clips: list[tuple[str, str]], preds: np.ndarray, prep: Preprocessing) -> str:
+    """A plain-text table (id, prediction, polarity, start of the transcript) and the label range."""
+    lines = [f"{'id':<12}{'prediction':>11}  {'polarity':<9} text"]
+    for (clip, text), p in zip(clips, preds):
+        lines.append(f"{clip:<12}{p:>11.3f}  {polarity(p):<9} {text[:60]}")
+    lines.append(f"(trained on {prep.trained_on}, whose labels range {prep.label_min:g} to {prep.label_max:g})")
+    return "\n".join(lines)
+
+
+def write_scores(path: Path, clips: list[tuple[str, str]], preds: np.ndarray) -> None:
+    write_csv_atomic(path, ["id", "prediction", "polarity", "text"],
+                     ((clip, f"{p:.6g}", polarity(p), text) for (clip, text), p in zip(clips, preds)))
+
+
+def unused_streams_note(prep: Preprocessing) -> str | None:
+    """A one-line note when the model was trained with audio/visual features it does not get here."""
+    streams = [f"{m} ({getattr(prep, f'{m}_dim')} features)" for m in STREAMS if getattr(prep, f"{m}_dim")]
+    if not streams:
+        return None
+    return (f"note: this model also reads {' and '.join(streams)}; they are left empty here, "
+            "as for clips whose streams are missing")

@@ -1,0 +1,111 @@
+"""Scoring a model on a canonical dataset: predict a split, compute its metrics, summarise
+what GMRA does. Shared by training (the end of every run), ``crosssent evaluate`` and the
+experiment reports; the model folder itself is ``crosssent.model.folder``'s, the run folder
+``crosssent.train.run_dir``'s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset
+from torch.utils.data import DataLoader
+
+from crosssent.data.align import align_dataset, default_cache_root
+from crosssent.data.collate import collate
+from crosssent.data.dataset import drop_modalities, load_dataset, split_rows
+from crosssent.metrics import compute_metrics
+from crosssent.model.folder import check_compatible, load_model_folder
+from crosssent.model.modeling import CrossSentModel
+
+STREAMS = ("audio", "visual")  # the optional streams beside the text
+PredictionRow = tuple[str, str, float, float]  # id, split, label, prediction
+
+
+@torch.no_grad()
+def predict(
+    model: CrossSentModel, aligned: Dataset, *, batch_size: int = 64, hide: tuple[str, ...] = ()
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(ids, labels, predictions) for every row of an aligned table, in order. ``hide``: streams
+    withheld from every clip, as if missing (the robustness check of ``crosssent evaluate --hide``)."""
+    unknown = [m for m in hide if m not in STREAMS]
+    if unknown:
+        raise ValueError(f"--hide {unknown[0]}: choose from {', '.join(STREAMS)}")
+    model.eval()
+    device = next(model.parameters()).device
+    ids: list[str] = []
+    labels, preds = [], []
+    for batch in DataLoader(aligned, batch_size=batch_size, shuffle=False, collate_fn=collate):
+        batch = batch.to(device)
+        inputs = batch.model_inputs()
+        for stream in hide:
+            inputs[stream] = inputs[f"{stream}_mask"] = None
+        out = model(**inputs)
+        ids.extend(batch.id)
+        labels.append(batch.label.cpu().numpy())
+        preds.append(out.prediction.float().cpu().numpy())
+    return ids, np.concatenate(labels), np.concatenate(preds)
+
+
+@torch.no_grad()
+def fusion_summary(model: CrossSentModel, aligned: Dataset, *, batch_size: int = 64) -> dict[str, float] | None:
+    """What a trained GMRA does, averaged over the real text tokens of ``aligned``: the mean
+    gate value, and how the cross-attention splits between audio and visual keys. (The gate
+    acts on the mixed injection Z, so it has no per-modality value; the attention split says
+    which modality Z is made of.) None for variants without GMRA."""
+    if model.config.variant != "crosssent" or not (model.config.audio_dim or model.config.visual_dim):
+        return None
+    model.eval()
+    device = next(model.parameters()).device
+    totals = {"mean_gate": 0.0, "attention_to_audio": 0.0, "attention_to_visual": 0.0}
+    tokens = 0
+    for batch in DataLoader(aligned, batch_size=batch_size, shuffle=False, collate_fn=collate):
+        batch = batch.to(device)
+        out = model(**batch.model_inputs(), output_attentions=True)
+        mask = batch.attention_mask.bool()
+        tokens += int(mask.sum())
+        totals["mean_gate"] += float(out.gates.mean(-1)[mask].sum())
+        weights = out.cross_attentions.mean(1)  # (B, L, La + Lv), audio keys first
+        audio_keys = batch.audio.shape[1] if (batch.audio is not None and model.config.audio_dim) else 0
+        totals["attention_to_audio"] += float(weights[..., :audio_keys].sum(-1)[mask].sum())
+        totals["attention_to_visual"] += float(weights[..., audio_keys:].sum(-1)[mask].sum())
+    return {k: round(v / max(tokens, 1), 4) for k, v in totals.items()}
+
+
+def score_splits(
+    model: CrossSentModel, aligned: Dataset, task: str, splits: tuple[str, ...], *, hide: tuple[str, ...] = ()
+) -> tuple[dict[str, dict[str, float]], list[PredictionRow]]:
+    """Metrics per split and prediction rows (id, split, label, prediction)."""
+    metrics: dict[str, dict[str, float]] = {}
+    rows: list[PredictionRow] = []
+    for split in splits:
+        ids, labels, preds = predict(model, split_rows(aligned, split), hide=hide)
+        metrics[split] = compute_metrics(preds, labels, task)
+        rows.extend((i, split, float(y), float(p)) for i, y, p in zip(ids, labels, preds))
+    return metrics, rows
+
+
+def evaluate_folder(
+    model_dir: str | Path, data_dir: str | Path, splits: tuple[str, ...], *, hide: tuple[str, ...] = ()
+) -> tuple[dict, list]:
+    """Load an exported model, align a canonical dataset the way it was trained, score it
+    (``hide``: streams withheld from every clip, see ``predict``)."""
+    model, tokenizer, prep = load_model_folder(model_dir)
+    table, meta = load_dataset(data_dir)
+    # A model trained without a stream (data.drop_modalities) ignores it in new data too.
+    unused = [m for m in STREAMS if getattr(meta, f"{m}_dim") and not getattr(prep, f"{m}_dim")]
+    table, meta = drop_modalities(table, meta, unused, where=str(data_dir))
+    check_compatible(prep, meta, where=str(data_dir))
+    aligned = align_dataset(table, meta, tokenizer, max_len=prep.max_len, cache_root=default_cache_root(Path(data_dir)))
+    return score_splits(model, aligned, meta.task, splits, hide=hide)
+
+
+def format_table(metrics: dict[str, dict[str, float]]) -> str:
+    """A plain-text table: one row per metric, one column per split."""
+    splits = list(metrics)
+    lines = ["metric        " + "".join(f"{s:>10}" for s in splits)]
+    for key in metrics[splits[0]]:
+        lines.append(f"{key:<14}" + "".join(f"{metrics[s][key]:>10.4f}" for s in splits))
+    return "\n".join(lines)
