@@ -29,7 +29,10 @@ $(VENV)/.installed-real: $(VENV)/.installed
 
 setup-real: $(VENV)/.installed-real
 
+# Lint and types first (seconds), then the suite.
 test: setup-real
+	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 # The embedded default: synthetic data whose tone lives in audio/visual only; the full model

@@ -72,7 +72,8 @@ def main(
     _, from_heard = predict_folder(model, [(c, heard[c]) for c in clips])
     change = np.abs(from_heard - from_reference)
     print(f"score change: mean {change.mean():.3f}, largest {change.max():.3f} (labels span "
-          f"{prep.label_min:g} to {prep.label_max:g}); correlation of the two {np.corrcoef(from_reference, from_heard)[0, 1]:.3f}")
+          f"{prep.label_min:g} to {prep.label_max:g}); correlation of the two "
+          f"{np.corrcoef(from_reference, from_heard)[0, 1]:.3f}")
     if labels:
         truth = np.array([labels[c] for c in clips])
         for name, scores in (("official transcripts", from_reference), ("recognised transcripts", from_heard)):

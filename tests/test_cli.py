@@ -237,7 +237,8 @@ def test_transcribe_writes_chinese_in_the_script_asked_for(tmp_path):
 
 def test_serve_refuses_a_folder_that_is_not_a_model(tmp_path):
     assert_clean_error(run("serve", "--model", tmp_path), "not a CrossSent model folder")
-    assert_clean_error(run("serve", "--model", tmp_path, "--speech-model", tmp_path / "none"), "nor a folder holding a CTranslate2 model.bin")
+    assert_clean_error(run("serve", "--model", tmp_path, "--speech-model", tmp_path / "none"),
+                       "nor a folder holding a CTranslate2 model.bin")
 
 
 def test_bench_writes_its_report_with_the_command_and_refuses_a_missing_gpu(tmp_path, synthetic_dir):
@@ -253,7 +254,8 @@ def test_bench_writes_its_report_with_the_command_and_refuses_a_missing_gpu(tmp_
     if not torch.cuda.is_available():
         assert_clean_error(run("bench", "--config", cfg, "--out", tmp_path / "c", "--device", "cuda"), "no CUDA device")
         assert not (tmp_path / "c").exists()
-    assert_clean_error(run("bench", "--config", cfg, "--out", tmp_path / "d", "--iters", 0), "--iters: Input should be greater than or equal to 1")
+    assert_clean_error(run("bench", "--config", cfg, "--out", tmp_path / "d", "--iters", 0),
+                       "--iters: Input should be greater than or equal to 1")
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,7 +324,8 @@ def test_predict_reads_a_byte_order_mark_and_refuses_bad_outputs(tmp_path, synth
     scored = run("predict", "--model", model, "--input", clips, "--out", tmp_path / "p.csv")
     assert scored.exit_code == 0 and read_csv(tmp_path / "p.csv")[0]["id"] == "mine", scored.output
     assert_clean_error(run("predict", "--model", model, "--text", "good", "--out", tmp_path), "is a folder; give a file name")
-    assert_clean_error(run("predict", "--model", model, "--text", "good", "--out", clips / "p.csv"), "clips.csv is a file, not a folder")
+    assert_clean_error(run("predict", "--model", model, "--text", "good", "--out", clips / "p.csv"),
+                       "clips.csv is a file, not a folder")
     assert_clean_error(run("evaluate", "--model", model, "--data", synthetic_dir, "--out", clips), "exists and is not a folder")
     stub = tmp_path / "stub"
     stub.mkdir()
@@ -361,7 +364,8 @@ def test_a_model_folder_is_complete_and_consistent_or_refused(tmp_path, syntheti
         (edit("audio", "config.json", audio_dim=7), "tensor audio_norm.mean has shape (8,)"),
         (edit("variant", "config.json", variant="mag"), "holds no tensor fusion.audio_gate.weight"),
         (truncated, "model.safetensors: not a complete safetensors file"),
-        (edit("prep", "preprocessing.json", visual_dim=9), "preprocessing.json has visual_dim=9 but config.json has visual_dim=6"),
+        (edit("prep", "preprocessing.json", visual_dim=9),
+         "preprocessing.json has visual_dim=9 but config.json has visual_dim=6"),
     ]
     for folder, message in cases:
         assert_clean_error(run("evaluate", "--model", folder, "--data", synthetic_dir), message)

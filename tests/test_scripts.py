@@ -153,8 +153,10 @@ def test_hide_streams_tabulates_every_condition_against_every_stream(tmp_path, s
     assert f"{np.mean(hidden) - np.mean(full):+.3f} ({better}/2)" in change
 
     # a text-only model has nothing to withhold: one line, exit 2
-    train_run(tiny_settings(synthetic_dir, data={"drop_modalities": ["audio", "visual"]}, train={"max_epochs": 1}), tmp_path / "t")
-    refused = subprocess.run([sys.executable, str(SCRIPTS / "hide_streams.py"), str(synthetic_dir), str(tmp_path / "t" / "model")],
+    text_only_data = tiny_settings(synthetic_dir, data={"drop_modalities": ["audio", "visual"]}, train={"max_epochs": 1})
+    train_run(text_only_data, tmp_path / "t")
+    script = str(SCRIPTS / "hide_streams.py")
+    refused = subprocess.run([sys.executable, script, str(synthetic_dir), str(tmp_path / "t" / "model")],
                              capture_output=True, text=True)
     assert refused.returncode == 2 and "nothing to withhold" in refused.stderr, refused.stderr
 
@@ -186,7 +188,8 @@ def test_compare_transcripts_counts_errors_and_scores_both_versions(tmp_path, sy
     from tests.conftest import tiny_settings
 
     (tmp_path / "official.csv").write_text("id,text,label\na,it was really good,2.0\nb,a bad movie,-1.5\nc,so so,0.2\n")
-    (tmp_path / "heard.csv").write_text("id,text,language,duration_s\nb,a bad movie,en,1.0\na,it was good,en,1.0\nc,so so,en,1.0\n")
+    (tmp_path / "heard.csv").write_text(
+        "id,text,language,duration_s\nb,a bad movie,en,1.0\na,it was good,en,1.0\nc,so so,en,1.0\n")
     run = [sys.executable, str(SCRIPTS / "compare_transcripts.py"), str(tmp_path / "official.csv"), str(tmp_path / "heard.csv")]
     done = subprocess.run(run, capture_output=True, text=True, check=True)
     # one deleted word of nine; one clip of three has an error (mean per clip (1/4 + 0 + 0) / 3)

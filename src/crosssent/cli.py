@@ -46,7 +46,9 @@ def _quiet_libraries(*, lightning: bool = False) -> None:
     import warnings
 
     if lightning:
-        import lightning.pytorch  # noqa: F401  (it sets its loggers' levels when imported)
+        import importlib
+
+        importlib.import_module("lightning.pytorch")  # it sets its loggers' levels when imported
 
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -426,9 +428,5 @@ def data_inspect(path: Annotated[Path, typer.Argument(help="canonical dataset fo
     typer.echo(json.dumps({"meta": meta.model_dump(), "summary": summarize(table, meta)}, indent=2))
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":  # pragma: no cover  (python -m crosssent.cli: torchrun, bench-service)
     sys.exit(app())

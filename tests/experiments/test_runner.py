@@ -49,7 +49,8 @@ def test_grid_runs_interrupts_and_resumes(tmp_path, synthetic_dir):
     assert res["crosssent"]["test"]["mae"]["n"] == 2 and res["no_gmra"]["seeds"] == [0, 1]
     boot = payload["comparisons"]["synthetic"]["no_gmra"]["bootstrap"]["mae"]
     assert 0 < boot["p"] <= 1 and boot["ci_low"] <= boot["diff"] <= boot["ci_high"]
-    assert payload["comparisons"]["synthetic"]["no_gmra"]["mean_diff"]["mae"] == pytest.approx(boot["diff"], rel=1e-5)  # predictions file vs float32 metrics
+    mean_diff = payload["comparisons"]["synthetic"]["no_gmra"]["mean_diff"]["mae"]
+    assert mean_diff == pytest.approx(boot["diff"], rel=1e-5)  # predictions file vs float32 metrics
     reverse = payload["extra_comparisons"]["synthetic"]["no_gmra - crosssent"]
     assert reverse["bootstrap"]["mae"]["diff"] == pytest.approx(-boot["diff"])
     assert reverse["paired_t_p"]["mae"] == pytest.approx(payload["comparisons"]["synthetic"]["no_gmra"]["paired_t_p"]["mae"])
@@ -147,7 +148,8 @@ def test_settings_a_variant_never_reads_do_not_invalidate_its_runs(tmp_path):
     config = ExperimentConfig(name="e", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=unused"]},
                               variants=["no_gmra", "crosssent"], seeds=[0], report_test=False)
     run_grid(config, tmp_path, run_fn=_fake_run, echo=lambda _: None)
-    changed = config.model_copy(update={"overrides": ["model.gate_bias_init=-4", "train.lr_fusion=1e-4"], "variants": ["no_gmra"]})
+    overrides = ["model.gate_bias_init=-4", "train.lr_fusion=1e-4"]
+    changed = config.model_copy(update={"overrides": overrides, "variants": ["no_gmra"]})
     lines = []
     run_grid(changed, tmp_path, run_fn=_fake_run, echo=lines.append)  # text_only has no gate
     assert any("no_gmra seed 0: done, skipped" in line for line in lines)

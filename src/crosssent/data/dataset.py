@@ -13,7 +13,7 @@ audio: ``audio`` (list of frames, each a list of ``audio_dim`` float32) and ``au
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,8 +80,10 @@ def validate_columns(columns: dict[str, list], meta: DatasetMeta, *, where: str)
     ids = columns["id"]
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
-        dup = next(i for i in ids if i in seen or seen.add(i))
-        raise ValueError(f"{where}: clip id {dup!r} occurs more than once")
+        for clip in ids:
+            if clip in seen:
+                raise ValueError(f"{where}: clip id {clip!r} occurs more than once")
+            seen.add(clip)
     for clip, split in zip(ids, columns["split"]):
         if split not in SPLITS:
             raise ValueError(f"{where}: clip {clip!r} has split {split!r}, expected one of {SPLITS}")
@@ -190,7 +192,7 @@ def split_rows(table: Dataset, split: str) -> Dataset:
 
 
 def drop_modalities(
-    table: Dataset, meta: DatasetMeta, modalities: list[str] | tuple[str, ...], *, where: str
+    table: Dataset, meta: DatasetMeta, modalities: Sequence[str], *, where: str
 ) -> tuple[Dataset, DatasetMeta]:
     """The dataset without the named A/V streams (an ablation, or a model trained without them):
     their columns leave the table and their widths become 0 in a copy of the metadata, whose

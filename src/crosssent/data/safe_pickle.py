@@ -88,6 +88,8 @@ def _plain_dtype(dtype: Any) -> np.dtype:
 
 class _Reader(pickle._Unpickler):  # type: ignore[name-defined]
     dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+    stack: list[Any]  # the pure-Python unpickler's own state, set by load()
+    metastack: list[Any]
 
     def __init__(self, handle: Any, *, bounds: Bounds) -> None:
         super().__init__(handle, encoding="latin1")
@@ -121,7 +123,7 @@ class _Reader(pickle._Unpickler):  # type: ignore[name-defined]
         else:
             _build_dtype(inst, state)
 
-    dispatch[pickle.BUILD[0]] = load_build
+    dispatch[pickle.BUILD[0]] = load_build  # type: ignore[assignment]
 
 
 def _counted(op: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -178,7 +180,7 @@ def _ndarray_class(reader: _Reader) -> Any:
 def _reconstruct(reader: _Reader) -> Callable[..., Any]:
     def reconstruct(subtype: Any, shape: Any, typecode: Any) -> np.ndarray:
         _need(subtype is np.ndarray, f"an array of type {subtype!r:.80}")
-        array = _np_reconstruct(np.ndarray, (0,), b"b")
+        array: np.ndarray = _np_reconstruct(np.ndarray, (0,), b"b")  # type: ignore[assignment]
         reader.fresh[id(array)] = array
         return array
     return reconstruct
@@ -237,7 +239,7 @@ def _build_dtype(dtype: np.dtype, state: Any) -> None:
         _need(isinstance(fields, dict) and all(
             isinstance(f, tuple) and f and isinstance(f[0], np.dtype) for f in fields.values()), "dtype fields")
     _need(names is None or (isinstance(names, tuple) and all(isinstance(n, str) for n in names)), "dtype names")
-    dtype.__setstate__(state)
+    dtype.__setstate__(state)  # type: ignore[attr-defined]
     _plain_dtype(dtype)
 
 

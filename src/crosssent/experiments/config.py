@@ -99,7 +99,9 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
                 raise ValueError(f"{path}: quoted: {dataset}: {label}: unknown metric {unknown_metric!r}")
     for variant in config.borrowed_records:
         if variant not in config.variants or config.records is None:
-            raise ValueError(f"{path}: borrowed_records: {variant!r} needs to be a variant of this experiment and 'records' to be set")
+            raise ValueError(
+                f"{path}: borrowed_records: {variant!r} needs to be a variant of this experiment and 'records' to be set"
+            )
     return config
 
 

@@ -73,9 +73,9 @@ def draw_seed_figure(per_variant: dict[str, Any], keys: tuple[str, ...], *, spli
             ax.hlines(stat["mean"] * scale, x - 0.3, x + 0.3, color="black", linewidth=1.6, zorder=4)
             if stat["n"] >= MIN_SEEDS_FOR_INTERVAL:
                 ax.vlines(x, stat["ci_low"] * scale, stat["ci_high"] * scale, color="black", linewidth=0.8, zorder=2)
-        for (label, values), color in zip(quoted.items(), QUOTED_COLORS):
-            if key in values:
-                ax.axhline(values[key] * scale, color=color, linestyle="--", linewidth=1.0, label=f"{label} (quoted)")
+        for (label, quoted_values), color in zip(quoted.items(), QUOTED_COLORS):
+            if key in quoted_values:
+                ax.axhline(quoted_values[key] * scale, color=color, linestyle="--", linewidth=1.0, label=f"{label} (quoted)")
         unit = " (%)" if scale == 100 else ""
         better = "lower is better" if key in LOWER_IS_BETTER | {SELECTION_KEY} else "higher is better"
         name = "validation MSE (selects the model)" if key == SELECTION_KEY else key

@@ -67,13 +67,13 @@ def paired_bootstrap(
     n = len(labels)
     observed = {k: float(np.mean([compute_metrics(a, labels, task)[k] - compute_metrics(b, labels, task)[k]
                                   for a, b in zip(preds_a, preds_b)])) for k in keys}
-    draws = {k: [] for k in keys}
+    draws: dict[str, list[float]] = {k: [] for k in keys}
     for _ in range(samples):
         idx = rng.integers(0, n, n)
         y = labels[idx]
         diffs = [(compute_metrics(a[idx], y, task), compute_metrics(b[idx], y, task)) for a, b in zip(preds_a, preds_b)]
         for k in keys:
-            draws[k].append(np.mean([ma[k] - mb[k] for ma, mb in diffs]))
+            draws[k].append(float(np.mean([ma[k] - mb[k] for ma, mb in diffs])))
     result = {}
     for k in keys:
         d = np.asarray(draws[k])
@@ -317,7 +317,8 @@ def _csv(results: dict[str, Any], split: str) -> str:
     for dataset, per_variant in results.items():
         for variant, r in per_variant.items():
             for k, s in r[split].items():
-                writer.writerow([dataset, variant, split, k, s["n"], f"{s['mean']:.6g}", f"{s['std']:.6g}", f"{s['ci_low']:.6g}", f"{s['ci_high']:.6g}"])
+                writer.writerow([dataset, variant, split, k, s["n"],
+                                 *(f"{s[key]:.6g}" for key in ("mean", "std", "ci_low", "ci_high"))])
     return buf.getvalue()
 
 

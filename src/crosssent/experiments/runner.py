@@ -48,7 +48,7 @@ def run_grid(
         settings = cell_settings(config, dataset, variant, seed)
         _check_same_settings(target, settings)
         if _sync_record(config, target, (dataset, variant, seed), settings):
-            echo(f"{label}: restored from {record_path(config.records, dataset, variant, seed)}")
+            echo(f"{label}: restored from {record_path(config.records or Path(), dataset, variant, seed)}")
             continue
         if RunDir(target).is_finished():
             echo(f"{label}: done, skipped")

@@ -200,5 +200,6 @@ def format_bench(report: dict[str, Any], *, command: str) -> str:
     lines += ["", "Quoted (the paper: RoBERTa-base, A100; not ours):", "",
               "| variant | parameters (M) | latency (ms) | throughput (clips/s) | peak memory (MB) |", "|---|---|---|---|---|"]
     for variant, ref in PAPER_REFERENCE.items():
-        lines.append(f"| {variant} | {ref['parameters_m']:.2f} | {ref['latency_ms']:.2f} | {ref['throughput']} | {ref['peak_memory_mb']:.1f} |")
+        lines.append(f"| {variant} | {ref['parameters_m']:.2f} | {ref['latency_ms']:.2f} | {ref['throughput']} "
+                     f"| {ref['peak_memory_mb']:.1f} |")
     return "\n".join(lines) + "\n"

@@ -153,7 +153,9 @@ def create_app(
         request: Request, name: str = Query(min_length=1, max_length=200, pattern=r"^[\w.\- ]+$"),
     ) -> ScoredRecording:
         if transcriber is None:
-            raise HTTPException(status_code=404, detail="this service takes transcripts only: start it with --speech-model whisper-base")
+            raise HTTPException(
+                status_code=404, detail="this service takes transcripts only: start it with --speech-model whisper-base"
+            )
         if not any(ch.isalnum() for ch in name):  # '.', '..': not a file name
             raise HTTPException(status_code=422, detail=f"recording name {name!r} holds no letter or digit")
         with tempfile.TemporaryDirectory() as tmp:
@@ -163,7 +165,8 @@ def create_app(
                     async for chunk in request.stream():
                         size += len(chunk)
                         if size > MAX_RECORDING_BYTES:
-                            raise HTTPException(status_code=413, detail=f"recording {name!r}: over {MAX_RECORDING_BYTES >> 20} MiB")
+                            too_big = f"recording {name!r}: over {MAX_RECORDING_BYTES >> 20} MiB"
+                            raise HTTPException(status_code=413, detail=too_big)
                         handle.write(chunk)
                 except ClientDisconnect:  # gone, or too slow (BodyLimits): nobody waits for an answer
                     raise HTTPException(status_code=408, detail=f"recording {name!r}: the body did not arrive in time") from None

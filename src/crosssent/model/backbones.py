@@ -34,9 +34,10 @@ import zipfile
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import (
+from transformers import (  # type: ignore[attr-defined]  # BertTokenizerFast is exported lazily
     AutoConfig,
     AutoModel,
     AutoTokenizer,
@@ -70,7 +71,7 @@ def tiny_tokenizer() -> PreTrainedTokenizerBase:
 
 def tiny_backbone_config(family: str = "bert", *, vocab_size: int | None = None, layers: int = 2):
     """Config of a tiny random encoder of one of ``TINY_FAMILIES`` (as transformers' tests do)."""
-    size = dict(
+    size: dict[str, Any] = dict(
         vocab_size=vocab_size or len(_tiny_vocab()), hidden_size=32, num_hidden_layers=layers,
         num_attention_heads=4, intermediate_size=37, max_position_embeddings=128,
     )

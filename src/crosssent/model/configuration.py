@@ -4,7 +4,7 @@ This file imports nothing else from the package (it is the lowest room of the ho
 A ``CrossSentConfig`` is saved as ``config.json`` inside every exported model folder, next to
 ``model.safetensors``, so a model can be loaded for inference without the training config.
 
-Choices that METHOD.md calls "project choices" (not the paper's text) are marked ``[choice]``.
+Choices that docs/method.md calls "project choices" (not the paper's text) are marked ``[choice]``.
 """
 
 from __future__ import annotations

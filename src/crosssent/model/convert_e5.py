@@ -106,8 +106,7 @@ def read_e5s1(path: str | Path) -> dict:
         if dtype == 0:
             array = np.frombuffer(raw, "<f4", count).copy()
         elif dtype == 1:
-            key = name.split(".")[1] if name.startswith("l") else None
-            rows = vocab if name == "emb.word" else rows_of[key]
+            rows = vocab if name == "emb.word" else rows_of[name.split(".")[1]]
             array = dequantize_q4(raw, rows, count // rows)
         else:
             raise ValueError(f"{path}: tensor {name} has unknown dtype {dtype}")
@@ -161,7 +160,8 @@ def build_model(parsed: dict) -> BertModel:
         for short, long in LAYER_KEYS.items():
             state[f"encoder.layer.{layer}.{long}.weight"] = t[f"l{layer}.{short}.w"]
             state[f"encoder.layer.{layer}.{long}.bias"] = t[f"l{layer}.{short}.b"]
-    missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=False)
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids") and "token_type_ids" not in k]
     if missing or unexpected:
         raise ValueError(f"E5S1 conversion: missing {missing[:3]}, unexpected {unexpected[:3]}")

@@ -147,7 +147,7 @@ def load_model_folder(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTok
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError, TypeError, KeyError) as err:  # transformers' messages run over several lines
         raise ValueError(f"{folder}: its tokenizer files cannot be loaded ({str(err).splitlines()[0].strip()})") from None
-    rows = model.backbone.get_input_embeddings().num_embeddings
+    rows = int(model.backbone.get_input_embeddings().num_embeddings)  # type: ignore[arg-type]
     if len(tokenizer) > rows:
         raise ValueError(f"{folder}: its tokenizer has {len(tokenizer)} tokens but the encoder's embedding "
                          f"has {rows} rows (tokenizer files from another model?)")

@@ -121,6 +121,9 @@ class FeatureStandardizer(nn.Module):
     and inference applies them without any extra file. Until set, the transform is identity.
     """
 
+    mean: Tensor  # (w,) buffers, registered below
+    std: Tensor
+
     def __init__(self, width: int) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(width))
@@ -140,7 +143,7 @@ class FeatureStandardizer(nn.Module):
 # GMRA
 # --------------------------------------------------------------------------------------------
 class GatedMultimodalResidualAdapter(nn.Module):
-    """GMRA (METHOD.md): cross-attention text->[audio; visual], token-wise gate, residual add,
+    """GMRA (docs/method.md): cross-attention text->[audio; visual], token-wise gate, residual add,
     bottleneck adapter. ``out`` (W_O) and ``adapter_up`` start at zero, so an untrained GMRA is
     the identity and the model computes exactly what its text-only backbone computes."""
 
@@ -171,7 +174,9 @@ class GatedMultimodalResidualAdapter(nn.Module):
         self.attn_dropout = nn.Dropout(dropout)
         self.gate = nn.Linear(2 * hidden_size, hidden_size)  # W_g, b_g
         # adapter_dim 0 leaves the adapter out (an ablation); names kept for saved checkpoints.
-        self.adapter_norm = self.adapter_down = self.adapter_up = None
+        self.adapter_norm: nn.LayerNorm | None = None
+        self.adapter_down: nn.Linear | None = None
+        self.adapter_up: nn.Linear | None = None
         if adapter_dim:
             self.adapter_norm = nn.LayerNorm(hidden_size)
             self.adapter_down = nn.Linear(hidden_size, adapter_dim)
@@ -193,7 +198,7 @@ class GatedMultimodalResidualAdapter(nn.Module):
             (self.audio_proj, audio, audio_mask),
             (self.visual_proj, visual, visual_mask),
         ):
-            if proj is not None and feats is not None:
+            if proj is not None and feats is not None and mask is not None:
                 parts.append(proj(feats))
                 masks.append(mask)
         if not parts:
@@ -221,6 +226,7 @@ class GatedMultimodalResidualAdapter(nn.Module):
         fused = hidden + gates * z
         out = fused
         if self.adapter_up is not None:  # bottleneck adapter Up(GELU(Down(LN(F))))
+            assert self.adapter_down is not None and self.adapter_norm is not None
             out = fused + self.adapter_up(
                 self.adapter_dropout(nn.functional.gelu(self.adapter_down(self.adapter_norm(fused))))
             )
@@ -302,7 +308,7 @@ class MultimodalAdaptationGate(nn.Module):
             ("audio", self.audio_gate, self.audio_shift, audio, audio_mask),
             ("visual", self.visual_gate, self.visual_shift, visual, visual_mask),
         ):
-            if gate is None or feats is None:
+            if gate is None or proj is None or feats is None or mask is None:
                 gates.append(torch.zeros_like(hidden))
                 continue
             feats, mask = _to_text_timeline(name, feats, mask, hidden.shape[1])
@@ -337,6 +343,9 @@ class _InjectAfter(nn.Module):
     so its state-dict keys are the wrapped module's own; the fusion module is registered on
     the CrossSent model, not here. It keeps no per-call state: the call's inputs and result
     live in ``_CURRENT_CALL`` (see ``fusing``)."""
+
+    wrapped: nn.Module  # set with object.__setattr__: not registered as children
+    fusion: nn.Module
 
     def __init__(self, wrapped: nn.Module, fusion: nn.Module) -> None:
         super().__init__()
@@ -445,6 +454,8 @@ def usable_positions(backbone_config: Any) -> int | None:
 class CrossSentModel(nn.Module):
     """Backbone + optional fusion + pooling + regression head, for every variant."""
 
+    _injector: _InjectAfter | None  # a plain handle (set with object.__setattr__) to the wrapper in the backbone
+
     def __init__(self, *, config: CrossSentConfig, backbone: PreTrainedModel) -> None:
         super().__init__()
         self.config = config
@@ -452,8 +463,8 @@ class CrossSentModel(nn.Module):
         if config.attn_implementation == "eager":
             backbone.set_attn_implementation("eager")
         hidden = backbone.config.hidden_size
-        self.audio_norm = FeatureStandardizer(config.audio_dim) if config.audio_dim else None
-        self.visual_norm = FeatureStandardizer(config.visual_dim) if config.visual_dim else None
+        self.audio_norm: FeatureStandardizer | None = FeatureStandardizer(config.audio_dim) if config.audio_dim else None
+        self.visual_norm: FeatureStandardizer | None = FeatureStandardizer(config.visual_dim) if config.visual_dim else None
         # The wrapper lives inside the backbone; keep a plain (unregistered) handle to it.
         object.__setattr__(self, "_injector", None)
         self.fusion: nn.Module | None = None
@@ -470,15 +481,18 @@ class CrossSentModel(nn.Module):
                 dropout=config.dropout,
             )
             index = config.inject_layer - 1
-            object.__setattr__(self, "_injector", _InjectAfter(layers[index], self.fusion))
-            layers[index] = self._injector
+            injector = _InjectAfter(layers[index], self.fusion)
+            object.__setattr__(self, "_injector", injector)
+            layers[index] = injector
         elif config.variant == "mag":
             self.fusion = MultimodalAdaptationGate(
                 hidden_size=hidden, audio_dim=config.audio_dim, visual_dim=config.visual_dim,
                 beta=config.mag_beta, dropout=config.dropout,
             )
-            object.__setattr__(self, "_injector", _InjectAfter(backbone.embeddings, self.fusion))
-            backbone.embeddings = self._injector
+            embeddings: nn.Module = backbone.embeddings  # type: ignore[assignment]
+            injector = _InjectAfter(embeddings, self.fusion)
+            object.__setattr__(self, "_injector", injector)
+            backbone.embeddings = injector
         head_in = hidden
         if config.variant == "late_fusion":
             head_in = hidden + config.audio_dim + config.visual_dim
@@ -511,9 +525,9 @@ class CrossSentModel(nn.Module):
         batch = input_ids.shape[0]
         _check_stream("audio", audio, audio_mask, cfg.audio_dim, batch)
         _check_stream("visual", visual, visual_mask, cfg.visual_dim, batch)
-        if audio is not None:
+        if audio is not None and self.audio_norm is not None:
             audio = self.audio_norm(audio)
-        if visual is not None:
+        if visual is not None and self.visual_norm is not None:
             visual = self.visual_norm(visual)
         audio, audio_mask = _masked(audio, audio_mask)  # padded frames are zero after this
         visual, visual_mask = _masked(visual, visual_mask)
@@ -545,7 +559,8 @@ class CrossSentModel(nn.Module):
             for feats, mask, width in ((audio, audio_mask, cfg.audio_dim), (visual, visual_mask, cfg.visual_dim)):
                 if width:
                     extra.append(
-                        masked_mean(feats, mask) if feats is not None else pooled.new_zeros(batch, width)
+                        masked_mean(feats, mask) if feats is not None and mask is not None
+                        else pooled.new_zeros(batch, width)
                     )
             pooled = torch.cat(extra, dim=-1)
         embedding = self.head_hidden(pooled)  # (B, width)

@@ -1,5 +1,5 @@
 """Training objectives: MSE + Monotonic Pairwise Ranking (MPR) + Error-Interval Ordinal
-Inconsistency (EIOI), with the cosine ramp of their weights (METHOD.md).
+Inconsistency (EIOI), with the cosine ramp of their weights (docs/method.md).
 
 Plain functions plus one ``nn.Module`` that combines them; imports nothing else of ours.
 """

@@ -15,7 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from crosssent.model.configuration import UNUSED_FIELDS, CrossSentConfig, Pooling, Variant
+from crosssent.model.configuration import UNUSED_FIELDS, CrossSentConfig
 from crosssent.validation_errors import first_problem
 
 

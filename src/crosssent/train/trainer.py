@@ -121,7 +121,8 @@ def parameter_groups(model: torch.nn.Module, s: TrainSettings) -> list[dict[str,
     the fusion module (GMRA / MAG) at ``lr_fusion`` (default ``lr_new``), everything else
     (head, ...) at ``lr_new``; no weight decay on biases and norms."""
     groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
-    decay_steps = _layer_decay_steps(model.backbone) if s.lr_layer_decay != 1 else {}
+    backbone: torch.nn.Module = model.backbone  # type: ignore[assignment]
+    decay_steps = _layer_decay_steps(backbone) if s.lr_layer_decay != 1 else {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
@@ -357,7 +358,8 @@ def build_trainer(
         callbacks.append(_InterruptAfter(ts.interrupt_after_epochs))
     trainer = L.Trainer(
         default_root_dir=run.path, max_epochs=ts.max_epochs, accelerator=ts.accelerator,
-        devices=ts.devices, num_nodes=ts.num_nodes, strategy=ts.strategy, precision=ts.precision,
+        devices=ts.devices, num_nodes=ts.num_nodes, strategy=ts.strategy,
+        precision=ts.precision,  # type: ignore[arg-type]  # Lightning validates it
         deterministic=ts.deterministic, gradient_clip_val=ts.grad_clip or None,
         callbacks=callbacks, log_every_n_steps=ts.log_every_n_steps,
         enable_progress_bar=ts.progress_bar, enable_model_summary=False,

@@ -76,7 +76,8 @@ def convert(source: str | Path, out_dir: str | Path, *, name: str, task: str, st
         cols["split"].extend([split] * n)
         for m in "TAV":
             if f"regression_labels_{m}" in part:
-                cols.setdefault(f"label_{m}", []).extend(np.asarray(part[f"regression_labels_{m}"], dtype=np.float64).reshape(-1).tolist())
+                values = np.asarray(part[f"regression_labels_{m}"], dtype=np.float64).reshape(-1)
+                cols.setdefault(f"label_{m}", []).extend(values.tolist())
         for ours, theirs in (("audio", "audio"), ("visual", "vision")):
             if theirs not in part:
                 continue
