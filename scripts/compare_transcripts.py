@@ -4,7 +4,7 @@
 
 OFFICIAL.csv has the columns ``id`` and ``text`` (and ``label``, optional); RECOGNISED.csv is what
 ``crosssent transcribe`` writes. Clips are joined by id; every official clip must have been
-recognised. Printed: the error rate over all clips (``crosssent.inference.transcribe.error_rate``: per
+recognised. Printed: the error rate over all clips (``crosssent.features.transcribe.error_rate``: per
 word for English, per character for Chinese) and the share of clips recognised without an error.
 With ``--model``, each clip is scored from both transcripts: the mean and largest change of the
 score, and, where the official file has labels, the metrics of either set of scores.
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from crosssent.features.transcribe import error_rate, transcript_units
 from crosssent.inference.predict import check_clips, predict_folder, read_transcripts
-from crosssent.inference.transcribe import error_rate, transcript_units
 from crosssent.metrics import compute_metrics
 
 SHOWN = ("acc2", "acc2_non0", "acc5", "acc7", "mae", "corr")

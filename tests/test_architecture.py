@@ -13,7 +13,7 @@ def room(module: str) -> str:
     if module in COMMON:
         return "common"
     parts = module.split(".")
-    if len(parts) >= 3 or parts[-1] in ("data", "model", "train", "experiments", "inference"):
+    if len(parts) >= 3 or parts[-1] in ("data", "model", "train", "experiments", "features", "inference"):
         return parts[1]
     return {"crosssent": "package", "crosssent.scoring": "scoring", "crosssent.cli": "cli"}[module]
 
@@ -25,8 +25,9 @@ ALLOWED = {
     "scoring": {"common", "data", "model"},
     "train": {"common", "data", "model", "scoring", "train"},
     "experiments": {"common", "data", "model", "scoring", "train", "experiments"},
-    "inference": {"common", "data", "model", "scoring", "inference", "train.config"},
-    "cli": {"common", "data", "model", "scoring", "train", "experiments", "inference", "package"},
+    "features": {"common", "data", "model", "features"},
+    "inference": {"common", "data", "model", "scoring", "features", "inference", "train.config"},
+    "cli": {"common", "data", "model", "scoring", "train", "experiments", "features", "inference", "package"},
     "package": {"common", "model"},
 }
 # Rooms with a stricter rule than their package's.

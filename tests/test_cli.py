@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from crosssent.cli import _quiet_libraries, app
 from tests.conftest import TINY_TRAIN
-from tests.inference.test_transcribe import MANDARIN, RAW, needs_raw_clips, needs_whisper, write_silence
+from tests.features.test_transcribe import MANDARIN, RAW, needs_raw_clips, needs_whisper, write_silence
 
 runner = CliRunner()
 

@@ -219,3 +219,16 @@ def test_compare_transcripts_counts_errors_and_scores_both_versions(tmp_path, sy
     (tmp_path / "heard.csv").write_text("id,text\na,it was good\nb,a bad movie\na,it was bad\n")
     repeated = subprocess.run(run, capture_output=True, text=True)
     assert repeated.returncode != 0 and "heard.csv: clip id 'a' appears more than once" in repeated.stderr
+
+
+def test_voice_probe_finds_the_synthetic_clip_audio_and_refuses_other_alignments(tmp_path):
+    from crosssent.data.sources.synthetic import generate
+
+    clip = generate(tmp_path / "clip", n_train=200, n_valid=50, n_test=100, seed=0, alignment="clip", tone_weight=2.5)
+    done = subprocess.run([sys.executable, str(SCRIPTS / "probe_voice.py"), str(clip)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    corr = float(done.stdout.split("test Corr ")[1].split(",")[0])
+    assert corr > 0.3, done.stdout  # the tone lives in the audio
+    word = generate(tmp_path / "word", n_train=40, n_valid=10, n_test=10, seed=0)
+    refused = subprocess.run([sys.executable, str(SCRIPTS / "probe_voice.py"), str(word)], capture_output=True, text=True)
+    assert refused.returncode == 2 and "needs clip-level audio" in refused.stderr

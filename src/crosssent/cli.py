@@ -15,7 +15,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from crosssent.inference.transcribe import ChineseScript
+from crosssent.features.transcribe import ChineseScript
 
 app = typer.Typer(help="CrossSent: multimodal sentiment analysis (GMRA).", no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Create, convert and inspect canonical datasets.", no_args_is_help=True)
@@ -131,6 +131,7 @@ def predict(
     exported model (audio/visual features left empty)."""
     _quiet_libraries()
     from crosssent.atomic_files import check_file_target
+    from crosssent.features.transcribe import transcribe_files
     from crosssent.inference.predict import (
         check_clips,
         format_scores,
@@ -139,7 +140,6 @@ def predict(
         unused_streams_note,
         write_scores,
     )
-    from crosssent.inference.transcribe import transcribe_files
     from crosssent.model.folder import load_preprocessing
 
     try:
@@ -174,7 +174,7 @@ def transcribe(
     """Transcribe recordings with a speech model, into a CSV that predict --input scores."""
     _quiet_libraries()
     from crosssent.atomic_files import check_file_target
-    from crosssent.inference.transcribe import transcribe_files, write_transcripts
+    from crosssent.features.transcribe import transcribe_files, write_transcripts
 
     try:
         check_file_target(out)
@@ -205,7 +205,7 @@ def serve(
     except ImportError as err:
         _fail(ValueError(f"crosssent serve needs the serve extra ({err.name} is missing): pip install 'crosssent[serve]'"))
     try:
-        from crosssent.inference.transcribe import Transcriber
+        from crosssent.features.transcribe import Transcriber
 
         transcriber = (Transcriber(model=speech_model, language=language, chinese_script=chinese_script)
                        if speech_model else None)
@@ -404,15 +404,49 @@ def data_convert(
 
 @data_app.command("import")
 def data_import(
-    name: Annotated[str, typer.Argument(help="mosi-clip | mosi-bclstm | mosei-text | sims-text | sims-text-en | sims-text-bilingual")],
-    source: Annotated[Path, typer.Argument(help="folder holding mosi/, mosei/, sims/ (e.g. ../shared/data)")],
+    name: Annotated[str, typer.Argument(help="mosi-clip | mosi-bclstm | mosei-text | sims-text | sims-text-en | sims-text-bilingual | ravdess")],
+    source: Annotated[Path, typer.Argument(help="folder holding mosi/, mosei/, sims/, ravdess/ (e.g. ../shared/data)")],
     out: Annotated[Path, typer.Option(help="dataset folder to write")],
+    audio: Annotated[str, typer.Option(help="ravdess: audio features from the recordings, whisper or egemaps")] = "whisper",
+    alignment: Annotated[str, typer.Option(help="ravdess: clip (mean and std per clip), word or unaligned")] = "clip",
 ) -> None:
     """Import a public release (see docs/data.md) into the canonical format, with checks."""
     _quiet_libraries()
+    if name == "ravdess":
+        from crosssent.features.build import import_ravdess
+
+        _write_dataset(lambda: import_ravdess(source, out, audio=audio, alignment=alignment, report=typer.echo))
+        return
     from crosssent.data.sources.releases import import_release
 
     _write_dataset(lambda: import_release(name, source, out))
+
+
+@data_app.command("build")
+def data_build(
+    media_dir: Annotated[Path, typer.Argument(help="folder of recordings: <id>.<ext>, or MMSA's Raw/VIDEO_ID/CLIP_ID.mp4")],
+    labels: Annotated[Path, typer.Option(help="label table (CSV): MMSA's label.csv layout, or name the columns below")],
+    out: Annotated[Path, typer.Option(help="dataset folder to write")],
+    audio: Annotated[str, typer.Option(help="audio features: whisper (Whisper base encoder states), egemaps (openSMILE eGeMAPS v02) or none")] = "whisper",
+    visual: Annotated[str, typer.Option(help="visual features: none (face features are not built yet)")] = "none",
+    alignment: Annotated[str, typer.Option(help="clip (mean and std per clip), word (per word, from word time stamps) or unaligned")] = "clip",
+    task: Annotated[str, typer.Option(help="metric convention: mosi | mosei | sims")] = "mosi",
+    name: Annotated[str, typer.Option(help="dataset name (default: the label table's file name)")] = "",
+    id_column: Annotated[str | None, typer.Option(help="clip id column (default: MMSA's video_id + clip_id)")] = None,
+    label_column: Annotated[str, typer.Option(help="label column")] = "label",
+    split_column: Annotated[str, typer.Option(help="split column: train / valid / test")] = "mode",
+    text_column: Annotated[str, typer.Option(help="transcript column (empty or absent: recognised by Whisper base)")] = "text",
+) -> None:
+    """Build a canonical dataset from recordings and a label table, with real audio features
+    (cached per clip: an interrupted build resumes)."""
+    _quiet_libraries()
+    from crosssent.features.build import build_from_table
+
+    if visual != "none":
+        _fail(ValueError(f"--visual {visual}: face features are not built yet; use --visual none"))
+    _write_dataset(lambda: build_from_table(
+        media_dir, labels, out, audio=audio, alignment=alignment, task=task, name=name, id_column=id_column,
+        label_column=label_column, split_column=split_column, text_column=text_column, report=typer.echo))
 
 
 @data_app.command("inspect")

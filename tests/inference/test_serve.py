@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from crosssent.features.transcribe import MediaTranscript, error_rate
 from crosssent.inference import serve as serving
 from crosssent.inference.predict import predict_folder
 from crosssent.inference.serve import create_app
-from crosssent.inference.transcribe import MediaTranscript, error_rate
 from crosssent.train.trainer import train_run
 from tests.conftest import tiny_settings
-from tests.inference.test_transcribe import OFFICIAL, RAW, needs_raw_clips, needs_whisper
+from tests.features.test_transcribe import OFFICIAL, RAW, needs_raw_clips, needs_whisper
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_bad_recordings_are_answered_with_the_reason(model_dir, monkeypatch):
 @needs_whisper
 @needs_raw_clips
 def test_a_real_recording_over_http(model_dir):
-    from crosssent.inference.transcribe import Transcriber
+    from crosssent.features.transcribe import Transcriber
 
     wav = RAW / "03bSnISJMiM_1.wav"
     client = TestClient(create_app(model_dir, transcriber=Transcriber()))

