@@ -128,15 +128,16 @@ def predict(
     out: Annotated[Path | None, typer.Option(help="also write id,prediction,polarity,text as CSV here")] = None,
 ) -> None:
     """Score new clips from their transcripts, or from recordings transcribed first, with an
-    exported model (audio/visual features left empty)."""
+    exported model. A model trained on audio computed from recordings (crosssent data build)
+    gets the same audio features for each recording; other streams are left empty."""
     _quiet_libraries()
     from crosssent.atomic_files import check_file_target
-    from crosssent.features.transcribe import transcribe_files
     from crosssent.inference.predict import (
         check_clips,
         format_scores,
         gather_clips,
-        predict_folder,
+        read_recordings,
+        score_folder,
         unused_streams_note,
         write_scores,
     )
@@ -145,16 +146,17 @@ def predict(
     try:
         if out is not None:
             check_file_target(out)
-        load_preprocessing(model)  # a wrong folder, bad text or bad CSV fails before any transcribing
+        prep = load_preprocessing(model)  # a wrong folder, bad text or bad CSV fails before any transcribing
         clips = gather_clips(text, input, more_to_come=bool(media))
-        found = transcribe_files(media, model=speech_model, language=language, chinese_script=chinese_script,
-                                 report=_echo_err)
-        clips += [(t.clip, t.text) for t in found]
+        audio: list = [None] * len(clips)
+        heard, heard_audio = read_recordings(media, prep, speech_model=speech_model, language=language,
+                                             chinese_script=chinese_script, report=_echo_err)
+        clips, audio = clips + heard, audio + heard_audio
         check_clips(clips)  # a recording's id may repeat a transcript's
-        prep, preds = predict_folder(model, clips)
+        prep, preds = score_folder(model, clips, audio)
     except ValueError as err:
         _fail(err)
-    note = unused_streams_note(prep)
+    note = unused_streams_note(prep, audio_given=any(a is not None for a in audio))
     if note:
         typer.echo(note)
     typer.echo(format_scores(clips, preds, prep))
@@ -205,10 +207,15 @@ def serve(
     except ImportError as err:
         _fail(ValueError(f"crosssent serve needs the serve extra ({err.name} is missing): pip install 'crosssent[serve]'"))
     try:
-        from crosssent.features.transcribe import Transcriber
+        from crosssent.features.recording import RecordingReader
+        from crosssent.model.folder import load_preprocessing
 
-        transcriber = (Transcriber(model=speech_model, language=language, chinese_script=chinese_script)
-                       if speech_model else None)
+        prep = load_preprocessing(model)
+        transcriber = None
+        if speech_model:  # a model trained on audio built from recordings gets the same audio features
+            transcriber = RecordingReader(
+                audio_extractor=prep.audio_extractor if prep.audio_dim else "", version=prep.audio_extractor_version,
+                alignment=prep.alignment, speech_model=speech_model, language=language, chinese_script=chinese_script)
         service = create_app(model, transcriber=transcriber)
     except ValueError as err:
         _fail(err)

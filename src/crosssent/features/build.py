@@ -24,6 +24,7 @@ import numpy as np
 from crosssent.data.csv_files import read_csv
 from crosssent.data.dataset import DatasetMeta, check_output_dir, save_dataset
 from crosssent.data.sources.mmsa import LABEL_RANGE
+from crosssent.features.audio import AudioExtractor
 from crosssent.features.media import MEDIA_SUFFIXES, is_silent, read_audio
 from crosssent.features.pooling import POOLED, pool
 
@@ -124,11 +125,8 @@ def extract_streams(
                     text, _, words = transcriber.recognise(samples, where=clip.media, word_times=alignment == "word")
                     extra["text"] = np.array(text)
                     texts[clip.id] = text
-                    spans = _word_spans(clip.text or text, words, len(samples) / 16_000)
-                frames = extractor(samples)
-                if len(frames) == 0:
-                    raise ValueError(f"{clip.media}: too short for any {audio} frame")
-                stream = pool(frames, extractor.info.frames_per_second, alignment, spans)
+                    spans = word_spans(clip.text or text, words, len(samples) / 16_000)
+                stream = clip_stream(samples, extractor, alignment, spans, where=clip.media)
                 tmp = cached.with_name(f".{cached.name}.tmp.npz")
                 np.savez(tmp, stream=stream, **extra)  # type: ignore[arg-type]
                 tmp.replace(cached)
@@ -140,7 +138,19 @@ def extract_streams(
     return streams, texts, problems, version
 
 
-def _word_spans(text: str, words: list[tuple[str, float, float]], duration: float) -> list[tuple[float, float]]:
+def clip_stream(
+    samples: np.ndarray, extractor: AudioExtractor, alignment: str, spans: list[tuple[float, float]] | None,
+    *, where: Path,
+) -> np.ndarray:
+    """One recording's audio stream, as a dataset built with ``extractor`` and ``alignment``
+    stores it (training data and new recordings both go through here)."""
+    frames = extractor(samples)
+    if len(frames) == 0:
+        raise ValueError(f"{where}: too short for any {extractor.info.name} frame")
+    return pool(frames, extractor.info.frames_per_second, alignment, spans)
+
+
+def word_spans(text: str, words: list[tuple[str, float, float]], duration: float) -> list[tuple[float, float]]:
     """One time span per whitespace word of ``text``: the recogniser's word times when it heard
     as many words, else the recognised speech span (or the whole clip) shared out in proportion
     to each word's length."""
@@ -179,7 +189,8 @@ def build_dataset(
             raise ValueError(f"{source}: no clip gave {audio} features ({problems[0] if problems else 'no clips'})")
         cols["text"] = [c.text or texts.get(c.id, "") for c in clips]
         cols["audio"] = [streams[c.id].tolist() if c.id in streams else [] for c in clips]
-        meta_extra = {"audio_dim": widths.pop(), "audio_features": f"{audio}: {version}; {alignment} pooling"}
+        meta_extra = {"audio_dim": widths.pop(), "audio_features": f"{audio}: {version}; {alignment} pooling",
+                      "audio_extractor": audio, "audio_extractor_version": version}
         lines += problems
         lines.append(f"audio: {len(streams)} of {len(clips)} clips with {audio} features ({alignment})")
     else:

@@ -9,6 +9,7 @@ with A/V features still scores them (from the text alone).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,12 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from crosssent.atomic_files import write_csv_atomic
-from crosssent.data.align import tokenize_transcripts
+from crosssent.data.align import align_dataset, tokenize_transcripts
 from crosssent.data.csv_files import read_csv
+from crosssent.features.transcribe import ChineseScript, transcribe_files
 from crosssent.model.folder import Preprocessing, load_model_folder
 from crosssent.model.modeling import CrossSentModel
-from crosssent.scoring import STREAMS
+from crosssent.scoring import STREAMS, predict
 
 
 def read_transcripts(path: Path) -> list[tuple[str, str]]:
@@ -82,6 +84,29 @@ def score_transcripts(
     return np.concatenate(preds) if preds else np.zeros(0, dtype=np.float32)
 
 
+def score_clips(
+    model: CrossSentModel, tokenizer: PreTrainedTokenizerBase, prep: Preprocessing, texts: list[str],
+    audio: list[np.ndarray | None],
+) -> np.ndarray:
+    """Predictions (N,) from transcripts and, where a clip has one, its audio stream (computed
+    from its recording as the training data's was: ``features.recording``), prepared by the
+    same alignment code as training data. A clip without one scores as a clip without audio."""
+    if not any(a is not None for a in audio):
+        return score_transcripts(model, tokenizer, prep, texts)
+    from datasets import Dataset
+
+    columns: dict[str, list] = {
+        "id": [str(n) for n in range(len(texts))], "text": texts, "label": [0.0] * len(texts),
+        "split": ["test"] * len(texts),
+        "audio": [a.tolist() if a is not None else [] for a in audio],
+        "audio_length": [len(a) if a is not None else 0 for a in audio],
+    }
+    if prep.visual_dim:
+        columns |= {"visual": [[] for _ in texts], "visual_length": [0] * len(texts)}
+    aligned = align_dataset(Dataset.from_dict(columns), prep.as_meta(), tokenizer, max_len=prep.max_len, cache_root=None)
+    return predict(model, aligned)[2]
+
+
 def polarity(prediction: float) -> str:
     return "positive" if prediction > 0 else "negative" if prediction < 0 else "neutral"
 
@@ -90,6 +115,41 @@ def predict_folder(model_dir: Path, clips: list[tuple[str, str]]) -> tuple[Prepr
     """Load an exported model and score ``clips``; returns its preprocessing and (N,) predictions."""
     model, tokenizer, prep = load_model_folder(model_dir)
     return prep, score_transcripts(model, tokenizer, prep, [text for _, text in clips])
+
+
+def score_folder(
+    model_dir: Path, clips: list[tuple[str, str]], audio: list[np.ndarray | None]
+) -> tuple[Preprocessing, np.ndarray]:
+    """``predict_folder`` with an audio stream (or None) per clip."""
+    model, tokenizer, prep = load_model_folder(model_dir)
+    return prep, score_clips(model, tokenizer, prep, [text for _, text in clips], audio)
+
+
+def read_recordings(
+    paths: list[Path], prep: Preprocessing, *, speech_model: str, language: str | None,
+    chinese_script: ChineseScript, report: Callable[[str], None],
+) -> tuple[list[tuple[str, str]], list[np.ndarray | None]]:
+    """(id, transcript) of each recording and its audio stream: computed by the model's own
+    extractor when it was trained on audio built from recordings, else None."""
+    if not paths:
+        return [], []
+    if not (prep.audio_dim and prep.audio_extractor):
+        found = transcribe_files(paths, model=speech_model, language=language, chinese_script=chinese_script,
+                                 report=report)
+        return [(t.clip, t.text) for t in found], [None] * len(found)
+    from crosssent.features.recording import RecordingReader
+
+    reader = RecordingReader(audio_extractor=prep.audio_extractor, version=prep.audio_extractor_version,
+                             alignment=prep.alignment, speech_model=speech_model, language=language,
+                             chinese_script=chinese_script)
+    clips, audio = [], []
+    for n, path in enumerate(paths, start=1):
+        heard = reader(path)
+        clips.append((heard.clip, heard.text))
+        audio.append(heard.audio)
+        report(f"transcribed and described {n}/{len(paths)}: {path} ({heard.duration_s:.1f} s, {heard.language}, "
+               f"{prep.audio_extractor} audio)")
+    return clips, audio
 
 
 def format_scores(clips: list[tuple[str, str]], preds: np.ndarray, prep: Preprocessing) -> str:
@@ -106,10 +166,16 @@ def write_scores(path: Path, clips: list[tuple[str, str]], preds: np.ndarray) ->
                      ((clip, f"{p:.6g}", polarity(p), text) for (clip, text), p in zip(clips, preds)))
 
 
-def unused_streams_note(prep: Preprocessing) -> str | None:
-    """A one-line note when the model was trained with audio/visual features it does not get here."""
-    streams = [f"{m} ({getattr(prep, f'{m}_dim')} features)" for m in STREAMS if getattr(prep, f"{m}_dim")]
+def unused_streams_note(prep: Preprocessing, *, audio_given: bool = False) -> str | None:
+    """A one-line note on the streams the model reads beside the text: which are computed from
+    the recordings here, and which are left empty (and why)."""
+    used = ["audio"] if audio_given else []
+    streams = [f"{m} ({getattr(prep, f'{m}_dim')} features)" for m in STREAMS
+               if getattr(prep, f"{m}_dim") and m not in used]
+    computed = f"audio computed from the recordings ({prep.audio_extractor}); " if audio_given else ""
     if not streams:
-        return None
-    return (f"note: this model also reads {' and '.join(streams)}; they are left empty here, "
-            "as for clips whose streams are missing")
+        return f"note: {computed.rstrip('; ')}" if computed else None
+    why = ("typed transcripts have no recording" if prep.audio_extractor else
+           "no extractor here reproduces the features it was trained on")
+    return (f"note: {computed}this model also reads {' and '.join(streams)}; they are left empty here "
+            f"({why}), as for clips whose streams are missing")

@@ -5,8 +5,9 @@
 with a prediction and a polarity per clip, scored from the transcript as ``crosssent predict``
 does (audio/visual left empty). With a speech model (``crosssent serve --speech-model
 whisper-base``), ``POST /predict-recording?name=clip.mp4`` takes a recording as the raw request
-body, transcribes it (``transcription.py``) and answers the same way plus the transcript. Models
-are loaded once, before the service accepts requests.
+body, transcribes it and, for a model trained on audio built from recordings, computes the same
+audio features (``features/recording.py``); it answers the same way plus the transcript and the
+streams used. Models are loaded once, before the service accepts requests.
 
 One model serves every request: FastAPI scores in a thread pool, and a forward pass keeps no
 per-call state (``modeling.py``), so concurrent requests get exactly the answers they get alone.
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -33,8 +35,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import ClientDisconnect
 
+from crosssent.features.recording import Recording
 from crosssent.features.transcribe import MediaTranscript
-from crosssent.inference.predict import check_clips, polarity, score_transcripts
+from crosssent.inference.predict import check_clips, polarity, score_clips, score_transcripts
 from crosssent.model.folder import load_model_folder
 
 MAX_CLIPS_PER_REQUEST = 1024
@@ -80,6 +83,7 @@ class PredictResponse(BaseModel):
     label_min: float
     label_max: float
     audio_visual_left_empty: bool  # true when the model was trained with A/V it does not get here
+    streams_used: list[str]  # "text", and "audio" when computed from the recording
     clips: list[ScoredClip]
 
 
@@ -112,7 +116,7 @@ def _validation_answer(request: Request, err: RequestValidationError) -> JSONRes
 
 
 def create_app(
-    model_dir: Path, *, transcriber: Callable[[Path], MediaTranscript] | None = None,
+    model_dir: Path, *, transcriber: Callable[[Path], MediaTranscript | Recording] | None = None,
     limits: Limits = Limits(),
 ) -> FastAPI:
     """The service for one model folder (a bad folder fails here, before serving); recordings
@@ -127,11 +131,16 @@ def create_app(
     def health() -> dict[str, str]:
         return {"status": "ok", "trained_on": prep.trained_on}
 
-    def scored(clips: list[tuple[str, str]]) -> dict:
-        preds = score_transcripts(model, tokenizer, prep, [text for _, text in clips])
+    def scored(clips: list[tuple[str, str]], audio: np.ndarray | None = None) -> dict:
+        texts = [text for _, text in clips]
+        if audio is None:
+            preds = score_transcripts(model, tokenizer, prep, texts)
+        else:
+            preds = score_clips(model, tokenizer, prep, texts, [audio] * len(clips))
+        used = ["text"] + (["audio"] if audio is not None else [])
         return dict(
             trained_on=prep.trained_on, label_min=prep.label_min, label_max=prep.label_max,
-            audio_visual_left_empty=has_streams,
+            audio_visual_left_empty=has_streams and (audio is None or bool(prep.visual_dim)), streams_used=used,
             clips=[ScoredClip(id=c, prediction=float(p), polarity=polarity(p)) for (c, _), p in zip(clips, preds)],
         )
 
@@ -176,7 +185,7 @@ def create_app(
                 found = await run_in_threadpool(transcriber, path)
             except ValueError as err:
                 raise HTTPException(status_code=422, detail=str(err).replace(str(path), name)) from None
-        answer = await run_in_threadpool(scored, [(found.clip, found.text)])
+        answer = await run_in_threadpool(scored, [(found.clip, found.text)], getattr(found, "audio", None))
         return ScoredRecording(**answer, transcript=found.text, language=found.language, duration_s=found.duration_s)
 
     return app

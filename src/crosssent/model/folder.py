@@ -52,6 +52,8 @@ class Preprocessing(BaseModel):
     label_min: float
     label_max: float
     trained_on: str
+    audio_extractor: str = ""  # features/ extractor of the training data's audio ("" = a release's features)
+    audio_extractor_version: str = ""
 
     @classmethod
     def from_meta(cls, meta: DatasetMeta, *, max_len: int) -> Preprocessing:
@@ -59,6 +61,16 @@ class Preprocessing(BaseModel):
             max_len=max_len, alignment=meta.alignment, audio_dim=meta.audio_dim,
             visual_dim=meta.visual_dim, task=meta.task, label_min=meta.label_min,
             label_max=meta.label_max, trained_on=meta.name,
+            audio_extractor=meta.audio_extractor if meta.audio_dim else "",
+            audio_extractor_version=meta.audio_extractor_version if meta.audio_dim else "",
+        )
+
+    def as_meta(self) -> DatasetMeta:
+        """The metadata of new data prepared as the training data was (for ``align_dataset``)."""
+        return DatasetMeta(
+            name=self.trained_on, task=self.task, label_min=self.label_min, label_max=self.label_max,
+            alignment=self.alignment, audio_dim=self.audio_dim, visual_dim=self.visual_dim,
+            audio_extractor=self.audio_extractor, audio_extractor_version=self.audio_extractor_version,
         )
 
 

@@ -1,0 +1,80 @@
+"""A new recording as the model reads it: a model trained on audio built from recordings gets
+the same audio features for a new recording, in predict --media and in POST /predict-recording."""
+
+import shutil
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from crosssent.cli import app
+from crosssent.features.build import build_from_table
+from crosssent.features.recording import RecordingReader
+from crosssent.inference.serve import create_app
+from crosssent.model.folder import load_preprocessing
+from crosssent.train.trainer import train_run
+from tests.conftest import tiny_settings
+from tests.features.test_audio import needs_opensmile
+from tests.features.test_transcribe import RAW, needs_raw_clips, needs_whisper
+
+pytestmark = [needs_whisper, needs_raw_clips, needs_opensmile]
+CLIPS = {"a": "03bSnISJMiM_1.wav", "b": "Oz06ZWiO20M_6.mp4"}
+
+
+@pytest.fixture(scope="module")
+def voice_model(tmp_path_factory):
+    """A late-fusion model (the audio vector goes straight to the head) trained on egemaps
+    features built from the two raw MOSI recordings."""
+    tmp = tmp_path_factory.mktemp("voice")
+    media = tmp / "media"
+    media.mkdir()
+    rows = ["id,label,split,text"]
+    for n, (split, label) in enumerate((("train", 2.4), ("train", -0.8), ("valid", 2.4), ("test", -0.8))):
+        name = CLIPS["a" if n % 2 == 0 else "b"]
+        shutil.copy(RAW / name, media / f"c{n}{name[-4:]}")
+        rows.append(f"c{n},{label},{split},clip {n} text")
+    (tmp / "labels.csv").write_text("\n".join(rows) + "\n")
+    data, _ = build_from_table(media, tmp / "labels.csv", tmp / "data", audio="egemaps", alignment="clip", task="mosi",
+                               name="raw-mosi", id_column="id", label_column="label", split_column="split",
+                               text_column="text", report=lambda _: None)
+    train_run(tiny_settings(data, model={"variant": "late_fusion"}, train={"max_epochs": 1}), tmp / "run")
+    return tmp / "run" / "model"
+
+
+def test_the_model_folder_names_its_audio_extractor(voice_model):
+    prep = load_preprocessing(voice_model)
+    assert prep.audio_extractor == "egemaps" and prep.audio_dim == 50 and "opensmile" in prep.audio_extractor_version
+
+
+def test_predict_media_feeds_the_recordings_audio(voice_model):
+    wav = RAW / CLIPS["a"]
+    heard = CliRunner().invoke(app, ["predict", "--model", str(voice_model), "--media", str(wav)])
+    assert heard.exit_code == 0, heard.output
+    assert "audio computed from the recordings (egemaps)" in heard.output
+    line = next(line for line in heard.output.splitlines() if line.startswith("03bSnISJMiM_1"))
+    transcript = line.split(None, 3)[3]
+    typed = CliRunner().invoke(app, ["predict", "--model", str(voice_model), "--text", transcript])
+    assert "typed transcripts have no recording" in typed.output
+    typed_score = float(next(line for line in typed.output.splitlines() if line.startswith("1 ")).split()[1])
+    assert abs(float(line.split()[1]) - typed_score) > 1e-4  # the voice changed the score
+
+
+def test_the_service_feeds_the_recordings_audio_too(voice_model):
+    prep = load_preprocessing(voice_model)
+    reader = RecordingReader(audio_extractor=prep.audio_extractor, version=prep.audio_extractor_version,
+                             alignment=prep.alignment)
+    client = TestClient(create_app(voice_model, transcriber=reader))
+    wav = RAW / CLIPS["a"]
+    answer = client.post("/predict-recording", params={"name": wav.name}, content=wav.read_bytes())
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["streams_used"] == ["text", "audio"] and body["audio_visual_left_empty"] is False
+    cli = CliRunner().invoke(app, ["predict", "--model", str(voice_model), "--media", str(wav)])
+    printed = next(line for line in cli.output.splitlines() if line.startswith("03bSnISJMiM_1"))
+    assert np.isclose(body["clips"][0]["prediction"], float(printed.split()[1]), atol=1e-3)
+
+
+def test_another_extractor_version_is_refused():
+    with pytest.raises(ValueError, match="but this installation has"):
+        RecordingReader(audio_extractor="egemaps", version="eGeMAPSv02 low-level descriptors, opensmile 0.0")
