@@ -208,8 +208,11 @@ def serve(
         _fail(ValueError(f"crosssent serve needs the serve extra ({err.name} is missing): pip install 'crosssent[serve]'"))
     try:
         from crosssent.features.recording import RecordingReader
+        from crosssent.features.transcribe import resolve_speech_model
         from crosssent.model.folder import load_preprocessing
 
+        if speech_model:
+            resolve_speech_model(speech_model)  # a bad speech model is named before the model folder is read
         prep = load_preprocessing(model)
         transcriber = None
         if speech_model:  # a model trained on audio built from recordings gets the same audio features
