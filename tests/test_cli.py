@@ -315,10 +315,15 @@ def test_bad_feature_archives_and_encodings_are_one_line(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_predict_reads_a_byte_order_mark_and_refuses_bad_outputs(tmp_path, synthetic_dir):
+def _trained_model(tmp_path, synthetic_dir):
+    """RUN/model of a one-epoch run on the synthetic data, trained through the command line."""
     cfg = write_config(tmp_path, synthetic_dir)
     assert run("train", "--config", cfg, "--out", tmp_path / "run").exit_code == 0
-    model = tmp_path / "run" / "model"
+    return tmp_path / "run" / "model"
+
+
+def test_predict_reads_a_byte_order_mark_and_refuses_bad_outputs(tmp_path, synthetic_dir):
+    model = _trained_model(tmp_path, synthetic_dir)
     clips = tmp_path / "clips.csv"
     clips.write_text("\ufeffid,text\nmine,so good\n", encoding="utf-8")
     scored = run("predict", "--model", model, "--input", clips, "--out", tmp_path / "p.csv")
@@ -342,9 +347,7 @@ def _model_copy(tmp_path, model, name):
 
 
 def test_a_model_folder_is_complete_and_consistent_or_refused(tmp_path, synthetic_dir):
-    cfg = write_config(tmp_path, synthetic_dir)
-    assert run("train", "--config", cfg, "--out", tmp_path / "run").exit_code == 0
-    model = tmp_path / "run" / "model"
+    model = _trained_model(tmp_path, synthetic_dir)
     assert (model / "model.safetensors").stat().st_mode & 0o777 == (model / "config.json").stat().st_mode & 0o777
 
     def edit(name, path, **change):

@@ -8,6 +8,7 @@ gets the transcript alone, and the answer says so.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,10 @@ class RecordingReader:
     ) -> None:
         self.transcriber = Transcriber(model=speech_model, language=language, chinese_script=chinese_script)
         self.alignment = alignment
+        # The service calls a reader from several threads; openSMILE's wrapper is not documented
+        # as thread-safe, so the extractor runs one recording at a time (the transcriber does not
+        # need this: CTranslate2 queues concurrent calls itself).
+        self._extracting = threading.Lock()
         self.extractor = None
         if audio_extractor:
             from crosssent.features.audio import audio_extractor as load_extractor
@@ -62,6 +67,7 @@ class RecordingReader:
         audio = None
         if self.extractor is not None:
             spans = word_spans(text, words, len(samples) / SAMPLE_RATE) if need_words else None
-            audio = clip_stream(samples, self.extractor, self.alignment, spans, where=path)
+            with self._extracting:
+                audio = clip_stream(samples, self.extractor, self.alignment, spans, where=path)
         return Recording(clip=path.stem, path=path, text=text, language=language,
                          duration_s=len(samples) / SAMPLE_RATE, audio=audio)
