@@ -550,23 +550,18 @@ class CrossSentModel(nn.Module):
                     input_ids, attention_mask, audio, audio_mask, visual, visual_mask, output_attentions
                 )
         hidden = encoded.last_hidden_state  # (B, L, h)
-        if cfg.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            pooled = masked_mean(hidden, attention_mask.bool())
-        if cfg.variant == "late_fusion":
-            extra = [pooled]
-            for feats, mask, width in ((audio, audio_mask, cfg.audio_dim), (visual, visual_mask, cfg.visual_dim)):
-                if width:
-                    extra.append(
-                        masked_mean(feats, mask) if feats is not None and mask is not None
-                        else pooled.new_zeros(batch, width)
-                    )
-            pooled = torch.cat(extra, dim=-1)
-        embedding = self.head_hidden(pooled)  # (B, width)
-        prediction = self.head_out(embedding).squeeze(-1)  # (B,)
-        if cfg.variant != "late_fusion":
-            embedding = hidden[:, 0] if cfg.pooling == "cls" else pooled
+        text = hidden[:, 0] if cfg.pooling == "cls" else masked_mean(hidden, attention_mask.bool())  # (B, h)
+        if cfg.variant == "late_fusion":  # the head reads text, audio and visual side by side
+            streams = [
+                masked_mean(feats, mask) if feats is not None and mask is not None else text.new_zeros(batch, width)
+                for feats, mask, width in ((audio, audio_mask, cfg.audio_dim), (visual, visual_mask, cfg.visual_dim))
+                if width
+            ]
+            embedding = self.head_hidden(torch.cat([text, *streams], dim=-1))  # (B, late_fusion_hidden)
+            prediction = self.head_out(embedding).squeeze(-1)  # (B,)
+        else:  # every other variant fused inside the encoder (or not at all): the text vector is the clip
+            embedding = text
+            prediction = self.head_out(self.head_hidden(text)).squeeze(-1)  # (B,)
         return CrossSentOutput(
             prediction=prediction,
             embedding=embedding,
