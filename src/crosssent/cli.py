@@ -419,13 +419,15 @@ def data_import(
     out: Annotated[Path, typer.Option(help="dataset folder to write")],
     audio: Annotated[str, typer.Option(help="ravdess: audio features from the recordings, whisper or egemaps")] = "whisper",
     alignment: Annotated[str, typer.Option(help="ravdess: clip (mean and std per clip), word or unaligned")] = "clip",
+    workers: Annotated[int, typer.Option(help="ravdess: processes extracting features at once")] = 1,
 ) -> None:
     """Import a public release (see docs/data.md) into the canonical format, with checks."""
     _quiet_libraries()
     if name == "ravdess":
         from crosssent.features.build import import_ravdess
 
-        _write_dataset(lambda: import_ravdess(source, out, audio=audio, alignment=alignment, report=typer.echo))
+        _write_dataset(lambda: import_ravdess(source, out, audio=audio, alignment=alignment, workers=workers,
+                                              report=typer.echo))
         return
     from crosssent.data.sources.releases import import_release
 
@@ -446,6 +448,8 @@ def data_build(
     label_column: Annotated[str, typer.Option(help="label column")] = "label",
     split_column: Annotated[str, typer.Option(help="split column: train / valid / test")] = "mode",
     text_column: Annotated[str, typer.Option(help="transcript column (empty or absent: recognised by Whisper base)")] = "text",
+    workers: Annotated[int, typer.Option(help="processes extracting features at once")] = 1,
+    shard: Annotated[str | None, typer.Option(help="i/n: compute only every n-th clip from the i-th into the cache (spread a corpus over machines; then crosssent data merge)")] = None,
 ) -> None:
     """Build a canonical dataset from recordings and a label table, with real audio features
     (cached per clip: an interrupted build resumes)."""
@@ -454,9 +458,30 @@ def data_build(
 
     if visual != "none":
         _fail(ValueError(f"--visual {visual}: face features are not built yet; use --visual none"))
+    part = None
+    if shard is not None:
+        i, _, n = shard.partition("/")
+        if not (i.isdigit() and n.isdigit()):
+            _fail(ValueError(f"--shard {shard}: expected i/n, e.g. 1/4"))
+        part = (int(i), int(n))
+    if workers < 1:
+        _fail(ValueError(f"--workers {workers}: at least 1"))
     _write_dataset(lambda: build_from_table(
         media_dir, labels, out, audio=audio, alignment=alignment, task=task, name=name, id_column=id_column,
-        label_column=label_column, split_column=split_column, text_column=text_column, report=typer.echo))
+        label_column=label_column, split_column=split_column, text_column=text_column, workers=workers,
+        shard=part, report=typer.echo))
+
+
+@data_app.command("merge")
+def data_merge(
+    caches: Annotated[list[Path], typer.Argument(help="build caches of the shards (OUT.build-cache/AUDIO-ALIGNMENT on each machine)")],
+    into: Annotated[Path, typer.Option(help="the cache of the final build: OUT.build-cache/AUDIO-ALIGNMENT")],
+) -> None:
+    """Merge the per-clip streams of several --shard builds into one cache; then run the same
+    data build without --shard to write the dataset (nothing is computed again)."""
+    from crosssent.features.build import merge_caches
+
+    _write_dataset(lambda: merge_caches(caches, into))
 
 
 @data_app.command("inspect")

@@ -10,7 +10,7 @@ import pytest
 
 from crosssent.data.dataset import load_dataset
 from crosssent.features import audio as audio_module
-from crosssent.features.build import build_from_table, find_media, import_ravdess
+from crosssent.features.build import build_from_table, find_media, import_ravdess, merge_caches
 from tests.features.test_audio import needs_opensmile
 from tests.features.test_media import write_tone
 from tests.features.test_transcribe import RAW, needs_raw_clips, needs_whisper
@@ -115,3 +115,33 @@ def test_the_raw_mosi_recordings_build_with_whisper_features_and_recognised_text
     assert "really good" in table["text"][0].lower()
     for text, frames in zip(table["text"], table["audio"]):
         assert len(frames) == len(text.split()) and np.isfinite(np.array(frames)).all()
+
+
+@needs_opensmile
+def test_workers_and_shards_give_the_dataset_one_process_gives(tmp_path):
+    media = _recordings(tmp_path / "media")
+    labels = _labels(tmp_path / "labels.csv", [f"c{i}" for i in range(8)])
+    base = dict(audio="egemaps", alignment="clip", task="mosi", name="tones", id_column="id", label_column="label",
+                split_column="split", text_column="text", report=lambda _: None)
+    one, _ = build_from_table(media, labels, tmp_path / "one", **base)
+    two, _ = build_from_table(media, labels, tmp_path / "two", workers=2, **base)
+    assert load_dataset(two)[0]["audio"] == load_dataset(one)[0]["audio"]
+    # two machines, one shard each, then their caches merged and the dataset written without --shard
+    caches = []
+    for i in (1, 2):
+        cache, lines = build_from_table(media, labels, tmp_path / f"m{i}" / "out", shard=(i, 2), **base)
+        assert cache.name == "egemaps-clip" and len(list(cache.glob("*.npz"))) == 4 and "merge" in lines[-1]
+        assert not (tmp_path / f"m{i}" / "out").exists()  # a shard writes no dataset
+        caches.append(cache)
+    target = tmp_path / "final.build-cache" / "egemaps-clip"
+    _, report = merge_caches(caches, target)
+    assert "8 clip streams copied from 2 cache(s)" in report[0]
+    final, _ = build_from_table(media, labels, tmp_path / "final", **base)
+    assert load_dataset(final)[0]["audio"] == load_dataset(one)[0]["audio"]
+    with pytest.raises(ValueError, match="--shard 3/2: expected i/n with 1 <= i <= n"):
+        build_from_table(media, labels, tmp_path / "x", shard=(3, 2), **base)
+    (caches[1] / "extractor.txt").write_text("another version\n")
+    with pytest.raises(ValueError, match="the caches were made by different extractors"):
+        merge_caches(caches, target)
+    with pytest.raises(ValueError, match="made by 'another version', not by this installation's"):
+        build_from_table(media, labels, tmp_path / "m2" / "out", shard=(2, 2), **base)

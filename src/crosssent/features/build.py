@@ -14,10 +14,15 @@ with its audio stream missing and named in the report; nothing half-written is l
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,58 +89,143 @@ def _progress(done: int, total: int, started: float, report: Callable[[str], Non
     report(f"  {done}/{total} clips, {rate:.1f} clips/s, about {left:.0f} s left")
 
 
-def extract_streams(
-    clips: list[Clip], *, audio: str, alignment: str, cache: Path, transcriber_needed: bool,
-    report: Callable[[str], None],
-) -> tuple[dict[str, np.ndarray], dict[str, str], list[str], str]:
-    """clip id -> its audio stream (cached per clip), recognised texts, problems, extractor version."""
+class _Computer:
+    """Computes one clip's stream into the cache; the extractor (and the speech model, when the
+    transcript or word times are needed) is loaded on first use, once per process."""
+
+    def __init__(self, audio: str, alignment: str, cache: Path, need_transcriber: bool) -> None:
+        self.audio, self.alignment, self.cache, self.need_transcriber = audio, alignment, cache, need_transcriber
+        self.extractor: AudioExtractor | None = None
+        self.transcriber: Any = None  # features.transcribe.Transcriber, loaded when needed
+
+    def __call__(self, clip: Clip) -> str | None:
+        """None when the clip's stream is in the cache now, else the problem that kept it out."""
+        if clip.media is None:
+            return f"clip {clip.id}: no recording found; kept without audio"
+        if self.extractor is None:
+            from crosssent.features.audio import audio_extractor
+
+            self.extractor = audio_extractor(self.audio)
+            if self.need_transcriber or self.alignment == "word":
+                from crosssent.features.transcribe import Transcriber
+
+                self.transcriber = Transcriber()
+        try:
+            samples = read_audio(clip.media)
+            if is_silent(samples):
+                raise ValueError(f"{clip.media}: silent")
+            spans = None
+            extra: dict[str, np.ndarray] = {}
+            if self.transcriber is not None and (not clip.text or self.alignment == "word"):
+                text, _, words = self.transcriber.recognise(samples, where=clip.media, word_times=self.alignment == "word")
+                extra["text"] = np.array(text)
+                spans = word_spans(clip.text or text, words, len(samples) / 16_000)
+            stream = clip_stream(samples, self.extractor, self.alignment, spans, where=clip.media)
+        except ValueError as err:
+            return f"clip {clip.id}: {err}; kept without audio"
+        cached = self.cache / f"{clip.id}.npz"
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, stream=stream, **extra)  # type: ignore[arg-type]
+        tmp.replace(cached)
+        return None
+
+
+_WORKER: _Computer | None = None  # one per worker process
+
+
+def _start_worker(audio: str, alignment: str, cache: Path, need_transcriber: bool) -> None:
+    global _WORKER
+    _WORKER = _Computer(audio, alignment, cache, need_transcriber)
+
+
+def _work(clips: list[Clip]) -> list[str]:
+    assert _WORKER is not None
+    return [problem for clip in clips if (problem := _WORKER(clip)) is not None]
+
+
+def cache_folder(cache_root: Path, audio: str, alignment: str) -> Path:
+    """Where a build keeps its per-clip streams; it holds ``extractor.txt``, the version that
+    made them, and is refused when another version would add to it."""
     from crosssent.features.audio import audio_extractor
 
-    extractor = audio_extractor(audio)
-    version = extractor.info.version
-    cache = cache / f"{audio}-{alignment}"
-    cache.mkdir(parents=True, exist_ok=True)
-    (cache / "extractor.txt").write_text(version + "\n", encoding="utf-8")
-    transcriber = None
-    if transcriber_needed or alignment == "word":
-        from crosssent.features.transcribe import Transcriber
+    folder = cache_root / f"{audio}-{alignment}"
+    version = audio_extractor(audio).info.version
+    stamp = folder / "extractor.txt"
+    if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() != version:
+        raise ValueError(f"{folder}: made by {stamp.read_text(encoding='utf-8').strip()!r}, not by this "
+                         f"installation's {version!r}; move it away to build again")
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(version + "\n", encoding="utf-8")
+    return folder
 
-        transcriber = Transcriber()
+
+def fill_cache(
+    clips: list[Clip], *, audio: str, alignment: str, cache: Path, need_transcriber: bool, workers: int,
+    report: Callable[[str], None],
+) -> list[str]:
+    """Compute every clip not in ``cache`` yet (in ``workers`` processes); the problems."""
+    pending = [c for c in clips if not (cache / f"{c.id}.npz").is_file()]
+    if len(pending) < len(clips):
+        report(f"{len(clips) - len(pending)} of {len(clips)} clips already in {cache}")
+    started, done, problems = time.monotonic(), 0, []
+    if workers <= 1:
+        compute = _Computer(audio, alignment, cache, need_transcriber)
+        for clip in pending:
+            problem = compute(clip)
+            problems += [problem] if problem else []
+            done += 1
+            if done % 50 == 0 or done == len(pending):
+                _progress(done, len(pending), started, report)
+        return problems
+    chunks = [pending[i:i + 16] for i in range(0, len(pending), 16)]
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked model state
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
+                             initargs=(audio, alignment, cache, need_transcriber)) as pool:
+        for chunk, found in zip(chunks, pool.map(_work, chunks)):
+            problems += found
+            done += len(chunk)
+            _progress(done, len(pending), started, report)
+    return problems
+
+
+def read_cache(clips: list[Clip], cache: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """clip id -> stream, and the recognised texts, of every clip in the cache."""
     streams: dict[str, np.ndarray] = {}
     texts: dict[str, str] = {}
-    problems: list[str] = []
-    started, total = time.monotonic(), len(clips)
-    for n, clip in enumerate(clips, start=1):
+    for clip in clips:
         cached = cache / f"{clip.id}.npz"
         if cached.is_file():
             with np.load(cached, allow_pickle=False) as saved:
                 streams[clip.id] = saved["stream"]
                 if "text" in saved.files:
                     texts[clip.id] = str(saved["text"])
-        elif clip.media is None:
-            problems.append(f"clip {clip.id}: no recording found; kept without audio")
-        else:
-            try:
-                samples = read_audio(clip.media)
-                if is_silent(samples):
-                    raise ValueError(f"{clip.media}: silent")
-                spans = None
-                extra: dict[str, np.ndarray] = {}
-                if transcriber is not None and (not clip.text or alignment == "word"):
-                    text, _, words = transcriber.recognise(samples, where=clip.media, word_times=alignment == "word")
-                    extra["text"] = np.array(text)
-                    texts[clip.id] = text
-                    spans = word_spans(clip.text or text, words, len(samples) / 16_000)
-                stream = clip_stream(samples, extractor, alignment, spans, where=clip.media)
-                tmp = cached.with_name(f".{cached.name}.tmp.npz")
-                np.savez(tmp, stream=stream, **extra)  # type: ignore[arg-type]
-                tmp.replace(cached)
-                streams[clip.id] = stream
-            except ValueError as err:
-                problems.append(f"clip {clip.id}: {err}; kept without audio")
-        if n % 50 == 0 or n == total:
-            _progress(n, total, started, report)
-    return streams, texts, problems, version
+    return streams, texts
+
+
+def merge_caches(sources: list[Path], into: Path) -> tuple[Path, list[str]]:
+    """``crosssent data merge``: the per-clip streams of several shards' caches (one extractor
+    version, checked) copied into one cache, from which ``data build`` then writes the dataset."""
+    versions = {}
+    for source in sources:
+        stamp = source / "extractor.txt"
+        if not stamp.is_file():
+            raise ValueError(f"{source}: not a build cache (extractor.txt is missing)")
+        versions[source] = stamp.read_text(encoding="utf-8").strip()
+    if len(set(versions.values())) != 1:
+        raise ValueError(f"the caches were made by different extractors: {sorted(set(versions.values()))}")
+    version = next(iter(versions.values()))
+    into.mkdir(parents=True, exist_ok=True)
+    stamp = into / "extractor.txt"
+    if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() != version:
+        raise ValueError(f"{into}: made by another extractor version than the shards")
+    copied = 0
+    for source in sources:
+        for part in sorted(source.glob("*.npz")):
+            if not (into / part.name).is_file():
+                shutil.copyfile(part, into / part.name)
+                copied += 1
+    stamp.write_text(version + "\n", encoding="utf-8")
+    return into, [f"{copied} clip streams copied from {len(sources)} cache(s); {len(list(into.glob('*.npz')))} in all"]
 
 
 def clip_stream(
@@ -165,13 +255,20 @@ def word_spans(text: str, words: list[tuple[str, float, float]], duration: float
 
 def build_dataset(
     clips: list[Clip], out: Path, *, name: str, task: str, audio: str, alignment: str, source: str,
-    inputs: tuple[Path, ...], report: Callable[[str], None] = print,
+    inputs: tuple[Path, ...], workers: int = 1, shard: tuple[int, int] | None = None,
+    report: Callable[[str], None] = print,
 ) -> tuple[Path, list[str]]:
-    """Extract, pool and write the canonical dataset (atomically); the report's lines."""
+    """Extract, pool and write the canonical dataset (atomically); the report's lines. With
+    ``shard`` (i, n), only every n-th clip from the i-th (1-based) is computed into the cache
+    and no dataset is written: the path returned is the cache's."""
     if task not in LABEL_RANGE:
         raise ValueError(f"--task must be one of {sorted(LABEL_RANGE)}, got {task!r}")
     if alignment not in POOLED:
         raise ValueError(f"--alignment must be one of {', '.join(POOLED)}, got {alignment!r}")
+    if shard is not None and not 1 <= shard[0] <= shard[1]:
+        raise ValueError(f"--shard {shard[0]}/{shard[1]}: expected i/n with 1 <= i <= n")
+    if shard is not None and audio == "none":
+        raise ValueError("--shard spreads the audio extraction: it needs --audio whisper or egemaps")
     resolved = check_output_dir(out, inputs)
     cols: dict[str, list] = {"id": [c.id for c in clips], "label": [c.label for c in clips],
                              "split": [c.split for c in clips]}
@@ -179,11 +276,15 @@ def build_dataset(
     version = ""
     meta_extra: dict[str, object] = {}
     if audio != "none":
-        cache = resolved.with_name(resolved.name + ".build-cache")
+        cache = cache_folder(resolved.with_name(resolved.name + ".build-cache"), audio, alignment)
+        version = (cache / "extractor.txt").read_text(encoding="utf-8").strip()
         need_text = any(not c.text for c in clips)
-        streams, texts, problems, version = extract_streams(
-            clips, audio=audio, alignment=alignment, cache=cache, transcriber_needed=need_text, report=report
-        )
+        problems = fill_cache(clips if shard is None else clips[shard[0] - 1::shard[1]], audio=audio,
+                              alignment=alignment, cache=cache, need_transcriber=need_text, workers=workers, report=report)
+        if shard is not None:
+            return cache, problems + [f"shard {shard[0]}/{shard[1]}: streams cached; merge the shards' caches "
+                                      "(crosssent data merge) and build again without --shard"]
+        streams, texts = read_cache(clips, cache)
         widths = {s.shape[1] for s in streams.values()}
         if not widths:
             raise ValueError(f"{source}: no clip gave {audio} features ({problems[0] if problems else 'no clips'})")
@@ -210,7 +311,7 @@ def build_dataset(
 def build_from_table(
     media_dir: Path, labels: Path, out: Path, *, audio: str, alignment: str, task: str, name: str,
     id_column: str | None, label_column: str, split_column: str, text_column: str,
-    report: Callable[[str], None] = print,
+    workers: int = 1, shard: tuple[int, int] | None = None, report: Callable[[str], None] = print,
 ) -> tuple[Path, list[str]]:
     """``crosssent data build``."""
     check_output_dir(out, (media_dir, labels))
@@ -221,10 +322,10 @@ def build_from_table(
     report(f"{len(clips)} clips in {labels}, {len(clips) - len(unknown)} with a recording in {media_dir}")
     return build_dataset(clips, out, name=name or labels.stem, task=task, audio=audio, alignment=alignment,
                          source=f"recordings: {media_dir.name}, labels: {labels.name}", inputs=(media_dir, labels),
-                         report=report)
+                         workers=workers, shard=shard, report=report)
 
 
-def import_ravdess(source: Path, out: Path, *, audio: str, alignment: str = "clip",
+def import_ravdess(source: Path, out: Path, *, audio: str, alignment: str = "clip", workers: int = 1,
                    report: Callable[[str], None] = print) -> tuple[Path, list[str]]:
     """RAVDESS speech, actors 1-20 (``SOURCE/ravdess``): valence in [-3, 3] as the label, the
     spoken sentence as the text, split by actor (train 1-14, valid 15-16, test 17-20)."""
@@ -242,4 +343,4 @@ def import_ravdess(source: Path, out: Path, *, audio: str, alignment: str = "cli
     report(f"{len(clips)} RAVDESS clips, {sum(c.media is not None for c in clips)} with a recording")
     return build_dataset(clips, out, name="ravdess", task="mosi", audio=audio, alignment=alignment,
                          source="RAVDESS speech, actors 1-20, split by actor (1-14 / 15-16 / 17-20)",
-                         inputs=(source,), report=report)
+                         inputs=(source,), workers=workers, report=report)
