@@ -145,3 +145,12 @@ def test_workers_and_shards_give_the_dataset_one_process_gives(tmp_path):
         merge_caches(caches, target)
     with pytest.raises(ValueError, match="made by 'another version', not by this installation's"):
         build_from_table(media, labels, tmp_path / "m2" / "out", shard=(2, 2), **base)
+
+
+def test_a_clip_id_never_picks_a_path_outside_the_cache():
+    from crosssent.features.build import cache_name
+
+    assert cache_name("03-01-05-02-01-01-01") == "03-01-05-02-01-01-01.npz"
+    for hostile in ("../../x", "/etc/passwd", ".hidden", "a/b", ""):
+        name = cache_name(hostile)
+        assert "/" not in name and not name.startswith(".") and name.startswith("id-")

@@ -14,8 +14,10 @@ with its audio stream missing and named in the report; nothing half-written is l
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -43,6 +45,17 @@ class Clip:
     label: float
     split: str
     media: Path | None
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,120}$")
+
+
+def cache_name(clip: str) -> str:
+    """The cache file of a clip: its id where that is a plain file name, else a hash of it (an
+    id from a label table must never pick a path: ``../x`` stays inside the cache)."""
+    if _SAFE_NAME.match(clip):
+        return f"{clip}.npz"
+    return f"id-{hashlib.sha256(clip.encode('utf-8')).hexdigest()[:32]}.npz"
 
 
 def find_media(media_dir: Path) -> dict[str, Path]:
@@ -123,7 +136,7 @@ class _Computer:
             stream = clip_stream(samples, self.extractor, self.alignment, spans, where=clip.media)
         except ValueError as err:
             return f"clip {clip.id}: {err}; kept without audio"
-        cached = self.cache / f"{clip.id}.npz"
+        cached = self.cache / cache_name(clip.id)
         tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.npz")
         np.savez(tmp, stream=stream, **extra)  # type: ignore[arg-type]
         tmp.replace(cached)
@@ -164,7 +177,7 @@ def fill_cache(
     report: Callable[[str], None],
 ) -> list[str]:
     """Compute every clip not in ``cache`` yet (in ``workers`` processes); the problems."""
-    pending = [c for c in clips if not (cache / f"{c.id}.npz").is_file()]
+    pending = [c for c in clips if not (cache / cache_name(c.id)).is_file()]
     if len(pending) < len(clips):
         report(f"{len(clips) - len(pending)} of {len(clips)} clips already in {cache}")
     started, done, problems = time.monotonic(), 0, []
@@ -193,7 +206,7 @@ def read_cache(clips: list[Clip], cache: Path) -> tuple[dict[str, np.ndarray], d
     streams: dict[str, np.ndarray] = {}
     texts: dict[str, str] = {}
     for clip in clips:
-        cached = cache / f"{clip.id}.npz"
+        cached = cache / cache_name(clip.id)
         if cached.is_file():
             with np.load(cached, allow_pickle=False) as saved:
                 streams[clip.id] = saved["stream"]
