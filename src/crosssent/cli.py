@@ -300,6 +300,23 @@ def bench_service_command(
 
 
 @app.command()
+def plot(
+    kind: Annotated[str, typer.Argument(help="scatter (predicted vs true, level confusion) or curves (training and validation by epoch)")],
+    runs: Annotated[list[Path], typer.Argument(help="finished run directory (RUN_DIR)")],
+    out: Annotated[Path, typer.Option(help="PNG file to write")],
+    split: Annotated[str, typer.Option(help="scatter: which split's predictions")] = "test",
+) -> None:
+    """Draw a figure of a finished run, readable without the code."""
+    from crosssent.experiments.plots import plot as draw
+
+    try:
+        path = draw(kind, runs, out, split=split)
+    except ValueError as err:
+        _fail(err)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="finished run directories")],
     split: Annotated[str, typer.Option(help="which split to show")] = "test",
