@@ -59,7 +59,7 @@ def draw_seed_figure(per_variant: dict[str, Any], keys: tuple[str, ...], *, spli
     rows = -(-len(keys) // columns)
     width = max(3.2, 0.55 * len(variants) + 1.4)  # per panel
     fig = Figure(figsize=(width * columns, 3.4 * rows), layout="constrained")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=10, wrap=True)  # a narrow figure (few variants) must not cut it
     slanted = _slanted_ticks(variants, width)
     spread = np.linspace(-0.18, 0.18, max(len(r["seeds"]) for r in per_variant.values()))
     for index, key in enumerate(keys):
