@@ -82,7 +82,7 @@ def test_a_recording_is_transcribed_then_scored_as_its_transcript(model_dir):
     np.testing.assert_allclose(body["clips"][0]["prediction"], expected[0], atol=1e-5)
 
 
-def test_bad_recordings_are_answered_with_the_reason(model_dir, monkeypatch):
+def test_bad_recordings_are_answered_with_the_reason(model_dir):
     client = TestClient(create_app(model_dir, transcriber=FakeTranscriber(text="")))
     silent = client.post("/predict-recording", params={"name": "quiet.wav"}, content=b"x")
     assert silent.status_code == 422 and silent.json()["detail"] == "quiet.wav: no speech found"  # no server path shown
@@ -91,8 +91,10 @@ def test_bad_recordings_are_answered_with_the_reason(model_dir, monkeypatch):
     for name in ("../up.wav", "..", "."):
         assert client.post("/predict-recording", params={"name": name}, content=b"x").status_code == 422, name
     assert client.post("/predict-recording", content=b"x").status_code == 422  # no name
-    monkeypatch.setattr(serving, "MAX_RECORDING_BYTES", 4)
-    assert client.post("/predict-recording", params={"name": "big.wav"}, content=b"12345").status_code == 413
+    small = TestClient(create_app(model_dir, transcriber=FakeTranscriber(), limits=serving.Limits(recording_bytes=4)))
+    assert small.post("/predict-recording", params={"name": "big.wav"}, content=b"12345").status_code == 413
+    chunked = small.post("/predict-recording", params={"name": "big.wav"}, content=iter([b"123", b"45"]))  # no Content-Length
+    assert chunked.status_code == 413 and "over 4 bytes" in chunked.text
     text_only = TestClient(create_app(model_dir)).post("/predict-recording", params={"name": "a.wav"}, content=b"x")
     assert text_only.status_code == 404 and "--speech-model" in text_only.text
     body = client.get("/openapi.json").json()["paths"]["/predict-recording"]["post"]["requestBody"]

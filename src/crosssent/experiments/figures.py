@@ -35,6 +35,14 @@ def _slanted_ticks(variants: list[str], panel_width: float) -> bool:
     return len(variants) > 3 or max(map(len, variants)) * TICK_CHAR_INCHES > slot
 
 
+def save_png(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG atomically, without the software stamp (the same figure, the same bytes)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    write_bytes_atomic(path, buffer.getvalue())
+    return path
+
+
 def figure_name(experiment: str, dataset: str) -> str:
     """Path of a dataset's figure relative to the experiment folder (and to a published document)."""
     return f"figures/{experiment}-{dataset}.png"
@@ -106,9 +114,7 @@ def write_figures(experiment: str, out: Path, results: dict[str, Any], *, split:
                  f"one dot per seed, bar = mean, whisker = 95% t interval (variants with {MIN_SEEDS_FOR_INTERVAL}+ seeds)")
         fig = draw_seed_figure(per_variant, (*dataset_keys, SELECTION_KEY), split=split, title=title,
                                quoted=quoted.get(dataset))
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
         name = figure_name(experiment, dataset)
-        write_bytes_atomic(out / name, buffer.getvalue())
+        save_png(fig, out / name)
         written.append(name)
     return written

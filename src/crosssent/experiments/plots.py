@@ -13,8 +13,9 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from crosssent.atomic_files import write_bytes_atomic
+from crosssent.experiments.figures import save_png
 from crosssent.metrics import compute_metrics
 from crosssent.train.run_dir import RunDir
 
@@ -28,25 +29,8 @@ def _label_range(run: RunDir) -> tuple[float, float, str]:
     return ((-1.0, 1.0) if task == "sims" else (-3.0, 3.0)) + (task,)
 
 
-def _save(fig, out: Path) -> Path:  # noqa: ANN001  (a matplotlib Figure)
-    import io
-
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    write_bytes_atomic(out, buffer.getvalue())
-    return out
-
-
 def plot_scatter(run_path: Path, out: Path, *, split: str = "test") -> Path:
     """Predicted vs true, and the level-confusion matrix, of one split of a finished run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     run = RunDir(run_path)
     if not run.is_finished():
         raise ValueError(f"{run_path}: not a finished run ({run.metrics_file.name} is missing)")
@@ -63,7 +47,8 @@ def plot_scatter(run_path: Path, out: Path, *, split: str = "test") -> Path:
     for t, p in zip(true_level, pred_level):
         confusion[t + 3, p + 3] += 1
     metrics = compute_metrics(preds, labels, task)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8))
+    fig = Figure(figsize=(11, 4.8), layout="constrained")  # no pyplot: no global state, safe in threads
+    left, right = fig.subplots(1, 2)
     left.scatter(labels, preds, s=10, alpha=0.5)
     left.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8)
     for level in np.arange(-3, 4) / steps:
@@ -82,7 +67,7 @@ def plot_scatter(run_path: Path, out: Path, *, split: str = "test") -> Path:
               ylabel="true level", title=f"levels: {100 * metrics['jump2']:.1f} % of clips 2+ levels away")
     fig.colorbar(image, ax=right, shrink=0.8)
     fig.suptitle(f"{run_path}")
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
 def _read_log(path: Path) -> dict[str, list[tuple[float, float]]]:
@@ -106,16 +91,12 @@ def _read_log(path: Path) -> dict[str, list[tuple[float, float]]]:
 
 def plot_curves(run_path: Path, out: Path) -> Path:
     """Training loss and MSE by epoch (from their logged steps) and validation MSE by epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     run = RunDir(run_path)
     series = _read_log(run.path / run.logs_name / "metrics.csv")
     if "valid_mse" not in series:
         raise ValueError(f"{run_path}: its log holds no validation MSE")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    left, right = fig.subplots(1, 2)
     for key in ("train_loss", "train_mse"):
         if key in series:
             xs, ys = zip(*series[key])
@@ -131,7 +112,7 @@ def plot_curves(run_path: Path, out: Path) -> Path:
     right.set(xlabel="epoch", ylabel="validation MSE", title="validation (selects the model)")
     right.legend()
     fig.suptitle(f"{run_path}")
-    return _save(fig, out)
+    return save_png(fig, out)
 
 
 def plot(kind: str, runs: list[Path], out: Path, *, split: str = "test") -> Path:

@@ -47,17 +47,14 @@ class WhisperStates:
             from faster_whisper.feature_extractor import FeatureExtractor
         except ImportError:
             raise ValueError("the whisper audio features need faster-whisper (pip install 'crosssent[transcribe]')") from None
-        from crosssent.features.transcribe import WHISPER_SHA256, whisper_base_folder
+        from crosssent.features.transcribe import whisper_base_folder
 
         self._ctranslate2 = ctranslate2
         self._model = ctranslate2.models.Whisper(
             str(whisper_base_folder()), device="cpu", compute_type="int8", intra_threads=threads
         )
         self._mel = FeatureExtractor(feature_size=80)
-        self.info = ExtractorInfo(
-            name="whisper", version=f"whisper-base encoder, ctranslate2 int8, model {WHISPER_SHA256[:12]}",
-            width=512, frames_per_second=50.0,
-        )
+        self.info = ExtractorInfo(name="whisper", version=extractor_version("whisper"), width=512, frames_per_second=50.0)
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         step = WINDOW_SECONDS * 16_000
@@ -85,14 +82,28 @@ class Egemaps:
         self._smile = opensmile.Smile(
             feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.LowLevelDescriptors
         )
-        self.info = ExtractorInfo(
-            name="egemaps", version=f"eGeMAPSv02 low-level descriptors, opensmile {opensmile.__version__}",
-            width=len(self._smile.feature_names), frames_per_second=100.0,
-        )
+        self.info = ExtractorInfo(name="egemaps", version=extractor_version("egemaps"),
+                                  width=len(self._smile.feature_names), frames_per_second=100.0)
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         frames = self._smile.process_signal(audio, 16_000)
         return np.nan_to_num(frames.to_numpy(dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def extractor_version(name: str) -> str:
+    """The version of extractor ``name``, without loading its model (what a build cache and a
+    model folder record, and what a new recording's extractor must match)."""
+    if name == "whisper":
+        from crosssent.features.transcribe import WHISPER_SHA256
+
+        return f"whisper-base encoder, ctranslate2 int8, model {WHISPER_SHA256[:12]}"
+    if name == "egemaps":
+        try:
+            import opensmile
+        except ImportError:
+            raise ValueError("the egemaps audio features need opensmile (pip install 'crosssent[features]')") from None
+        return f"eGeMAPSv02 low-level descriptors, opensmile {opensmile.__version__}"
+    raise ValueError(f"unknown audio extractor {name!r}; choose from {', '.join(AUDIO_EXTRACTORS)} or none")
 
 
 def audio_extractor(name: str, *, threads: int = 1) -> AudioExtractor:

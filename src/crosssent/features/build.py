@@ -159,10 +159,10 @@ def _work(clips: list[Clip]) -> list[str]:
 def cache_folder(cache_root: Path, audio: str, alignment: str) -> Path:
     """Where a build keeps its per-clip streams; it holds ``extractor.txt``, the version that
     made them, and is refused when another version would add to it."""
-    from crosssent.features.audio import audio_extractor
+    from crosssent.features.audio import extractor_version
 
     folder = cache_root / f"{audio}-{alignment}"
-    version = audio_extractor(audio).info.version
+    version = extractor_version(audio)
     stamp = folder / "extractor.txt"
     if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() != version:
         raise ValueError(f"{folder}: made by {stamp.read_text(encoding='utf-8').strip()!r}, not by this "

@@ -38,7 +38,6 @@ class RecordingReader:
         speech_model: str = WHISPER_BASE, language: str | None = None,
         chinese_script: ChineseScript = ChineseScript.simplified,
     ) -> None:
-        self.transcriber = Transcriber(model=speech_model, language=language, chinese_script=chinese_script)
         self.alignment = alignment
         # The service calls a reader from several threads; openSMILE's wrapper is not documented
         # as thread-safe, so the extractor runs one recording at a time (the transcriber does not
@@ -47,15 +46,14 @@ class RecordingReader:
         self.extractor = None
         if audio_extractor:
             from crosssent.features.audio import audio_extractor as load_extractor
+            from crosssent.features.audio import extractor_version
 
-            self.extractor = load_extractor(audio_extractor)
-            if version and self.extractor.info.version != version:
+            installed = extractor_version(audio_extractor)
+            if version and installed != version:
                 raise ValueError(f"the model's audio was computed by {audio_extractor} {version!r}, but this "
-                                 f"installation has {self.extractor.info.version!r}")
-
-    @property
-    def streams(self) -> list[str]:
-        return ["text", "audio"] if self.extractor is not None else ["text"]
+                                 f"installation has {installed!r}")
+            self.extractor = load_extractor(audio_extractor)
+        self.transcriber = Transcriber(model=speech_model, language=language, chinese_script=chinese_script)
 
     def __call__(self, path: Path) -> Recording:
         from crosssent.features.build import clip_stream, word_spans

@@ -1,10 +1,11 @@
 """Scoring new clips: transcripts in, sentiment predictions out, with an exported model folder.
 
 New clips come as ``--text`` arguments, a CSV with a ``text`` column (``id`` optional) and/or
-recordings (``--media``), whose transcripts come from speech recognition (``transcription.py``).
-They are tokenized exactly as the model's training data was (``preprocessing.json``); the
-audio/visual path is left empty, as for a clip whose streams are missing, so a model trained
-with A/V features still scores them (from the text alone).
+recordings (``--media``), whose transcripts come from speech recognition
+(``features/transcribe.py``). They are tokenized exactly as the model's training data was
+(``preprocessing.json``). A recording also gets the audio stream its model was trained on when
+that stream was built from recordings (``features/recording.py``); every other stream is left
+empty, as for a clip whose streams are missing, so any model still scores them.
 """
 
 from __future__ import annotations
@@ -111,18 +112,18 @@ def polarity(prediction: float) -> str:
     return "positive" if prediction > 0 else "negative" if prediction < 0 else "neutral"
 
 
-def predict_folder(model_dir: Path, clips: list[tuple[str, str]]) -> tuple[Preprocessing, np.ndarray]:
-    """Load an exported model and score ``clips``; returns its preprocessing and (N,) predictions."""
-    model, tokenizer, prep = load_model_folder(model_dir)
-    return prep, score_transcripts(model, tokenizer, prep, [text for _, text in clips])
-
-
 def score_folder(
     model_dir: Path, clips: list[tuple[str, str]], audio: list[np.ndarray | None]
 ) -> tuple[Preprocessing, np.ndarray]:
-    """``predict_folder`` with an audio stream (or None) per clip."""
+    """Load an exported model and score ``clips``, with an audio stream (or None) per clip;
+    returns its preprocessing and (N,) predictions."""
     model, tokenizer, prep = load_model_folder(model_dir)
     return prep, score_clips(model, tokenizer, prep, [text for _, text in clips], audio)
+
+
+def predict_folder(model_dir: Path, clips: list[tuple[str, str]]) -> tuple[Preprocessing, np.ndarray]:
+    """``score_folder`` of transcripts alone."""
+    return score_folder(model_dir, clips, [None] * len(clips))
 
 
 def read_recordings(

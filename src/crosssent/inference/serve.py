@@ -37,7 +37,7 @@ from starlette.requests import ClientDisconnect
 
 from crosssent.features.recording import Recording
 from crosssent.features.transcribe import MediaTranscript
-from crosssent.inference.predict import check_clips, polarity, score_clips, score_transcripts
+from crosssent.inference.predict import check_clips, polarity, score_clips
 from crosssent.model.folder import load_model_folder
 
 MAX_CLIPS_PER_REQUEST = 1024
@@ -120,7 +120,8 @@ def create_app(
     limits: Limits = Limits(),
 ) -> FastAPI:
     """The service for one model folder (a bad folder fails here, before serving); recordings
-    are accepted when a ``transcriber`` (``transcription.Transcriber``) is given."""
+    are accepted when a ``transcriber`` is given (``features.recording.RecordingReader``, or a
+    plain ``features.transcribe.Transcriber`` for transcripts alone)."""
     model, tokenizer, prep = load_model_folder(model_dir)
     has_streams = bool(prep.audio_dim or prep.visual_dim)
     app = FastAPI(title="CrossSent", summary=f"sentiment of transcripts, model trained on {prep.trained_on}")
@@ -132,11 +133,7 @@ def create_app(
         return {"status": "ok", "trained_on": prep.trained_on}
 
     def scored(clips: list[tuple[str, str]], audio: np.ndarray | None = None) -> dict:
-        texts = [text for _, text in clips]
-        if audio is None:
-            preds = score_transcripts(model, tokenizer, prep, texts)
-        else:
-            preds = score_clips(model, tokenizer, prep, texts, [audio] * len(clips))
+        preds = score_clips(model, tokenizer, prep, [text for _, text in clips], [audio] * len(clips))
         used = ["text"] + (["audio"] if audio is not None else [])
         return dict(
             trained_on=prep.trained_on, label_min=prep.label_min, label_max=prep.label_max,
@@ -173,8 +170,8 @@ def create_app(
                 try:
                     async for chunk in request.stream():
                         size += len(chunk)
-                        if size > MAX_RECORDING_BYTES:
-                            too_big = f"recording {name!r}: over {MAX_RECORDING_BYTES >> 20} MiB"
+                        if size > limits.recording_bytes:  # a chunked body has no Content-Length for BodyLimits
+                            too_big = f"recording {name!r}: over {limits.recording_bytes} bytes"
                             raise HTTPException(status_code=413, detail=too_big)
                         handle.write(chunk)
                 except ClientDisconnect:  # gone, or too slow (BodyLimits): nobody waits for an answer
