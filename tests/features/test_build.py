@@ -11,9 +11,11 @@ import pytest
 from crosssent.data.dataset import load_dataset
 from crosssent.features import audio as audio_module
 from crosssent.features.build import build_from_table, find_media, import_ravdess, merge_caches
+from crosssent.features.visual import FACE_MEASURES
 from tests.features.test_audio import needs_opensmile
 from tests.features.test_media import write_tone
 from tests.features.test_transcribe import RAW, needs_raw_clips, needs_whisper
+from tests.features.test_visual import needs_face
 
 SPLITS = ["train"] * 4 + ["valid"] * 2 + ["test"] * 2
 
@@ -99,8 +101,9 @@ def test_ravdess_is_split_by_actor(tmp_path):
 
 
 @needs_whisper
+@needs_face
 @needs_raw_clips
-def test_the_raw_mosi_recordings_build_with_whisper_features_and_recognised_text(tmp_path):
+def test_the_raw_mosi_recordings_build_with_whisper_and_face_features_and_recognised_text(tmp_path):
     media = tmp_path / "media"
     media.mkdir()
     for clip, name in (("a", "03bSnISJMiM_1.wav"), ("b", "Oz06ZWiO20M_6.mp4"), ("c", "03bSnISJMiM_1.wav")):
@@ -109,12 +112,17 @@ def test_the_raw_mosi_recordings_build_with_whisper_features_and_recognised_text
     labels.write_text("id,label,split\na,2.4,train\nb,-0.8,valid\nc,2.4,test\n")  # no text column: recognised
     out, report = build_from_table(media, labels, tmp_path / "data", audio="whisper", alignment="word", task="mosi",
                                    name="raw", id_column="id", label_column="label", split_column="split",
-                                   text_column="text", report=lambda _: None)
+                                   text_column="text", visual="face", report=lambda _: None)
     table, meta = load_dataset(out)
-    assert meta.audio_dim == 512 and meta.alignment == "word"
+    assert meta.audio_dim == 512 and meta.alignment == "word" and meta.visual_dim == len(FACE_MEASURES)
+    assert meta.visual_extractor == "face" and "mediapipe 0.10.21" in meta.visual_extractor_version
     assert "really good" in table["text"][0].lower()
     for text, frames in zip(table["text"], table["audio"]):
         assert len(frames) == len(text.split()) and np.isfinite(np.array(frames)).all()
+    # the video has a face in every frame: one visual frame per word; the wav has no picture
+    assert [len(v) for v in table["visual"]] == [0, len(table["text"][1].split()), 0]
+    assert np.isfinite(np.array(table["visual"][1])).all() and np.array(table["visual"][1]).std(0).max() > 0
+    assert any("clip a:" in line and "no video track; kept without visual" in line for line in report)
 
 
 @needs_opensmile

@@ -28,3 +28,16 @@ def test_word_alignment_needs_spans_and_alignments_are_named():
         pool(np.zeros((3, 2)), 10.0, "word")
     with pytest.raises(ValueError, match="unknown alignment 'frame'"):
         pool(np.zeros((3, 2)), 10.0, "frame")
+
+
+def test_masked_frames_take_no_part_in_any_mean():
+    frames = np.array([[1.0], [100.0], [3.0], [100.0], [5.0], [7.0]], dtype=np.float32)  # 10 frames/s
+    valid = np.array([True, False, True, False, True, True])
+    np.testing.assert_allclose(pool(frames, 10.0, "clip", valid=valid), [[4.0, np.std([1.0, 3.0, 5.0, 7.0])]])
+    # the second word's span holds only a masked frame: it takes the valid frame nearest its middle
+    words = pool(frames, 10.0, "word", [(0.0, 0.3), (0.31, 0.38)], valid=valid)
+    np.testing.assert_allclose(words[:, 0], [2.0, 3.0])
+    # a window of masked frames only is left out, never fed as zeros
+    np.testing.assert_allclose(pool(frames, 20.0, "unaligned", valid=valid)[:, 0], [1.0, 3.0, 6.0])
+    with pytest.raises(ValueError, match="no usable frame"):
+        pool(frames, 10.0, "clip", valid=np.zeros(6, dtype=bool))

@@ -1,5 +1,6 @@
-"""A new recording as the model reads it: a model trained on audio built from recordings gets
-the same audio features for a new recording, in predict --media and in POST /predict-recording."""
+"""A new recording as the model reads it: a model trained on audio (and faces) built from
+recordings gets the same streams for a new recording, in predict --media and in
+POST /predict-recording."""
 
 import shutil
 
@@ -11,12 +12,15 @@ from typer.testing import CliRunner
 from crosssent.cli import app
 from crosssent.features.build import build_from_table
 from crosssent.features.recording import RecordingReader
+from crosssent.features.visual import FACE_MEASURES
+from crosssent.inference.predict import score_clips
 from crosssent.inference.serve import create_app
-from crosssent.model.folder import load_preprocessing
+from crosssent.model.folder import load_model_folder, load_preprocessing
 from crosssent.train.trainer import train_run
 from tests.conftest import tiny_settings
 from tests.features.test_audio import needs_opensmile
 from tests.features.test_transcribe import RAW, needs_raw_clips, needs_whisper
+from tests.features.test_visual import needs_face
 
 pytestmark = [needs_whisper, needs_raw_clips, needs_opensmile]
 CLIPS = {"a": "03bSnISJMiM_1.wav", "b": "Oz06ZWiO20M_6.mp4"}
@@ -51,7 +55,7 @@ def test_predict_media_feeds_the_recordings_audio(voice_model):
     wav = RAW / CLIPS["a"]
     heard = CliRunner().invoke(app, ["predict", "--model", str(voice_model), "--media", str(wav)])
     assert heard.exit_code == 0, heard.output
-    assert "audio computed from the recordings (egemaps)" in heard.output
+    assert "audio (egemaps) computed from the recordings" in heard.output
     line = next(line for line in heard.output.splitlines() if line.startswith("03bSnISJMiM_1"))
     transcript = line.split(None, 3)[3]
     typed = CliRunner().invoke(app, ["predict", "--model", str(voice_model), "--text", transcript])
@@ -78,3 +82,56 @@ def test_the_service_feeds_the_recordings_audio_too(voice_model):
 def test_another_extractor_version_is_refused():
     with pytest.raises(ValueError, match="but this installation has"):
         RecordingReader(audio_extractor="egemaps", version="eGeMAPSv02 low-level descriptors, opensmile 0.0")
+
+
+@pytest.fixture(scope="module")
+def voice_and_face_model(tmp_path_factory):
+    """A late-fusion model trained on egemaps audio and face features of the raw MOSI video."""
+    tmp = tmp_path_factory.mktemp("face")
+    media = tmp / "media"
+    media.mkdir()
+    rows = ["id,label,split,text"]
+    for n, (split, label) in enumerate((("train", 2.4), ("train", -0.8), ("valid", 2.4), ("test", -0.8))):
+        shutil.copy(RAW / CLIPS["b"], media / f"c{n}.mp4")
+        rows.append(f"c{n},{label},{split},clip {n} text")
+    (tmp / "labels.csv").write_text("\n".join(rows) + "\n")
+    data, _ = build_from_table(media, tmp / "labels.csv", tmp / "data", audio="egemaps", visual="face", alignment="clip",
+                               task="mosi", name="raw-mosi-av", id_column="id", label_column="label",
+                               split_column="split", text_column="text", report=lambda _: None)
+    train_run(tiny_settings(data, model={"variant": "late_fusion"}, train={"max_epochs": 1}), tmp / "run")
+    return tmp / "run" / "model"
+
+
+@needs_face
+def test_predict_media_feeds_the_videos_face_and_says_when_a_recording_has_none(voice_and_face_model):
+    prep = load_preprocessing(voice_and_face_model)
+    assert prep.visual_extractor == "face" and prep.visual_dim == 2 * len(FACE_MEASURES)
+    video, wav = RAW / CLIPS["b"], RAW / CLIPS["a"]
+    heard = CliRunner().invoke(app, ["predict", "--model", str(voice_and_face_model), "--media", str(video),
+                                     "--media", str(wav)])
+    assert heard.exit_code == 0, heard.output
+    assert "audio (egemaps) and visual (face) computed from the recordings" in heard.output
+    assert "no visual stream:" in heard.output and "no video track" in heard.output
+    reader = RecordingReader.for_model(prep)
+    client = TestClient(create_app(voice_and_face_model, transcriber=reader))
+    answer = client.post("/predict-recording", params={"name": video.name}, content=video.read_bytes())
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["streams_used"] == ["text", "audio", "visual"] and body["audio_visual_left_empty"] is False
+    printed = next(line for line in heard.output.splitlines() if line.startswith("Oz06ZWiO20M_6"))
+    assert np.isclose(body["clips"][0]["prediction"], float(printed.split()[1]), atol=1e-3)
+    blind = client.post("/predict-recording", params={"name": wav.name}, content=wav.read_bytes()).json()
+    assert blind["streams_used"] == ["text", "audio"] and blind["audio_visual_left_empty"] is True
+    assert "no video track" in blind["visual_missing"]
+    # the face reaches the score: the same words and voice with another face score otherwise (the
+    # training clips are one video, so this face itself standardises to the training mean)
+    model, tokenizer, _ = load_model_folder(voice_and_face_model)
+    seen = reader(video)
+    with_face = score_clips(model, tokenizer, prep, [seen.text], [seen.audio], [seen.visual])
+    other_face = score_clips(model, tokenizer, prep, [seen.text], [seen.audio], [seen.visual * 1.1])
+    assert abs(float(with_face[0] - other_face[0])) > 1e-4
+
+
+def test_another_visual_extractor_version_is_refused():
+    with pytest.raises(ValueError, match="the model's visual stream was computed by face"):
+        RecordingReader(visual_extractor="face", visual_version="face mesh measures v0")

@@ -51,11 +51,13 @@ class DatasetMeta(BaseModel):
     visual_dim: int = Field(default=0, ge=0)
     audio_features: str = ""
     visual_features: str = ""
-    # The features/ extractor that computed the audio stream from recordings (crosssent data
-    # build), and its version; empty for features that came with a release. A model trained on
-    # such data computes the same stream for a new recording.
+    # The features/ extractors that computed the audio / visual streams from recordings (crosssent
+    # data build), and their versions; empty for features that came with a release. A model trained
+    # on such data computes the same streams for a new recording.
     audio_extractor: str = ""
     audio_extractor_version: str = ""
+    visual_extractor: str = ""
+    visual_extractor_version: str = ""
     language: str = "en"
     source: str = ""
     notes: list[str] = []

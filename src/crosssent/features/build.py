@@ -1,4 +1,4 @@
-"""Recordings + a label table -> a canonical dataset with real audio features:
+"""Recordings + a label table -> a canonical dataset with real audio and visual features:
 ``crosssent data build`` and ``crosssent data import ravdess``.
 
 Recordings: a folder of ``<id>.<ext>`` files, or the MMSA raw layout ``Raw/VIDEO_ID/CLIP_ID.mp4``
@@ -6,10 +6,11 @@ Recordings: a folder of ``<id>.<ext>`` files, or the MMSA raw layout ``Raw/VIDEO
 layout (``video_id, clip_id, text, label, mode``) or with the columns named by the options.
 Text: the table's, else recognised from the recording (Whisper base).
 
-Each clip's stream is computed once and kept in a per-clip cache beside the output
-(``OUT.build-cache/``), so an interrupted build resumes where it stopped and a rebuild with the
-same extractor costs nothing. A clip whose recording is missing, unreadable or silent is kept
-with its audio stream missing and named in the report; nothing half-written is left at ``OUT``.
+Each clip's streams are computed once and kept in per-clip caches beside the output
+(``OUT.build-cache/EXTRACTOR-ALIGNMENT/``), so an interrupted build resumes where it stopped and
+a rebuild with the same extractors costs nothing. A clip whose recording is missing, unreadable,
+silent (audio) or faceless (visual) is kept with that stream missing and named in the report;
+nothing half-written is left at ``OUT``.
 """
 
 from __future__ import annotations
@@ -102,67 +103,106 @@ def _progress(done: int, total: int, started: float, report: Callable[[str], Non
     report(f"  {done}/{total} clips, {rate:.1f} clips/s, about {left:.0f} s left")
 
 
-class _Computer:
-    """Computes one clip's stream into the cache; the extractor (and the speech model, when the
-    transcript or word times are needed) is loaded on first use, once per process."""
+@dataclass(frozen=True)
+class Stream:
+    """One stream a build computes: its modality, extractor and per-clip cache folder."""
 
-    def __init__(self, audio: str, alignment: str, cache: Path, need_transcriber: bool) -> None:
-        self.audio, self.alignment, self.cache, self.need_transcriber = audio, alignment, cache, need_transcriber
-        self.extractor: AudioExtractor | None = None
+    modality: str  # "audio" or "visual"
+    extractor: str
+    cache: Path
+
+
+def stream_extractor_version(name: str) -> str:
+    """The version of audio or visual extractor ``name`` (see ``cache_folder``)."""
+    from crosssent.features import audio, visual
+
+    return (visual if name in visual.VISUAL_EXTRACTORS else audio).extractor_version(name)
+
+
+class _Computer:
+    """Computes one clip's streams into their caches; the extractors (and the speech model, when
+    the transcript or word times are needed) are loaded on first use, once per process."""
+
+    def __init__(self, streams: tuple[Stream, ...], alignment: str, need_transcriber: bool) -> None:
+        self.streams, self.alignment, self.need_transcriber = streams, alignment, need_transcriber
+        self.extractors: dict[str, Any] = {}
         self.transcriber: Any = None  # features.transcribe.Transcriber, loaded when needed
 
-    def __call__(self, clip: Clip) -> str | None:
-        """None when the clip's stream is in the cache now, else the problem that kept it out."""
+    def _load(self) -> None:
+        from crosssent.features.audio import audio_extractor
+        from crosssent.features.visual import visual_extractor
+
+        for stream in self.streams:
+            load = audio_extractor if stream.modality == "audio" else visual_extractor
+            self.extractors[stream.modality] = load(stream.extractor)
+        if self.need_transcriber or self.alignment == "word":
+            from crosssent.features.transcribe import Transcriber
+
+            self.transcriber = Transcriber()
+
+    def __call__(self, clip: Clip) -> list[str]:
+        """The problems that kept a stream of ``clip`` out of its cache (none: all are in now)."""
+        todo = [s for s in self.streams if not (s.cache / cache_name(clip.id)).is_file()]
+        if not todo:
+            return []
         if clip.media is None:
-            return f"clip {clip.id}: no recording found; kept without audio"
-        if self.extractor is None:
-            from crosssent.features.audio import audio_extractor
-
-            self.extractor = audio_extractor(self.audio)
-            if self.need_transcriber or self.alignment == "word":
-                from crosssent.features.transcribe import Transcriber
-
-                self.transcriber = Transcriber()
-        try:
-            samples = read_audio(clip.media)
-            if is_silent(samples):
-                raise ValueError(f"{clip.media}: silent")
-            spans = None
-            extra: dict[str, np.ndarray] = {}
-            if self.transcriber is not None and (not clip.text or self.alignment == "word"):
-                text, _, words = self.transcriber.recognise(samples, where=clip.media, word_times=self.alignment == "word")
-                extra["text"] = np.array(text)
-                spans = word_spans(clip.text or text, words, len(samples) / 16_000)
-            stream = clip_stream(samples, self.extractor, self.alignment, spans, where=clip.media)
-        except ValueError as err:
-            return f"clip {clip.id}: {err}; kept without audio"
-        cached = self.cache / cache_name(clip.id)
-        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, stream=stream, **extra)  # type: ignore[arg-type]
-        tmp.replace(cached)
-        return None
+            return [f"clip {clip.id}: no recording found; kept without {s.modality}" for s in todo]
+        if not self.extractors:
+            self._load()
+        need_words = self.transcriber is not None and (not clip.text or self.alignment == "word")
+        samples, heard, spans = None, "", None
+        extra: dict[str, np.ndarray] = {}
+        if need_words or any(s.modality == "audio" for s in todo):
+            try:
+                samples = read_audio(clip.media)
+                if is_silent(samples):
+                    raise ValueError(f"{clip.media}: silent")
+            except ValueError as err:
+                samples, heard = None, str(err)
+        if samples is not None and need_words:
+            text, _, words = self.transcriber.recognise(samples, where=clip.media, word_times=self.alignment == "word")
+            extra["text"] = np.array(text)
+            spans = word_spans(clip.text or text, words, len(samples) / 16_000)
+        problems = []
+        for stream in todo:
+            extractor = self.extractors[stream.modality]
+            try:
+                if stream.modality == "audio":
+                    if samples is None:
+                        raise ValueError(heard)
+                    data = clip_stream(samples, extractor, self.alignment, spans, where=clip.media)
+                else:
+                    if self.alignment == "word" and spans is None:
+                        raise ValueError(f"{heard}, so its words cannot be timed")
+                    data = visual_stream(clip.media, extractor, self.alignment, spans)
+            except ValueError as err:
+                problems.append(f"clip {clip.id}: {err}; kept without {stream.modality}")
+                continue
+            cached = stream.cache / cache_name(clip.id)
+            tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, stream=data, **extra)  # type: ignore[arg-type]
+            tmp.replace(cached)
+        return problems
 
 
 _WORKER: _Computer | None = None  # one per worker process
 
 
-def _start_worker(audio: str, alignment: str, cache: Path, need_transcriber: bool) -> None:
+def _start_worker(streams: tuple[Stream, ...], alignment: str, need_transcriber: bool) -> None:
     global _WORKER
-    _WORKER = _Computer(audio, alignment, cache, need_transcriber)
+    _WORKER = _Computer(streams, alignment, need_transcriber)
 
 
 def _work(clips: list[Clip]) -> list[str]:
     assert _WORKER is not None
-    return [problem for clip in clips if (problem := _WORKER(clip)) is not None]
+    return [problem for clip in clips for problem in _WORKER(clip)]
 
 
-def cache_folder(cache_root: Path, audio: str, alignment: str) -> Path:
-    """Where a build keeps its per-clip streams; it holds ``extractor.txt``, the version that
-    made them, and is refused when another version would add to it."""
-    from crosssent.features.audio import extractor_version
-
-    folder = cache_root / f"{audio}-{alignment}"
-    version = extractor_version(audio)
+def cache_folder(cache_root: Path, extractor: str, alignment: str) -> Path:
+    """Where a build keeps one extractor's per-clip streams; it holds ``extractor.txt``, the
+    version that made them, and is refused when another version would add to it."""
+    folder = cache_root / f"{extractor}-{alignment}"
+    version = stream_extractor_version(extractor)
     stamp = folder / "extractor.txt"
     if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() != version:
         raise ValueError(f"{folder}: made by {stamp.read_text(encoding='utf-8').strip()!r}, not by this "
@@ -173,19 +213,18 @@ def cache_folder(cache_root: Path, audio: str, alignment: str) -> Path:
 
 
 def fill_cache(
-    clips: list[Clip], *, audio: str, alignment: str, cache: Path, need_transcriber: bool, workers: int,
+    clips: list[Clip], *, streams: tuple[Stream, ...], alignment: str, need_transcriber: bool, workers: int,
     report: Callable[[str], None],
 ) -> list[str]:
-    """Compute every clip not in ``cache`` yet (in ``workers`` processes); the problems."""
-    pending = [c for c in clips if not (cache / cache_name(c.id)).is_file()]
+    """Compute every stream of every clip not in its cache yet (in ``workers`` processes); the problems."""
+    pending = [c for c in clips if any(not (s.cache / cache_name(c.id)).is_file() for s in streams)]
     if len(pending) < len(clips):
-        report(f"{len(clips) - len(pending)} of {len(clips)} clips already in {cache}")
+        report(f"{len(clips) - len(pending)} of {len(clips)} clips already in {', '.join(str(s.cache) for s in streams)}")
     started, done, problems = time.monotonic(), 0, []
     if workers <= 1:
-        compute = _Computer(audio, alignment, cache, need_transcriber)
+        compute = _Computer(streams, alignment, need_transcriber)
         for clip in pending:
-            problem = compute(clip)
-            problems += [problem] if problem else []
+            problems += compute(clip)
             done += 1
             if done % 50 == 0 or done == len(pending):
                 _progress(done, len(pending), started, report)
@@ -193,7 +232,7 @@ def fill_cache(
     chunks = [pending[i:i + 16] for i in range(0, len(pending), 16)]
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked model state
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
-                             initargs=(audio, alignment, cache, need_transcriber)) as pool:
+                             initargs=(streams, alignment, need_transcriber)) as pool:
         for chunk, found in zip(chunks, pool.map(_work, chunks)):
             problems += found
             done += len(chunk)
@@ -253,6 +292,17 @@ def clip_stream(
     return pool(frames, extractor.info.frames_per_second, alignment, spans)
 
 
+def visual_stream(path: Path, extractor: Any, alignment: str, spans: list[tuple[float, float]] | None) -> np.ndarray:
+    """One recording's visual stream (``features.visual``): the frames with a face, pooled as
+    ``clip_stream`` pools audio; a recording without any face has none."""
+    frames, has_face = extractor(path)
+    if len(frames) == 0:
+        raise ValueError(f"{path}: no video frame")
+    if not has_face.any():
+        raise ValueError(f"{path}: no face in any of its {len(frames)} sampled frames")
+    return pool(frames, extractor.info.frames_per_second, alignment, spans, valid=has_face)
+
+
 def word_spans(text: str, words: list[tuple[str, float, float]], duration: float) -> list[tuple[float, float]]:
     """One time span per whitespace word of ``text``: the recogniser's word times when it heard
     as many words, else the recognised speech span (or the whole clip) shared out in proportion
@@ -268,54 +318,56 @@ def word_spans(text: str, words: list[tuple[str, float, float]], duration: float
 
 def build_dataset(
     clips: list[Clip], out: Path, *, name: str, task: str, audio: str, alignment: str, source: str,
-    inputs: tuple[Path, ...], workers: int = 1, shard: tuple[int, int] | None = None,
+    inputs: tuple[Path, ...], visual: str = "none", workers: int = 1, shard: tuple[int, int] | None = None,
     report: Callable[[str], None] = print,
 ) -> tuple[Path, list[str]]:
     """Extract, pool and write the canonical dataset (atomically); the report's lines. With
-    ``shard`` (i, n), only every n-th clip from the i-th (1-based) is computed into the cache
-    and no dataset is written: the path returned is the cache's."""
+    ``shard`` (i, n), only every n-th clip from the i-th (1-based) is computed into the caches
+    and no dataset is written: the path returned is the (first stream's) cache."""
     if task not in LABEL_RANGE:
         raise ValueError(f"--task must be one of {sorted(LABEL_RANGE)}, got {task!r}")
     if alignment not in POOLED:
         raise ValueError(f"--alignment must be one of {', '.join(POOLED)}, got {alignment!r}")
     if shard is not None and not 1 <= shard[0] <= shard[1]:
         raise ValueError(f"--shard {shard[0]}/{shard[1]}: expected i/n with 1 <= i <= n")
-    if shard is not None and audio == "none":
-        raise ValueError("--shard spreads the audio extraction: it needs --audio whisper or egemaps")
+    if shard is not None and audio == "none" and visual == "none":
+        raise ValueError("--shard spreads the feature extraction: it needs --audio or --visual")
     resolved = check_output_dir(out, inputs)
+    cache_root = resolved.with_name(resolved.name + ".build-cache")
+    streams = tuple(Stream(modality, extractor, cache_folder(cache_root, extractor, alignment))
+                    for modality, extractor in (("audio", audio), ("visual", visual)) if extractor != "none")
     cols: dict[str, list] = {"id": [c.id for c in clips], "label": [c.label for c in clips],
-                             "split": [c.split for c in clips]}
+                             "split": [c.split for c in clips], "text": [c.text for c in clips]}
     lines: list[str] = []
-    version = ""
     meta_extra: dict[str, object] = {}
-    if audio != "none":
-        cache = cache_folder(resolved.with_name(resolved.name + ".build-cache"), audio, alignment)
-        version = (cache / "extractor.txt").read_text(encoding="utf-8").strip()
-        need_text = any(not c.text for c in clips)
-        problems = fill_cache(clips if shard is None else clips[shard[0] - 1::shard[1]], audio=audio,
-                              alignment=alignment, cache=cache, need_transcriber=need_text, workers=workers, report=report)
+    if streams:
+        problems = fill_cache(clips if shard is None else clips[shard[0] - 1::shard[1]], streams=streams,
+                              alignment=alignment, need_transcriber=any(not c.text for c in clips), workers=workers,
+                              report=report)
         if shard is not None:
-            return cache, problems + [f"shard {shard[0]}/{shard[1]}: streams cached; merge the shards' caches "
-                                      "(crosssent data merge) and build again without --shard"]
-        streams, texts = read_cache(clips, cache)
-        widths = {s.shape[1] for s in streams.values()}
-        if not widths:
-            raise ValueError(f"{source}: no clip gave {audio} features ({problems[0] if problems else 'no clips'})")
-        cols["text"] = [c.text or texts.get(c.id, "") for c in clips]
-        cols["audio"] = [streams[c.id].tolist() if c.id in streams else [] for c in clips]
-        meta_extra = {"audio_dim": widths.pop(), "audio_features": f"{audio}: {version}; {alignment} pooling",
-                      "audio_extractor": audio, "audio_extractor_version": version}
+            return streams[0].cache, problems + [
+                f"shard {shard[0]}/{shard[1]}: streams cached in {', '.join(s.cache.name for s in streams)}; merge the "
+                "shards' caches (crosssent data merge, once per stream) and build again without --shard"]
         lines += problems
-        lines.append(f"audio: {len(streams)} of {len(clips)} clips with {audio} features ({alignment})")
-    else:
-        cols["text"] = [c.text for c in clips]
+    for stream in streams:
+        found, texts = read_cache(clips, stream.cache)
+        widths = {f.shape[1] for f in found.values()}
+        if not widths:
+            raise ValueError(f"{source}: no clip gave {stream.extractor} features ({problems[0] if problems else 'no clips'})")
+        version = (stream.cache / "extractor.txt").read_text(encoding="utf-8").strip()
+        cols["text"] = [t or texts.get(c, "") for c, t in zip(cols["id"], cols["text"])]
+        cols[stream.modality] = [found[c.id].tolist() if c.id in found else [] for c in clips]
+        m = stream.modality
+        meta_extra |= {f"{m}_dim": widths.pop(), f"{m}_features": f"{stream.extractor}: {version}; {alignment} pooling",
+                       f"{m}_extractor": stream.extractor, f"{m}_extractor_version": version}
+        lines.append(f"{m}: {len(found)} of {len(clips)} clips with {stream.extractor} features ({alignment})")
     missing_text = [c for c, t in zip(cols["id"], cols["text"]) if not t]
     if missing_text:
         raise ValueError(f"{source}: clip {missing_text[0]!r} has no transcript and none could be recognised")
     lo, hi = LABEL_RANGE[task]
     meta = DatasetMeta(
         name=name, task=task, label_min=lo, label_max=hi,  # type: ignore[arg-type]
-        alignment=alignment if audio != "none" else "none",  # type: ignore[arg-type]
+        alignment=alignment if streams else "none",  # type: ignore[arg-type]
         source=source, notes=lines, **meta_extra,  # type: ignore[arg-type]
     )
     return save_dataset(cols, meta, resolved, where=source, inputs=inputs), lines
@@ -323,7 +375,7 @@ def build_dataset(
 
 def build_from_table(
     media_dir: Path, labels: Path, out: Path, *, audio: str, alignment: str, task: str, name: str,
-    id_column: str | None, label_column: str, split_column: str, text_column: str,
+    id_column: str | None, label_column: str, split_column: str, text_column: str, visual: str = "none",
     workers: int = 1, shard: tuple[int, int] | None = None, report: Callable[[str], None] = print,
 ) -> tuple[Path, list[str]]:
     """``crosssent data build``."""
@@ -335,7 +387,7 @@ def build_from_table(
     report(f"{len(clips)} clips in {labels}, {len(clips) - len(unknown)} with a recording in {media_dir}")
     return build_dataset(clips, out, name=name or labels.stem, task=task, audio=audio, alignment=alignment,
                          source=f"recordings: {media_dir.name}, labels: {labels.name}", inputs=(media_dir, labels),
-                         workers=workers, shard=shard, report=report)
+                         visual=visual, workers=workers, shard=shard, report=report)
 
 
 def import_ravdess(source: Path, out: Path, *, audio: str, alignment: str = "clip", workers: int = 1,

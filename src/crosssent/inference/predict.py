@@ -87,23 +87,24 @@ def score_transcripts(
 
 def score_clips(
     model: CrossSentModel, tokenizer: PreTrainedTokenizerBase, prep: Preprocessing, texts: list[str],
-    audio: list[np.ndarray | None],
+    audio: list[np.ndarray | None], visual: list[np.ndarray | None] | None = None,
 ) -> np.ndarray:
-    """Predictions (N,) from transcripts and, where a clip has one, its audio stream (computed
-    from its recording as the training data's was: ``features.recording``), prepared by the
-    same alignment code as training data. A clip without one scores as a clip without audio."""
-    if not any(a is not None for a in audio):
+    """Predictions (N,) from transcripts and, where a clip has them, its audio and visual streams
+    (computed from its recording as the training data's were: ``features.recording``), prepared
+    by the same alignment code as training data. A missing stream scores as in training data."""
+    given = {"audio": audio, "visual": visual or [None] * len(texts)}
+    if not any(x is not None for stream in given.values() for x in stream):
         return score_transcripts(model, tokenizer, prep, texts)
     from datasets import Dataset
 
     columns: dict[str, list] = {
         "id": [str(n) for n in range(len(texts))], "text": texts, "label": [0.0] * len(texts),
         "split": ["test"] * len(texts),
-        "audio": [a.tolist() if a is not None else [] for a in audio],
-        "audio_length": [len(a) if a is not None else 0 for a in audio],
     }
-    if prep.visual_dim:
-        columns |= {"visual": [[] for _ in texts], "visual_length": [0] * len(texts)}
+    for modality, frames in given.items():
+        if getattr(prep, f"{modality}_dim"):
+            columns[modality] = [f.tolist() if f is not None else [] for f in frames]
+            columns[f"{modality}_length"] = [len(f) if f is not None else 0 for f in frames]
     aligned = align_dataset(Dataset.from_dict(columns), prep.as_meta(), tokenizer, max_len=prep.max_len, cache_root=None)
     return predict(model, aligned)[2]
 
@@ -113,12 +114,13 @@ def polarity(prediction: float) -> str:
 
 
 def score_folder(
-    model_dir: Path, clips: list[tuple[str, str]], audio: list[np.ndarray | None]
+    model_dir: Path, clips: list[tuple[str, str]], audio: list[np.ndarray | None],
+    visual: list[np.ndarray | None] | None = None,
 ) -> tuple[Preprocessing, np.ndarray]:
-    """Load an exported model and score ``clips``, with an audio stream (or None) per clip;
-    returns its preprocessing and (N,) predictions."""
+    """Load an exported model and score ``clips``, with an audio (and visual) stream or None per
+    clip; returns its preprocessing and (N,) predictions."""
     model, tokenizer, prep = load_model_folder(model_dir)
-    return prep, score_clips(model, tokenizer, prep, [text for _, text in clips], audio)
+    return prep, score_clips(model, tokenizer, prep, [text for _, text in clips], audio, visual)
 
 
 def predict_folder(model_dir: Path, clips: list[tuple[str, str]]) -> tuple[Preprocessing, np.ndarray]:
@@ -126,31 +128,37 @@ def predict_folder(model_dir: Path, clips: list[tuple[str, str]]) -> tuple[Prepr
     return score_folder(model_dir, clips, [None] * len(clips))
 
 
+def built_from_recordings(prep: Preprocessing) -> list[str]:
+    """The streams of a model that an extractor here computes from a recording."""
+    return [m for m in STREAMS if getattr(prep, f"{m}_dim") and getattr(prep, f"{m}_extractor")]
+
+
 def read_recordings(
     paths: list[Path], prep: Preprocessing, *, speech_model: str, language: str | None,
     chinese_script: ChineseScript, report: Callable[[str], None],
-) -> tuple[list[tuple[str, str]], list[np.ndarray | None]]:
-    """(id, transcript) of each recording and its audio stream: computed by the model's own
-    extractor when it was trained on audio built from recordings, else None."""
+) -> tuple[list[tuple[str, str]], list[np.ndarray | None], list[np.ndarray | None]]:
+    """(id, transcript) of each recording and its audio and visual streams: computed by the
+    model's own extractors where it was trained on streams built from recordings, else None."""
     if not paths:
-        return [], []
-    if not (prep.audio_dim and prep.audio_extractor):
+        return [], [], []
+    if not built_from_recordings(prep):
         found = transcribe_files(paths, model=speech_model, language=language, chinese_script=chinese_script,
                                  report=report)
-        return [(t.clip, t.text) for t in found], [None] * len(found)
+        return [(t.clip, t.text) for t in found], [None] * len(found), [None] * len(found)
     from crosssent.features.recording import RecordingReader
 
-    reader = RecordingReader(audio_extractor=prep.audio_extractor, version=prep.audio_extractor_version,
-                             alignment=prep.alignment, speech_model=speech_model, language=language,
-                             chinese_script=chinese_script)
-    clips, audio = [], []
+    reader = RecordingReader.for_model(prep, speech_model=speech_model, language=language, chinese_script=chinese_script)
+    clips, audio, visual = [], [], []
+    described = " and ".join(f"{getattr(prep, f'{m}_extractor')} {m}" for m in built_from_recordings(prep))
     for n, path in enumerate(paths, start=1):
         heard = reader(path)
         clips.append((heard.clip, heard.text))
         audio.append(heard.audio)
+        visual.append(heard.visual)
+        missing = f"; no visual stream: {heard.visual_missing}" if heard.visual_missing else ""
         report(f"transcribed and described {n}/{len(paths)}: {path} ({heard.duration_s:.1f} s, {heard.language}, "
-               f"{prep.audio_extractor} audio)")
-    return clips, audio
+               f"{described}{missing})")
+    return clips, audio, visual
 
 
 def format_scores(clips: list[tuple[str, str]], preds: np.ndarray, prep: Preprocessing) -> str:
@@ -167,16 +175,19 @@ def write_scores(path: Path, clips: list[tuple[str, str]], preds: np.ndarray) ->
                      ((clip, f"{p:.6g}", polarity(p), text) for (clip, text), p in zip(clips, preds)))
 
 
-def unused_streams_note(prep: Preprocessing, *, audio_given: bool = False) -> str | None:
-    """A one-line note on the streams the model reads beside the text: which are computed from
-    the recordings here, and which are left empty (and why)."""
-    used = ["audio"] if audio_given else []
-    streams = [f"{m} ({getattr(prep, f'{m}_dim')} features)" for m in STREAMS
-               if getattr(prep, f"{m}_dim") and m not in used]
-    computed = f"audio computed from the recordings ({prep.audio_extractor}); " if audio_given else ""
-    if not streams:
-        return f"note: {computed.rstrip('; ')}" if computed else None
-    why = ("typed transcripts have no recording" if prep.audio_extractor else
-           "no extractor here reproduces the features it was trained on")
-    return (f"note: {computed}this model also reads {' and '.join(streams)}; they are left empty here "
-            f"({why}), as for clips whose streams are missing")
+def unused_streams_note(prep: Preprocessing, *, given: tuple[str, ...] = (), from_recordings: bool = False) -> str | None:
+    """A one-line note on the streams the model reads beside the text: which were computed from
+    the recordings here (``given``), and which are left empty, grouped by why."""
+    computed = [f"{m} ({getattr(prep, f'{m}_extractor')})" for m in STREAMS if m in given]
+    said = f"{' and '.join(computed)} computed from the recordings; " if computed else ""
+    why: dict[str, list[str]] = {}
+    for m in STREAMS:
+        if getattr(prep, f"{m}_dim") and m not in given:
+            reason = ("no extractor here reproduces the features it was trained on" if not getattr(prep, f"{m}_extractor")
+                      else "the recordings gave none (see above)" if from_recordings
+                      else "typed transcripts have no recording")
+            why.setdefault(reason, []).append(f"{m} ({getattr(prep, f'{m}_dim')} features)")
+    if not why:
+        return f"note: {said.rstrip('; ')}" if said else None
+    empty = "; ".join(f"{' and '.join(streams)} ({reason})" for reason, streams in why.items())
+    return f"note: {said}this model also reads {empty}; left empty, as for clips whose streams are missing"

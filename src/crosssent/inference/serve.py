@@ -83,7 +83,7 @@ class PredictResponse(BaseModel):
     label_min: float
     label_max: float
     audio_visual_left_empty: bool  # true when the model was trained with A/V it does not get here
-    streams_used: list[str]  # "text", and "audio" when computed from the recording
+    streams_used: list[str]  # "text", and "audio" / "visual" when computed from the recording
     clips: list[ScoredClip]
 
 
@@ -91,6 +91,7 @@ class ScoredRecording(PredictResponse):
     transcript: str
     language: str
     duration_s: float
+    visual_missing: str = ""  # why a model that reads faces got none from this recording
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,6 @@ def create_app(
     are accepted when a ``transcriber`` is given (``features.recording.RecordingReader``, or a
     plain ``features.transcribe.Transcriber`` for transcripts alone)."""
     model, tokenizer, prep = load_model_folder(model_dir)
-    has_streams = bool(prep.audio_dim or prep.visual_dim)
     app = FastAPI(title="CrossSent", summary=f"sentiment of transcripts, model trained on {prep.trained_on}")
     app.add_exception_handler(RequestValidationError, _validation_answer)  # type: ignore[arg-type]
     app.add_middleware(BodyLimits, limits=limits)
@@ -132,12 +132,14 @@ def create_app(
     def health() -> dict[str, str]:
         return {"status": "ok", "trained_on": prep.trained_on}
 
-    def scored(clips: list[tuple[str, str]], audio: np.ndarray | None = None) -> dict:
-        preds = score_clips(model, tokenizer, prep, [text for _, text in clips], [audio] * len(clips))
-        used = ["text"] + (["audio"] if audio is not None else [])
+    def scored(clips: list[tuple[str, str]], audio: np.ndarray | None = None, visual: np.ndarray | None = None) -> dict:
+        preds = score_clips(model, tokenizer, prep, [text for _, text in clips], [audio] * len(clips),
+                            [visual] * len(clips))
+        used = ["text"] + [m for m, x in (("audio", audio), ("visual", visual)) if x is not None]
+        left_empty = any(getattr(prep, f"{m}_dim") and m not in used for m in ("audio", "visual"))
         return dict(
             trained_on=prep.trained_on, label_min=prep.label_min, label_max=prep.label_max,
-            audio_visual_left_empty=has_streams and (audio is None or bool(prep.visual_dim)), streams_used=used,
+            audio_visual_left_empty=left_empty, streams_used=used,
             clips=[ScoredClip(id=c, prediction=float(p), polarity=polarity(p)) for (c, _), p in zip(clips, preds)],
         )
 
@@ -182,8 +184,10 @@ def create_app(
                 found = await run_in_threadpool(transcriber, path)
             except ValueError as err:
                 raise HTTPException(status_code=422, detail=str(err).replace(str(path), name)) from None
-        answer = await run_in_threadpool(scored, [(found.clip, found.text)], getattr(found, "audio", None))
-        return ScoredRecording(**answer, transcript=found.text, language=found.language, duration_s=found.duration_s)
+        answer = await run_in_threadpool(scored, [(found.clip, found.text)], getattr(found, "audio", None),
+                                         getattr(found, "visual", None))
+        return ScoredRecording(**answer, transcript=found.text, language=found.language, duration_s=found.duration_s,
+                               visual_missing=getattr(found, "visual_missing", ""))
 
     return app
 

@@ -54,6 +54,8 @@ class Preprocessing(BaseModel):
     trained_on: str
     audio_extractor: str = ""  # features/ extractor of the training data's audio ("" = a release's features)
     audio_extractor_version: str = ""
+    visual_extractor: str = ""  # the same for the visual stream
+    visual_extractor_version: str = ""
 
     @classmethod
     def from_meta(cls, meta: DatasetMeta, *, max_len: int) -> Preprocessing:
@@ -63,6 +65,8 @@ class Preprocessing(BaseModel):
             label_max=meta.label_max, trained_on=meta.name,
             audio_extractor=meta.audio_extractor if meta.audio_dim else "",
             audio_extractor_version=meta.audio_extractor_version if meta.audio_dim else "",
+            visual_extractor=meta.visual_extractor if meta.visual_dim else "",
+            visual_extractor_version=meta.visual_extractor_version if meta.visual_dim else "",
         )
 
     def as_meta(self) -> DatasetMeta:
@@ -71,6 +75,7 @@ class Preprocessing(BaseModel):
             name=self.trained_on, task=self.task, label_min=self.label_min, label_max=self.label_max,
             alignment=self.alignment, audio_dim=self.audio_dim, visual_dim=self.visual_dim,
             audio_extractor=self.audio_extractor, audio_extractor_version=self.audio_extractor_version,
+            visual_extractor=self.visual_extractor, visual_extractor_version=self.visual_extractor_version,
         )
 
 
