@@ -301,16 +301,21 @@ def bench_service_command(
 
 @app.command()
 def plot(
-    kind: Annotated[str, typer.Argument(help="scatter (predicted vs true, level confusion) or curves (training and validation by epoch)")],
-    runs: Annotated[list[Path], typer.Argument(help="finished run directory (RUN_DIR)")],
+    kind: Annotated[str, typer.Argument(help="scatter (predicted vs true, level confusion), curves (training and validation by epoch), tsne (fused clip embeddings, one panel per run) or attention (GMRA cross-attention, gates, encoder self-attention of chosen clips)")],
+    runs: Annotated[list[Path], typer.Argument(help="finished run directories (RUN_DIR); tsne takes several, side by side")],
     out: Annotated[Path, typer.Option(help="PNG file to write")],
-    split: Annotated[str, typer.Option(help="scatter: which split's predictions")] = "test",
+    split: Annotated[str, typer.Option(help="which split's clips (scatter, tsne, attention)")] = "test",
+    data: Annotated[Path | None, typer.Option(help="tsne, attention: dataset to run the model on (default: the run's own data.path)")] = None,
+    clip: Annotated[list[str], typer.Option(help="attention: a clip id to draw (repeatable; default: the split's first two)")] = [],
+    layer: Annotated[int, typer.Option(help="attention: encoder layer whose self-attention is drawn (1 = first)")] = 1,
+    seed: Annotated[int, typer.Option(help="tsne: random seed of the t-SNE layout")] = 0,
 ) -> None:
-    """Draw a figure of a finished run, readable without the code."""
+    """Draw a figure of finished runs, readable without the code."""
+    _quiet_libraries()
     from crosssent.experiments.plots import plot as draw
 
     try:
-        path = draw(kind, runs, out, split=split)
+        path = draw(kind, runs, out, split=split, data=data, clips=clip or None, layer=layer, seed=seed)
     except ValueError as err:
         _fail(err)
     typer.echo(f"wrote {path}")

@@ -7,6 +7,7 @@ experiment reports; the model folder itself is ``crosssent.model.folder``'s, the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from crosssent.data.align import align_dataset, default_cache_root
 from crosssent.data.collate import collate
-from crosssent.data.dataset import drop_modalities, load_dataset, split_rows
+from crosssent.data.dataset import DatasetMeta, drop_modalities, load_dataset, split_rows
 from crosssent.metrics import compute_metrics
 from crosssent.model.folder import check_compatible, load_model_folder
 from crosssent.model.modeling import CrossSentModel
@@ -92,6 +93,12 @@ def evaluate_folder(
 ) -> tuple[dict, list]:
     """Load an exported model, align a canonical dataset the way it was trained, score it
     (``hide``: streams withheld from every clip, see ``predict``)."""
+    model, _, aligned, meta = load_for_scoring(model_dir, data_dir)
+    return score_splits(model, aligned, meta.task, splits, hide=hide)
+
+
+def load_for_scoring(model_dir: str | Path, data_dir: str | Path) -> tuple[CrossSentModel, Any, Dataset, DatasetMeta]:
+    """An exported model, its tokenizer, and a canonical dataset aligned the way it was trained."""
     model, tokenizer, prep = load_model_folder(model_dir)
     table, meta = load_dataset(data_dir)
     # A model trained without a stream (data.drop_modalities) ignores it in new data too.
@@ -99,7 +106,7 @@ def evaluate_folder(
     table, meta = drop_modalities(table, meta, unused, where=str(data_dir))
     check_compatible(prep, meta, where=str(data_dir))
     aligned = align_dataset(table, meta, tokenizer, max_len=prep.max_len, cache_root=default_cache_root(Path(data_dir)))
-    return score_splits(model, aligned, meta.task, splits, hide=hide)
+    return model, tokenizer, aligned, meta
 
 
 def format_table(metrics: dict[str, dict[str, float]]) -> str:

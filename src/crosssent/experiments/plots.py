@@ -4,13 +4,22 @@
   metric convention as a grid, and the level-confusion matrix beside it (how often a clip lands
   two or more levels away from its own, what EIOI targets);
 - ``curves``: the training loss by step and the validation MSE by epoch, from the run's
-  ``logs/metrics.csv``, with the epoch that selected the model marked.
+  ``logs/metrics.csv``, with the epoch that selected the model marked;
+- ``tsne``: the fused clip embeddings (``CrossSentOutput.embedding``) of one split, reduced to two
+  dimensions by scikit-learn's t-SNE (seeded), coloured by the true score, one panel per run;
+- ``attention``: for chosen clips, GMRA's cross-attention (text tokens x audio/visual positions,
+  averaged over heads, the tokens as tick labels), the mean gate value per token, and the
+  encoder's self-attention at a chosen layer.
+
+The last two run the run's exported model (``RUN_DIR/model``) on its own dataset (the run
+config's ``data.path``) or on ``--data``.
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -19,7 +28,7 @@ from crosssent.experiments.figures import save_png
 from crosssent.metrics import compute_metrics
 from crosssent.train.run_dir import RunDir
 
-KINDS = ("scatter", "curves")
+KINDS = ("scatter", "curves", "tsne", "attention")
 
 
 def _label_range(run: RunDir) -> tuple[float, float, str]:
@@ -115,11 +124,126 @@ def plot_curves(run_path: Path, out: Path) -> Path:
     return save_png(fig, out)
 
 
-def plot(kind: str, runs: list[Path], out: Path, *, split: str = "test") -> Path:
+def _model_and_split(run_path: Path, data: Path | None, split: str) -> tuple[Any, Any, Any, Any]:
+    """(model, tokenizer, aligned rows of ``split``, dataset metadata) of a run's exported model."""
+    from crosssent.scoring import load_for_scoring
+
+    run = RunDir(run_path)
+    if not run.model.is_dir():
+        raise ValueError(f"{run_path}: no exported model ({run.model.name}/ is missing; a restored record has none)")
+    if data is None:
+        settings = run.read_settings() or {}
+        data = Path(settings.get("data", {}).get("path", ""))
+        if not str(data) or not data.is_dir():
+            raise ValueError(f"{run_path}: its dataset {str(data)!r} is not here; give --data")
+    model, tokenizer, aligned, meta = load_for_scoring(run.model, data)
+    rows = aligned.filter(lambda r: r["split"] == split)
+    if len(rows) == 0:
+        raise ValueError(f"{data}: no clips in split {split!r}")
+    return model, tokenizer, rows, meta
+
+
+def _outputs(model: Any, rows: Any, *, attentions: bool = False, batch_size: int = 64) -> list[Any]:
+    """The model's outputs over ``rows``, batch by batch, with each batch."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from crosssent.data.collate import collate
+
+    model.eval()
+    found = []
+    with torch.inference_mode():
+        for batch in DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collate):
+            found.append((batch, model(**batch.model_inputs(), output_attentions=attentions)))  # type: ignore[arg-type]
+    return found
+
+
+def plot_tsne(runs: list[Path], out: Path, *, data: Path | None = None, split: str = "test", seed: int = 0) -> Path:
+    """The fused clip embeddings of ``split``, one t-SNE panel per run, coloured by the true score."""
+    from sklearn.manifold import TSNE
+
+    fig = Figure(figsize=(5.2 * len(runs) + 0.8, 4.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(runs)))
+    image = None
+    for ax, run_path in zip(axes, runs):
+        model, _, rows, meta = _model_and_split(run_path, data, split)
+        found = _outputs(model, rows)
+        embeddings = np.concatenate([out.embedding.float().numpy() for _, out in found])
+        labels = np.concatenate([batch.label.float().numpy() for batch, _ in found])
+        if len(embeddings) < 5:
+            raise ValueError(f"{run_path}: t-SNE needs at least 5 clips in {split!r}, got {len(embeddings)}")
+        points = TSNE(n_components=2, perplexity=min(30.0, (len(embeddings) - 1) / 3), init="pca",
+                      random_state=seed).fit_transform(embeddings)
+        image = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="coolwarm", s=12,
+                           vmin=meta.label_min, vmax=meta.label_max)
+        ax.set(title=f"{run_path.parent.name}/{run_path.name}\n({model.config.variant}, {len(labels)} {split} clips)",
+               xticks=[], yticks=[])
+    assert image is not None
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="true score")
+    fig.suptitle(f"t-SNE of the fused clip embeddings (seed {seed})")
+    return save_png(fig, out)
+
+
+def plot_attention(
+    run_path: Path, out: Path, *, clips: list[str] | None = None, data: Path | None = None, split: str = "test",
+    layer: int = 1,
+) -> Path:
+    """For each chosen clip (default: the first two of ``split``): GMRA's cross-attention map with
+    the tokens as labels, the mean gate per token, and the encoder self-attention at ``layer``."""
+    model, tokenizer, rows, _ = _model_and_split(run_path, data, split)
+    if model.config.variant != "crosssent" or not (model.config.audio_dim or model.config.visual_dim):
+        raise ValueError(f"{run_path}: a {model.config.variant} model has no GMRA attention to draw")
+    layers = model.backbone.config.num_hidden_layers
+    if not 1 <= layer <= layers:
+        raise ValueError(f"--layer {layer}: the encoder has layers 1-{layers}")
+    ids = list(rows["id"])
+    wanted = clips or ids[:2]
+    missing = [c for c in wanted if c not in ids]
+    if missing:
+        raise ValueError(f"clip {missing[0]!r} is not in the {split!r} split")
+    chosen = rows.select([ids.index(c) for c in wanted])
+    (batch, output), = _outputs(model, chosen, attentions=True, batch_size=len(wanted))
+    audio_keys = batch.audio.shape[1] if batch.audio is not None and model.config.audio_dim else 0
+    fig = Figure(figsize=(15, 4.2 * len(wanted)), layout="constrained")
+    grid = fig.subplots(len(wanted), 3, squeeze=False, gridspec_kw={"width_ratios": [3, 1, 3]})
+    for i, clip in enumerate(wanted):
+        n = int(batch.attention_mask[i].sum())
+        tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[i, :n].tolist())
+        keys = [(f"a{k}", m) for k, m in enumerate(batch.audio_mask[i].tolist())] if audio_keys else []
+        if batch.visual is not None and model.config.visual_dim:
+            keys += [(f"v{k}", m) for k, m in enumerate(batch.visual_mask[i].tolist())]
+        real = [k for k, (_, m) in enumerate(keys) if m]
+        cross = output.cross_attentions[i].float().mean(0)[:n][:, real].numpy()  # (tokens, real keys)
+        left, middle, right = grid[i]
+        left.imshow(cross, aspect="auto", cmap="viridis")
+        left.set(yticks=range(n), xlabel="audio (a) / visual (v) positions", xticks=range(len(real)),
+                 title=f"clip {clip}: GMRA cross-attention (mean of heads)")
+        left.set_yticklabels(tokens, fontsize=7)
+        left.set_xticklabels([keys[k][0] for k in real], fontsize=6, rotation=90)
+        gate = output.gates[i].float().mean(-1)[:n].numpy()  # (tokens,)
+        middle.barh(range(n), gate)
+        middle.set(ylim=(n - 0.5, -0.5), yticks=[], xlabel="mean gate", title=f"gate (clip mean {gate.mean():.3f})")
+        attention = output.attentions[layer - 1][i].float().mean(0)[:n, :n].numpy()
+        right.imshow(attention, cmap="magma")
+        right.set(xticks=range(n), yticks=range(n), title=f"encoder self-attention, layer {layer} (mean of heads)")
+        right.set_xticklabels(tokens, fontsize=7, rotation=90)
+        right.set_yticklabels(tokens, fontsize=7)
+    fig.suptitle(f"{run_path}")
+    return save_png(fig, out)
+
+
+def plot(
+    kind: str, runs: list[Path], out: Path, *, split: str = "test", data: Path | None = None,
+    clips: list[str] | None = None, layer: int = 1, seed: int = 0,
+) -> Path:
     if kind not in KINDS:
-        raise ValueError(f"unknown plot {kind!r}; choose from {', '.join(KINDS)} (tsne and attention are not built yet)")
-    if len(runs) != 1:
-        raise ValueError(f"plot {kind} draws one run; got {len(runs)}")
+        raise ValueError(f"unknown plot {kind!r}; choose from {', '.join(KINDS)}")
     if out.suffix.lower() != ".png":
         raise ValueError(f"--out {out}: figures are PNG files (FILE.png)")
+    if kind == "tsne":
+        return plot_tsne(runs, out, data=data, split=split, seed=seed)
+    if len(runs) != 1:
+        raise ValueError(f"plot {kind} draws one run; got {len(runs)}")
+    if kind == "attention":
+        return plot_attention(runs[0], out, clips=clips, data=data, split=split, layer=layer)
     return plot_scatter(runs[0], out, split=split) if kind == "scatter" else plot_curves(runs[0], out)
