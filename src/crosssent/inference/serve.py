@@ -38,7 +38,7 @@ from starlette.requests import ClientDisconnect
 from crosssent.features.recording import Recording
 from crosssent.features.transcribe import MediaTranscript
 from crosssent.inference.predict import check_clips, polarity, score_clips
-from crosssent.model.folder import load_model_folder
+from crosssent.model.onnx_runtime import load_runtime
 
 MAX_CLIPS_PER_REQUEST = 1024
 MAX_TEXT_CHARS = 10_000  # a minute of speech is about 1,000 characters; the model reads max_len tokens
@@ -118,12 +118,12 @@ def _validation_answer(request: Request, err: RequestValidationError) -> JSONRes
 
 def create_app(
     model_dir: Path, *, transcriber: Callable[[Path], MediaTranscript | Recording] | None = None,
-    limits: Limits = Limits(),
+    limits: Limits = Limits(), runtime: str = "torch",
 ) -> FastAPI:
     """The service for one model folder (a bad folder fails here, before serving); recordings
     are accepted when a ``transcriber`` is given (``features.recording.RecordingReader``, or a
     plain ``features.transcribe.Transcriber`` for transcripts alone)."""
-    model, tokenizer, prep = load_model_folder(model_dir)
+    model, tokenizer, prep = load_runtime(model_dir, runtime)
     app = FastAPI(title="CrossSent", summary=f"sentiment of transcripts, model trained on {prep.trained_on}")
     app.add_exception_handler(RequestValidationError, _validation_answer)  # type: ignore[arg-type]
     app.add_middleware(BodyLimits, limits=limits)

@@ -36,6 +36,8 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 BACKBONE_CONFIG_DIR = "backbone"
 PREPROCESSING_NAME = "preprocessing.json"
+ONNX_NAME = "model.onnx"  # crosssent export --onnx (inference/onnx_runtime.py)
+ONNX_INT8_NAME = "model.int8.onnx"  # ... --quantize int8
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
