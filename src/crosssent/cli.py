@@ -350,6 +350,34 @@ def plot(
 
 
 @app.command()
+def robustness(
+    model: Annotated[list[Path], typer.Option(help="exported model folder (RUN_DIR/model); repeat to compare models on one plot")],
+    data: Annotated[Path, typer.Option(help="canonical dataset folder the models were trained on")],
+    out: Annotated[Path, typer.Option(help="folder for robustness.md/.csv/.json and one robustness-CORRUPTION.png per corruption")],
+    corruption: Annotated[list[str], typer.Option(help="noise (SNR 20/10/0 dB), dropout (p 0.1/0.3/0.5), frame_drop (p 0.1/0.3/0.5), missing (audio/visual/both), shift (1/2/4 tokens, word-aligned data only); repeatable, default all that apply")] = [],
+    split: Annotated[str, typer.Option(help="which split is corrupted and scored")] = "test",
+    seed: Annotated[int, typer.Option(help="seed of the corruptions (the same corrupted input for every model)")] = 0,
+) -> None:
+    """Score models under test-time corruptions of their audio/visual input, each at several
+    strengths, with the mean GMRA gate under each: a table and one curve figure per corruption."""
+    _quiet_libraries()
+    from crosssent.data.dataset import load_dataset
+    from crosssent.experiments.robustness import CORRUPTIONS, measure, write_outputs
+
+    try:
+        chosen = corruption or [c for c in CORRUPTIONS if c != "shift" or load_dataset(data)[1].alignment == "word"]
+        cells = measure(model, data, corruptions=chosen, split=split, seed=seed, report=_echo_err)
+        command = "crosssent robustness " + " ".join(
+            [*(f"--model {m}" for m in model), f"--data {data}", f"--out {out}", *(f"--corruption {c}" for c in corruption),
+             *([f"--split {split}"] if split != "test" else []), *([f"--seed {seed}"] if seed else [])])
+        written = write_outputs(cells, out, command=command)
+    except ValueError as err:
+        _fail(err)
+    typer.echo((out / "robustness.md").read_text(encoding="utf-8"))
+    typer.echo(f"wrote {', '.join(str(p) for p in written)}")
+
+
+@app.command()
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="finished run directories")],
     split: Annotated[str, typer.Option(help="which split to show")] = "test",

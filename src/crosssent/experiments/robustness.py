@@ -1,0 +1,185 @@
+"""Robustness under test-time corruption of the audio/visual input: ``crosssent robustness``.
+
+Each corruption is applied, at each strength, to the A/V of every batch of one split (seeded, the
+same corrupted input for every model of the comparison), after alignment and before the model:
+
+- ``noise``: Gaussian noise at a signal-to-noise ratio (dB) per feature, the signal power being
+  the feature's mean square over the split's real frames (20 / 10 / 0 dB);
+- ``dropout``: each feature value set to zero with probability p (0.1 / 0.3 / 0.5);
+- ``frame_drop``: each frame masked, as if missing, with probability p (0.1 / 0.3 / 0.5);
+- ``missing``: a whole stream withheld (audio, visual, both);
+- ``shift``: the A/V frames moved k positions later against the words (1 / 2 / 4), the frames
+  shifted in masked: word-aligned data only (elsewhere frames carry no word timing to shift).
+
+For each model, corruption and strength: the split's metrics and, for ``crosssent`` models, the
+mean GMRA gate over real text tokens (does the gate close when the A/V turn to noise?). Output:
+``robustness.md`` / ``.csv`` / ``.json`` and one ``robustness-CORRUPTION.png`` per corruption,
+every model a line. Noise added to the waveform before extraction is not offered here: it needs
+the recordings and a rebuild of the dataset (see docs/results.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch.utils.data import DataLoader
+
+from crosssent.atomic_files import write_csv_atomic, write_json_atomic, write_text_atomic
+from crosssent.data.collate import Batch, collate
+from crosssent.data.dataset import split_rows
+from crosssent.experiments.figures import save_png
+from crosssent.metrics import compute_metrics
+from crosssent.scoring import STREAMS, load_for_scoring
+
+CORRUPTIONS: dict[str, list[Any]] = {
+    "noise": [20.0, 10.0, 0.0],
+    "dropout": [0.1, 0.3, 0.5],
+    "frame_drop": [0.1, 0.3, 0.5],
+    "missing": ["audio", "visual", "both"],
+    "shift": [1, 2, 4],
+}
+UNITS = {"noise": "SNR (dB)", "dropout": "p", "frame_drop": "p", "missing": "withheld", "shift": "tokens"}
+SHOWN = ("corr", "acc2_non0", "mae")
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    corruption: str  # "clean" for the uncorrupted split
+    strength: Any
+    metrics: dict[str, float]
+    mean_gate: float | None
+
+
+def _power(batches: list[Batch], stream: str) -> torch.Tensor | None:
+    """Mean square of each feature over the split's real frames."""
+    total, count = None, 0
+    for batch in batches:
+        frames, mask = getattr(batch, stream), getattr(batch, f"{stream}_mask")
+        if frames is None or mask is None:
+            continue
+        real = frames[mask]  # (frames, w)
+        total = real.square().sum(0) if total is None else total + real.square().sum(0)
+        count += len(real)
+    return None if total is None or count == 0 else total / count
+
+
+def corrupt(batch: Batch, corruption: str, strength: Any, generator: torch.Generator,
+            power: dict[str, torch.Tensor | None]) -> Batch:
+    """A copy of ``batch`` with its A/V corrupted (the text is never touched)."""
+    changed: dict[str, Any] = {}
+    for stream in STREAMS:
+        frames, mask = getattr(batch, stream), getattr(batch, f"{stream}_mask")
+        if frames is None or mask is None:
+            continue
+        if corruption == "noise":
+            scale = (power[stream] / 10 ** (strength / 10)).sqrt()  # type: ignore[operator]
+            frames = frames + torch.randn(frames.shape, generator=generator) * scale
+        elif corruption == "dropout":
+            frames = frames * (torch.rand(frames.shape, generator=generator) >= strength)
+        elif corruption == "frame_drop":
+            mask = mask & (torch.rand(mask.shape, generator=generator) >= strength)
+        elif corruption == "missing":
+            if strength in (stream, "both"):
+                frames = mask = None
+        elif corruption == "shift":
+            k = int(strength)
+            frames = torch.cat([frames.new_zeros(frames.shape[0], k, frames.shape[2]), frames[:, :-k]], dim=1)
+            mask = torch.cat([mask.new_zeros(mask.shape[0], k), mask[:, :-k]], dim=1)
+        else:
+            raise ValueError(f"unknown corruption {corruption!r}; choose from {', '.join(CORRUPTIONS)}")
+        changed[stream], changed[f"{stream}_mask"] = frames, mask
+    return Batch(**{**batch.__dict__, **changed})
+
+
+@torch.inference_mode()
+def _score(model: Any, batches: list[Batch], task: str) -> tuple[dict[str, float], float | None]:
+    model.eval()
+    preds, labels, gate_sum, tokens = [], [], 0.0, 0
+    for batch in batches:
+        out = model(**batch.model_inputs())
+        preds.append(out.prediction.float().numpy())
+        labels.append(batch.label.numpy())
+        if model.config.variant == "crosssent" and getattr(out, "gates", None) is not None:
+            real = batch.attention_mask.bool()
+            gate_sum += float(out.gates.mean(-1)[real].sum())
+            tokens += int(real.sum())
+    metrics = compute_metrics(np.concatenate(preds), np.concatenate(labels), task)
+    return metrics, (gate_sum / tokens if tokens else None)
+
+
+def measure(
+    models: list[Path], data: Path, *, corruptions: list[str], split: str = "test", seed: int = 0,
+    report: Callable[[str], None] = print,
+) -> list[Cell]:
+    """Every model under every corruption and strength (and clean)."""
+    unknown = [c for c in corruptions if c not in CORRUPTIONS]
+    if unknown:
+        raise ValueError(f"--corruption {unknown[0]}: choose from {', '.join(CORRUPTIONS)}")
+    cells: list[Cell] = []
+    for path in models:
+        model, _, aligned, meta = load_for_scoring(path, data)
+        if "shift" in corruptions and meta.alignment != "word":
+            raise ValueError(f"{data}: --corruption shift needs word-aligned data (this is {meta.alignment}); "
+                             "leave shift out")
+        batches = list(DataLoader(split_rows(aligned, split), batch_size=64, shuffle=False, collate_fn=collate))
+        if not batches:
+            raise ValueError(f"{data}: no clips in split {split!r}")
+        power = {s: _power(batches, s) for s in STREAMS}
+        name = f"{path.parent.name} ({model.config.variant})" if path.name == "model" else str(path)
+        metrics, gate = _score(model, batches, meta.task)
+        cells.append(Cell(name, "clean", "", metrics, gate))
+        for corruption in corruptions:
+            for strength in CORRUPTIONS[corruption]:
+                generator = torch.Generator().manual_seed(seed)  # the same corrupted input for every model
+                bad = [corrupt(b, corruption, strength, generator, power) for b in batches]
+                metrics, gate = _score(model, bad, meta.task)
+                cells.append(Cell(name, corruption, strength, metrics, gate))
+                report(f"  {name}: {corruption} {strength}: Corr {metrics['corr']:.3f}"
+                       + (f", gate {gate:.3f}" if gate is not None else ""))
+    return cells
+
+
+def write_outputs(cells: list[Cell], out: Path, *, command: str) -> list[Path]:
+    """The table (Markdown, CSV, JSON) and one figure per corruption."""
+    header = ["model", "corruption", "strength", *SHOWN, "mean_gate"]
+    rows = [[c.model, c.corruption, c.strength, *(round(c.metrics[k], 4) for k in SHOWN),
+             "" if c.mean_gate is None else round(c.mean_gate, 4)] for c in cells]
+    lines = [f"Made by `{command}`", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "robustness.md", "\n".join(lines) + "\n")
+    write_csv_atomic(out / "robustness.csv", header, rows)
+    write_json_atomic(out / "robustness.json", {"command": command, "cells": [
+        {"model": c.model, "corruption": c.corruption, "strength": c.strength, "metrics": c.metrics,
+         "mean_gate": c.mean_gate} for c in cells]})
+    written = [out / "robustness.md"]
+    models = list(dict.fromkeys(c.model for c in cells))
+    for corruption in dict.fromkeys(c.corruption for c in cells if c.corruption != "clean"):
+        strengths = CORRUPTIONS[corruption]
+        has_gate = any(c.mean_gate is not None for c in cells)
+        fig = Figure(figsize=(11 if has_gate else 6, 4.2), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(1, 2 if has_gate else 1))  # type: ignore[arg-type]
+        positions = list(range(len(strengths) + 1))
+        labels = ["clean", *[str(s) for s in strengths]]
+        for model in models:
+            mine = [c for c in cells if c.model == model and c.corruption in ("clean", corruption)]
+            axes[0].plot(positions, [c.metrics["corr"] for c in mine], marker="o", label=model)
+            if has_gate and mine[0].mean_gate is not None:
+                axes[1].plot(positions, [c.mean_gate for c in mine], marker="o", label=model)
+        axes[0].set(xticks=positions, xticklabels=labels, xlabel=UNITS[corruption], ylabel="test Corr",
+                    title=f"{corruption}: correlation with the labels")
+        axes[0].legend(fontsize=8)
+        if has_gate:
+            axes[1].set(xticks=positions, xticklabels=labels, xlabel=UNITS[corruption], ylabel="mean gate",
+                        title="GMRA gate (crosssent models)")
+            axes[1].ticklabel_format(axis="y", useOffset=False)  # a gate that barely moves reads as its values
+        written.append(save_png(fig, out / f"robustness-{corruption}.png"))
+    return written
+

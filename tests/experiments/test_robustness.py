@@ -1,0 +1,76 @@
+"""crosssent robustness: every corruption at every strength, the same corrupted input for every
+model, the gate reported for GMRA models, a table and a figure per corruption."""
+
+import json
+
+import matplotlib.image
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from crosssent.cli import app
+from crosssent.data.collate import Batch
+from crosssent.experiments.robustness import CORRUPTIONS, corrupt
+from crosssent.train.trainer import train_run
+from tests.conftest import tiny_settings
+
+
+def _batch():
+    frames = torch.arange(1, 2 * 4 * 3 + 1, dtype=torch.float32).reshape(2, 4, 3)
+    return Batch(id=["a", "b"], input_ids=torch.ones(2, 4, dtype=torch.long), attention_mask=torch.ones(2, 4, dtype=torch.long),
+                 label=torch.zeros(2), audio=frames, audio_mask=torch.ones(2, 4, dtype=torch.bool),
+                 visual=frames[..., :2].clone(), visual_mask=torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_each_corruption_does_what_it_says():
+    batch, power = _batch(), {"audio": torch.full((3,), 100.0), "visual": torch.full((2,), 100.0)}
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    noisy = corrupt(batch, "noise", 0.0, g(), power)  # 0 dB: noise as strong as the signal
+    assert 5 < float((noisy.audio - batch.audio).std()) < 15 and torch.equal(noisy.input_ids, batch.input_ids)
+    assert torch.equal(corrupt(batch, "noise", 0.0, g(), power).audio, noisy.audio)  # seeded
+    dropped = corrupt(batch, "dropout", 0.5, g(), power)
+    assert 0.2 < float((dropped.audio == 0).float().mean()) < 0.8 and dropped.audio_mask.all()
+    masked = corrupt(batch, "frame_drop", 0.5, g(), power)
+    assert not masked.audio_mask.all() and torch.equal(masked.audio, batch.audio)
+    gone = corrupt(batch, "missing", "audio", g(), power)
+    assert gone.audio is None and gone.audio_mask is None and gone.visual is not None
+    assert corrupt(batch, "missing", "both", g(), power).visual is None
+    shifted = corrupt(batch, "shift", 1, g(), power)
+    assert torch.equal(shifted.audio[:, 1:], batch.audio[:, :-1]) and not shifted.audio_mask[:, 0].any()
+    with pytest.raises(ValueError, match="unknown corruption 'blur'"):
+        corrupt(batch, "blur", 1, g(), power)
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory, synthetic_dir):
+    base = tmp_path_factory.mktemp("robust")
+    for variant in ("crosssent", "late_fusion"):
+        train_run(tiny_settings(synthetic_dir, model={"variant": variant}, train={"max_epochs": 2}), base / variant)
+    return base
+
+
+def test_the_command_scores_every_model_under_every_corruption(two_models, synthetic_dir, tmp_path):
+    out = tmp_path / "robust"
+    done = CliRunner().invoke(app, ["robustness", "--model", str(two_models / "crosssent" / "model"),
+                                    "--model", str(two_models / "late_fusion" / "model"), "--data", str(synthetic_dir),
+                                    "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    cells = json.loads((out / "robustness.json").read_text())["cells"]
+    per_model = 1 + sum(len(v) for v in CORRUPTIONS.values())  # clean + every strength (synthetic data is word-aligned)
+    assert len(cells) == 2 * per_model
+    gmra = [c for c in cells if c["model"].startswith("crosssent")]
+    assert all(c["mean_gate"] is not None for c in gmra) and all(c["mean_gate"] is None for c in cells if c not in gmra)
+    clean = next(c for c in gmra if c["corruption"] == "clean")["metrics"]["corr"]
+    worst = next(c for c in gmra if c["corruption"] == "missing" and c["strength"] == "both")["metrics"]["corr"]
+    assert worst < clean  # the tone of the synthetic data lives in the A/V: withholding both must cost
+    assert "Made by `crosssent robustness --model" in (out / "robustness.md").read_text()
+    for corruption in CORRUPTIONS:
+        image = matplotlib.image.imread(out / f"robustness-{corruption}.png")
+        assert image.shape[1] > 900 and image.std() > 0.05
+
+
+def test_an_unknown_corruption_is_one_line(two_models, synthetic_dir, tmp_path):
+    model = str(two_models / "crosssent" / "model")
+    done = CliRunner().invoke(app, ["robustness", "--model", model, "--data", str(synthetic_dir), "--out", str(tmp_path),
+                                    "--corruption", "blur"])
+    assert done.exit_code == 2 and "--corruption blur: choose from noise, dropout" in done.output
