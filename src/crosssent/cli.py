@@ -98,6 +98,7 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="write metrics (and predictions) here")] = None,
     hide: Annotated[list[str], typer.Option(help="withhold a stream (audio, visual) from every clip, as if missing")] = [],
     runtime: Annotated[str, typer.Option(help="torch, onnx (MODEL/model.onnx) or int8 (MODEL/model.int8.onnx); write them with crosssent export --onnx")] = "torch",
+    transfer: Annotated[bool, typer.Option("--transfer", help="data from another corpus: streams it lacks (or has at another width) are left empty, and predictions are mapped linearly from the model's label range to the data's (e.g. x3 from CH-SIMS's [-1, 1] to MOSI's [-3, 3]); the data's metric convention applies")] = False,
 ) -> None:
     """Score an exported model on a dataset; prints the metrics table and writes JSON."""
     _quiet_libraries()
@@ -105,12 +106,12 @@ def evaluate(
     from crosssent.train.run_dir import RunDir, write_evaluation
 
     hidden = "".join(f"-hide-{m}" for m in hide)  # never overwrites the evaluation with every stream
-    hidden += f"-{runtime}" if runtime != "torch" else ""
+    hidden += (f"-{runtime}" if runtime != "torch" else "") + ("-transfer" if transfer else "")
     out_dir = out or RunDir(model.parent).evaluation(data.resolve().name + hidden)
     try:
         if out_dir.exists() and not out_dir.is_dir():
             raise ValueError(f"--out {out_dir}: exists and is not a folder")
-        metrics, rows = evaluate_folder(model, data, tuple(split), hide=tuple(hide), runtime=runtime)
+        metrics, rows = evaluate_folder(model, data, tuple(split), hide=tuple(hide), runtime=runtime, transfer=transfer)
         write_evaluation(out_dir, metrics, rows)
     except ValueError as err:
         _fail(err)
@@ -256,8 +257,8 @@ def export(
 
 @app.command()
 def bench(
-    config: Annotated[Path, typer.Option(help="run config whose model section is measured (configs/*.yaml)")],
-    out: Annotated[Path, typer.Option(help="folder for bench.md and bench.json")],
+    out: Annotated[Path, typer.Option(help="folder for bench.md and bench.json (bench-runtime.md/.json with --runtime)")],
+    config: Annotated[Path | None, typer.Option(help="run config whose model section is measured (configs/*.yaml)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override, e.g. model.backbone=mpnet")] = None,
     variant: Annotated[list[str], typer.Option(help="variants; the first is the reference")] = ["text_only", "crosssent"],
     device: Annotated[str, typer.Option(help="cpu or cuda")] = "cpu",
@@ -266,9 +267,19 @@ def bench(
     batch: Annotated[int, typer.Option(help="batch size of the throughput measurement")] = 64,
     audio_dim: Annotated[int, typer.Option(help="width of the audio sequence fed in")] = 74,
     visual_dim: Annotated[int, typer.Option(help="width of the visual sequence fed in")] = 35,
+    model: Annotated[Path | None, typer.Option(help="with --runtime: exported model folder (RUN_DIR/model; crosssent export --onnx --quantize int8 first)")] = None,
+    runtime: Annotated[list[str], typer.Option(help="torch, onnx, int8 (repeatable; the first is the reference): time one model's runtimes side by side")] = [],
+    runtime_batch: Annotated[int, typer.Option(help="with --runtime: clips per call")] = 1,
+    rounds: Annotated[int, typer.Option(help="with --runtime: interleaved rounds (each times every runtime once)")] = 5,
 ) -> None:
-    """Parameters, latency, throughput and peak memory of each variant (forward only)."""
+    """Parameters, latency, throughput and peak memory of each variant (forward only); with
+    --model and --runtime, the clips/s of one exported model in each runtime, interleaved."""
     _quiet_libraries()
+    if runtime:
+        _bench_runtimes(model, runtime, out, batch=runtime_batch, rounds=rounds, calls=iters)
+        return
+    if config is None:
+        _fail(ValueError("give --config (variants) or --model with --runtime (runtimes)"))
     from crosssent.atomic_files import write_json_atomic, write_text_atomic
     from crosssent.inference.bench import bench_shape, format_bench, run_bench
     from crosssent.train.config import load_settings
@@ -297,6 +308,26 @@ def bench(
     write_text_atomic(out / "bench.md", text)
     typer.echo(text)
     typer.echo(f"wrote {out}/bench.md and bench.json")
+
+
+def _bench_runtimes(model: Path | None, runtimes: list[str], out: Path, *, batch: int, rounds: int, calls: int) -> None:
+    from crosssent.atomic_files import write_json_atomic, write_text_atomic
+    from crosssent.inference.bench import format_runtime_bench, run_runtime_bench
+
+    try:
+        if model is None:
+            raise ValueError("--runtime needs --model (an exported model folder)")
+        report = run_runtime_bench(model, runtimes, batch=batch, rounds=rounds, calls=calls, progress=_echo_err)
+    except ValueError as err:
+        _fail(err)
+    command = (f"crosssent bench --model {model} --out {out} " + " ".join(f"--runtime {r}" for r in runtimes)
+               + f" --runtime-batch {batch} --rounds {rounds} --iters {calls}")
+    text = format_runtime_bench(report, command=command)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "bench-runtime.json", report)
+    write_text_atomic(out / "bench-runtime.md", text)
+    typer.echo(text)
+    typer.echo(f"wrote {out}/bench-runtime.md and bench-runtime.json")
 
 
 @app.command("bench-service")

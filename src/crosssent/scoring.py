@@ -18,7 +18,7 @@ from crosssent.data.align import align_dataset, default_cache_root
 from crosssent.data.collate import collate
 from crosssent.data.dataset import DatasetMeta, drop_modalities, load_dataset, split_rows
 from crosssent.metrics import compute_metrics
-from crosssent.model.folder import check_compatible
+from crosssent.model.folder import check_compatible, load_preprocessing
 from crosssent.model.modeling import CrossSentModel
 from crosssent.model.onnx_runtime import load_runtime
 
@@ -97,26 +97,63 @@ def score_splits(
 
 def evaluate_folder(
     model_dir: str | Path, data_dir: str | Path, splits: tuple[str, ...], *, hide: tuple[str, ...] = (),
-    runtime: str = "torch",
+    runtime: str = "torch", transfer: bool = False,
 ) -> tuple[dict, list]:
     """Load an exported model, align a canonical dataset the way it was trained, score it
-    (``hide``: streams withheld from every clip, see ``predict``; ``runtime``: torch, onnx, int8)."""
-    model, _, aligned, meta = load_for_scoring(model_dir, data_dir, runtime=runtime)
-    return score_splits(model, aligned, meta.task, splits, hide=hide)
+    (``hide``: streams withheld from every clip, see ``predict``; ``runtime``: torch, onnx, int8;
+    ``transfer``: data from another corpus, see ``load_for_scoring``, with the predictions mapped
+    linearly from the model's label range to the data's before the data's metrics are taken)."""
+    model, _, aligned, meta = load_for_scoring(model_dir, data_dir, runtime=runtime, transfer=transfer)
+    if not transfer:
+        return score_splits(model, aligned, meta.task, splits, hide=hide)
+    prep = load_preprocessing(Path(model_dir))
+    scale = label_scale(prep.label_min, prep.label_max, meta.label_min, meta.label_max)
+    metrics: dict[str, dict[str, float]] = {}
+    rows: list[PredictionRow] = []
+    for split in splits:
+        ids, labels, preds = predict(model, split_rows(aligned, split), hide=hide)
+        preds = preds * scale
+        metrics[split] = compute_metrics(preds, labels, meta.task)
+        rows.extend((i, split, float(y), float(p)) for i, y, p in zip(ids, labels, preds))
+    return metrics, rows
+
+
+def label_scale(model_min: float, model_max: float, data_min: float, data_max: float) -> float:
+    """The factor that maps a prediction on the model's label scale to the data's: both scales
+    are symmetric around 0 (neutral), so the map is linear through 0, e.g. x3 from CH-SIMS's
+    [-1, 1] to MOSI's [-3, 3]."""
+    if model_min != -model_max or data_min != -data_max:
+        raise ValueError(f"label scales [{model_min}, {model_max}] -> [{data_min}, {data_max}]: only scales "
+                         "symmetric around 0 are mapped")
+    return data_max / model_max
 
 
 def load_for_scoring(
-    model_dir: str | Path, data_dir: str | Path, *, runtime: str = "torch"
+    model_dir: str | Path, data_dir: str | Path, *, runtime: str = "torch", transfer: bool = False
 ) -> tuple[Any, Any, Dataset, DatasetMeta]:
     """An exported model (in ``runtime``), its tokenizer, and a canonical dataset aligned the way
-    it was trained."""
+    it was trained. ``transfer``: the data comes from another corpus: a stream it lacks, or has
+    at another width or alignment, is left empty for every clip (as for a clip whose stream is
+    missing), and one the model never read is dropped; the text is tokenized as the model's was."""
     model, tokenizer, prep = load_runtime(Path(model_dir), runtime)
     table, meta = load_dataset(data_dir)
     # A model trained without a stream (data.drop_modalities) ignores it in new data too.
     unused = [m for m in STREAMS if getattr(meta, f"{m}_dim") and not getattr(prep, f"{m}_dim")]
+    if transfer:
+        unused += [m for m in STREAMS if getattr(meta, f"{m}_dim") and m not in unused and (
+            getattr(meta, f"{m}_dim") != getattr(prep, f"{m}_dim") or meta.alignment != prep.alignment)]
     table, meta = drop_modalities(table, meta, unused, where=str(data_dir))
+    if transfer:
+        empty: dict[str, Any] = {}
+        for m in STREAMS:
+            if getattr(prep, f"{m}_dim") and not getattr(meta, f"{m}_dim"):
+                table = table.add_column(m, [[] for _ in range(len(table))])
+                table = table.add_column(f"{m}_length", [0] * len(table))
+                empty[f"{m}_dim"] = getattr(prep, f"{m}_dim")
+        meta = meta.model_copy(update={**empty, "alignment": prep.alignment})
     check_compatible(prep, meta, where=str(data_dir))
-    aligned = align_dataset(table, meta, tokenizer, max_len=prep.max_len, cache_root=default_cache_root(Path(data_dir)))
+    cache = default_cache_root(Path(data_dir)) if not transfer else None
+    aligned = align_dataset(table, meta, tokenizer, max_len=prep.max_len, cache_root=cache)
     return model, tokenizer, aligned, meta
 
 

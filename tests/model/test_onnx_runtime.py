@@ -49,7 +49,8 @@ def test_missing_streams_and_padding_match_torch(runs):
     model, _, _ = load_runtime(model_dir, "torch")
     runner = OnnxModel(model_dir / ONNX_NAME, model.config)
     generator = torch.Generator().manual_seed(1)
-    inputs = {"input_ids": torch.randint(5, 90, (3, 11), generator=generator), "attention_mask": torch.ones(3, 11, dtype=torch.long),
+    inputs = {"input_ids": torch.randint(5, 90, (3, 11), generator=generator),
+              "attention_mask": torch.ones(3, 11, dtype=torch.long),
               "audio": torch.randn(3, 11, model.config.audio_dim, generator=generator),
               "audio_mask": torch.ones(3, 11, dtype=torch.bool)}
     inputs["attention_mask"][1, 4:] = 0

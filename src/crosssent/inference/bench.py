@@ -203,3 +203,64 @@ def format_bench(report: dict[str, Any], *, command: str) -> str:
         lines.append(f"| {variant} | {ref['parameters_m']:.2f} | {ref['latency_ms']:.2f} | {ref['throughput']} "
                      f"| {ref['peak_memory_mb']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# runtimes side by side: crosssent bench --model MODEL_DIR --runtime torch --runtime onnx ...
+# --------------------------------------------------------------------------------------------
+def run_runtime_bench(
+    model_dir: Any, runtimes: list[str], *, batch: int = 1, rounds: int = 5, calls: int = 30, warmup: int = 5,
+    progress: Any = print,
+) -> dict[str, Any]:
+    """Clips/s of one exported model in each runtime (torch, onnx, int8), interleaved: every round
+    times each runtime once, in an order rotated from round to round, all in this process, so a
+    slow spell of the machine hits every runtime alike. Reports per runtime the median and range
+    over rounds, and the paired ratio to the first runtime (median and range of the per-round
+    ratios). Inputs: ``batch`` clips of the model's ``max_len`` random tokens and, for a model
+    with A/V, word-length random streams of its widths."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from crosssent.model.onnx_runtime import load_runtime
+
+    models = {runtime: load_runtime(Path(model_dir), runtime) for runtime in runtimes}
+    model, tokenizer, prep = models[runtimes[0]]
+    frames = prep.max_len if prep.alignment == "word" else 1 if prep.alignment == "clip" else 30
+    shape = BenchShape(max_len=prep.max_len, audio_dim=prep.audio_dim, visual_dim=prep.visual_dim)
+    inputs = _inputs(batch, shape, len(tokenizer), torch.device("cpu"))
+    for name in ("audio", "visual"):
+        if inputs[name] is not None:
+            inputs[name] = inputs[name][:, :frames]  # type: ignore[index]
+            inputs[f"{name}_mask"] = inputs[f"{name}_mask"][:, :frames]  # type: ignore[index]
+    timing = BenchShape(max_len=prep.max_len, warmup=warmup, iters=calls)
+    rates: dict[str, list[float]] = {r: [] for r in runtimes}
+    for round_ in range(rounds):
+        order = runtimes[round_ % len(runtimes):] + runtimes[:round_ % len(runtimes)]
+        for runtime in order:
+            rates[runtime].append(batch / _seconds_per_call(models[runtime][0], inputs, timing, torch.device("cpu")))
+        progress(f"  round {round_ + 1}/{rounds}: " + ", ".join(f"{r} {rates[r][-1]:.1f} clips/s" for r in runtimes))
+    base = np.array(rates[runtimes[0]])
+    report: dict[str, Any] = {"model": str(model_dir), "batch": batch, "rounds": rounds, "calls": calls,
+                              "max_len": prep.max_len, "variant": model.config.variant, "threads": torch.get_num_threads(),
+                              "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "runtimes": {}}
+    for runtime in runtimes:
+        mine = np.array(rates[runtime])
+        ratio = mine / base
+        report["runtimes"][runtime] = {
+            "clips_per_s": float(np.median(mine)), "range": [float(mine.min()), float(mine.max())],
+            "ratio": float(np.median(ratio)), "ratio_range": [float(ratio.min()), float(ratio.max())]}
+    return report
+
+
+def format_runtime_bench(report: dict[str, Any], *, command: str) -> str:
+    first = next(iter(report["runtimes"]))
+    lines = [f"Made by `{command}` ({report['machine']}, torch threads {report['threads']}; "
+             f"{report['variant']}, batch {report['batch']}, {report['max_len']} tokens; "
+             f"{report['rounds']} interleaved rounds of {report['calls']} calls)", "",
+             f"| runtime | clips/s (median) | range over rounds | ratio to {first} (median) | ratio range |",
+             "|---|---:|---|---:|---|"]
+    for runtime, row in report["runtimes"].items():
+        lines.append(f"| {runtime} | {row['clips_per_s']:.1f} | {row['range'][0]:.1f}-{row['range'][1]:.1f} | "
+                     f"{row['ratio']:.2f}x | {row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f} |")
+    return "\n".join(lines) + "\n"

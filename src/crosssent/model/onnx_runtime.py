@@ -156,6 +156,9 @@ class OnnxModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0: ONNX Runtime's default (one per core)
         options.log_severity_level = 3
+        # no busy-waiting between calls: its threads would hold the cores that the service's other
+        # work (speech recognition, torch, a benchmark's other runtime) needs
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # a missing or corrupt file
