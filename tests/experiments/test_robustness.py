@@ -59,7 +59,9 @@ def test_the_command_scores_every_model_under_every_corruption(two_models, synth
     per_model = 1 + sum(len(v) for v in CORRUPTIONS.values())  # clean + every strength (synthetic data is word-aligned)
     assert len(cells) == 2 * per_model
     gmra = [c for c in cells if c["model"].startswith("crosssent")]
-    assert all(c["mean_gate"] is not None for c in gmra) and all(c["mean_gate"] is None for c in cells if c not in gmra)
+    bare = [c for c in gmra if c["corruption"] == "missing" and c["strength"] == "both"]  # no stream: no gate acts
+    assert all(c["mean_gate"] is not None for c in gmra if c not in bare) and bare[0]["mean_gate"] is None
+    assert all(c["mean_gate"] is None for c in cells if c not in gmra)
     clean = next(c for c in gmra if c["corruption"] == "clean")["metrics"]["corr"]
     worst = next(c for c in gmra if c["corruption"] == "missing" and c["strength"] == "both")["metrics"]["corr"]
     assert worst < clean  # the tone of the synthetic data lives in the A/V: withholding both must cost

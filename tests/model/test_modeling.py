@@ -325,3 +325,36 @@ def test_attention_maps_in_one_thread_leave_other_threads_exact():
         jobs = [pool.submit(plain if i % 2 else with_maps, i) for i in range(16)]
         assert all(job.result() for job in jobs)
     assert model.backbone.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("frames", [1, 7])
+def test_the_fast_gmra_path_gives_the_explicit_attention_answer(frames):
+    """Scoring takes PyTorch's fused attention kernel (and, for a single clip-level key, no
+    attention at all); plots take the explicit softmax. Both give the same fused states to 1e-5,
+    with padded frames, a clip whose frames are all padding, and with one stream absent."""
+    from crosssent.model.modeling import GatedMultimodalResidualAdapter
+
+    torch.manual_seed(0)
+    gmra = GatedMultimodalResidualAdapter(hidden_size=32, audio_dim=6, visual_dim=4, fusion_dim=16, num_heads=4,
+                                          adapter_dim=8, gate_bias_init=-1.0, dropout=0.1).eval()
+    for parameter in gmra.parameters():  # W_O and the adapter start at zero: make every path count
+        torch.nn.init.normal_(parameter, std=0.3)
+    hidden, text_mask = torch.randn(3, 9, 32), torch.ones(3, 9, dtype=torch.long)
+    text_mask[1, 5:] = 0
+    audio, audio_mask = torch.randn(3, frames, 6), torch.ones(3, frames, dtype=torch.bool)
+    audio_mask[0, frames // 2 + 1:] = False
+    audio_mask[2] = False  # every frame of this clip is padding
+    for visual in (None, torch.randn(3, frames, 4)):
+        streams = dict(audio=audio * audio_mask[..., None], audio_mask=audio_mask, visual=visual,
+                       visual_mask=None if visual is None else torch.ones(3, frames, dtype=torch.bool))
+        with torch.inference_mode():
+            fast = gmra(hidden, **streams, text_mask=text_mask)
+            explicit = gmra(hidden, **streams, text_mask=text_mask, need_weights=True)
+        torch.testing.assert_close(fast.hidden, explicit.hidden, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(fast.gates, explicit.gates, atol=1e-5, rtol=1e-5)
+        assert fast.attention is None and explicit.attention is not None
+        assert not torch.equal(fast.hidden[0], hidden[0])  # the streams did change the states
+        torch.testing.assert_close(fast.hidden[2], explicit.hidden[2])
+    with torch.inference_mode():  # no stream at all: no gate, only the adapter acts
+        bare = gmra(hidden, audio=None, audio_mask=None, visual=None, visual_mask=None, text_mask=text_mask)
+    assert bare.gates is None and not torch.equal(bare.hidden, hidden)

@@ -218,12 +218,13 @@ class GatedMultimodalResidualAdapter(nn.Module):
     ) -> _FusionResult:
         keys = self._keys(audio, audio_mask, visual, visual_mask)
         weights = None
-        if keys is None:  # no audio or visual at all: nothing to inject (Z = 0)
-            z = torch.zeros_like(hidden)
+        if keys is None:  # no audio or visual at all: Z = 0, so no attention and no gate to compute
+            gates = None
+            fused = hidden
         else:
-            z, weights = self._cross_attend(hidden, *keys)
-        gates = torch.sigmoid(self.gate(torch.cat([hidden, z], dim=-1)))  # (B, L, h)
-        fused = hidden + gates * z
+            z, weights = self._cross_attend(hidden, *keys, need_weights=need_weights)
+            gates = torch.sigmoid(self.gate(torch.cat([hidden, z], dim=-1)))  # (B, L, h)
+            fused = hidden + gates * z
         out = fused
         if self.adapter_up is not None:  # bottleneck adapter Up(GELU(Down(LN(F))))
             assert self.adapter_down is not None and self.adapter_norm is not None
@@ -235,15 +236,24 @@ class GatedMultimodalResidualAdapter(nn.Module):
         out = torch.where(keep, out, hidden)
         return _FusionResult(
             hidden=out,
-            gates=gates * keep.to(gates.dtype),
+            gates=gates * keep.to(gates.dtype) if gates is not None else None,
             attention=weights if need_weights else None,
         )
 
-    def _cross_attend(self, hidden: Tensor, kv: Tensor, kv_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Text queries over [audio; visual] keys: Z (B, L, h) and weights (B, n, L, La+Lv)."""
+    def _cross_attend(
+        self, hidden: Tensor, kv: Tensor, kv_mask: Tensor, *, need_weights: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        """Text queries over [audio; visual] keys: Z (B, L, h) and, with ``need_weights``, the
+        attention weights (B, n, L, La+Lv)."""
         batch, length, _ = hidden.shape
         d = self.query.out_features
         head = d // self.num_heads
+        # A clip whose every key is padding gets no injection (softmax over nothing is undefined).
+        has_keys = kv_mask.any(dim=1).to(hidden.dtype)[:, None, None]  # (B, 1, 1)
+        if kv.shape[1] == 1 and not need_weights:
+            # One key (a clip-level stream): the softmax over it is 1, so every query reads its
+            # value; the queries and scores are never needed.
+            return self.out(self.value(kv)).expand(-1, length, -1) * has_keys, None
 
         def split(x: Tensor) -> Tensor:  # (B, T, d) -> (B, n, T, d/n)
             return x.view(batch, -1, self.num_heads, head).transpose(1, 2)
@@ -251,11 +261,16 @@ class GatedMultimodalResidualAdapter(nn.Module):
         q = split(self.query(self.text_proj(hidden)))
         k = split(self.key(kv))
         v = split(self.value(kv))
+        if not need_weights:  # PyTorch's fused kernel; a row without keys attends to all (then zeroed)
+            usable = (kv_mask | ~kv_mask.any(dim=1, keepdim=True))[:, None, None, :]  # (B, 1, 1, Lk)
+            context = nn.functional.scaled_dot_product_attention(
+                q, k, v, attn_mask=usable, dropout_p=self.attn_dropout.p if self.training else 0.0
+            )
+            context = context.transpose(1, 2).reshape(batch, length, d)
+            return self.out(context) * has_keys, None
         scores = q @ k.transpose(-1, -2) / math.sqrt(head)  # (B, n, L, Lk)
         scores = scores.masked_fill(~kv_mask[:, None, None, :], torch.finfo(scores.dtype).min)
         weights = scores.softmax(dim=-1)
-        # A clip whose every key is padding gets no injection (softmax over nothing is undefined).
-        has_keys = kv_mask.any(dim=1).to(hidden.dtype)[:, None, None]  # (B, 1, 1)
         context = (self.attn_dropout(weights) @ v).transpose(1, 2).reshape(batch, length, d)
         return self.out(context) * has_keys, weights * has_keys.unsqueeze(1)
 
