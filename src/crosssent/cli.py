@@ -270,7 +270,11 @@ def bench(
     model: Annotated[Path | None, typer.Option(help="with --runtime: exported model folder (RUN_DIR/model; crosssent export --onnx --quantize int8 first)")] = None,
     runtime: Annotated[list[str], typer.Option(help="torch, onnx, int8 (repeatable; the first is the reference): time one model's runtimes side by side")] = [],
     runtime_batch: Annotated[int, typer.Option(help="with --runtime: clips per call")] = 1,
-    rounds: Annotated[int, typer.Option(help="with --runtime: interleaved rounds (each times every runtime once)")] = 5,
+    rounds: Annotated[int, typer.Option(help="with --runtime or --interleave: interleaved rounds (each times every runtime / variant once)")] = 5,
+    interleave: Annotated[bool, typer.Option("--interleave", help="time the variants in one process, round after round, with paired ratios to the first (shapes: --length x --batch-size)")] = False,
+    length: Annotated[list[int], typer.Option(help="with --interleave: token lengths (repeatable)")] = [32, 50, 128],
+    batch_size: Annotated[list[int], typer.Option(help="with --interleave: batch sizes (repeatable)")] = [1, 8, 64],
+    train_batch: Annotated[int, typer.Option(help="with --interleave: also time a training step at this batch (0: no)")] = 0,
 ) -> None:
     """Parameters, latency, throughput and peak memory of each variant (forward only); with
     --model and --runtime, the clips/s of one exported model in each runtime, interleaved."""
@@ -280,6 +284,10 @@ def bench(
         return
     if config is None:
         _fail(ValueError("give --config (variants) or --model with --runtime (runtimes)"))
+    if interleave:
+        _bench_interleaved(config, set_ or [], variant, out, lengths=length, batches=batch_size, rounds=rounds,
+                           calls=iters, warmup=warmup, audio_dim=audio_dim, visual_dim=visual_dim, train_batch=train_batch)
+        return
     from crosssent.atomic_files import write_json_atomic, write_text_atomic
     from crosssent.inference.bench import bench_shape, format_bench, run_bench
     from crosssent.train.config import load_settings
@@ -308,6 +316,33 @@ def bench(
     write_text_atomic(out / "bench.md", text)
     typer.echo(text)
     typer.echo(f"wrote {out}/bench.md and bench.json")
+
+
+def _bench_interleaved(config: Path, overrides: list[str], variants: list[str], out: Path, *, lengths: list[int],
+                       batches: list[int], rounds: int, calls: int, warmup: int, audio_dim: int, visual_dim: int,
+                       train_batch: int) -> None:
+    from crosssent.atomic_files import write_json_atomic, write_text_atomic
+    from crosssent.inference.bench import format_interleaved, run_interleaved
+    from crosssent.train.config import load_settings
+
+    try:
+        settings = load_settings(config, overrides)
+        report = run_interleaved(settings.model, variants, lengths=lengths, batches=batches, audio_dim=audio_dim,
+                                 visual_dim=visual_dim, rounds=rounds, calls=calls, warmup=warmup,
+                                 train_batch=train_batch, progress=_echo_err)
+    except ValueError as err:
+        _fail(err)
+    command = " ".join([f"crosssent bench --config {config} --out {out} --interleave"] + [f"--set {o}" for o in overrides]
+                       + [f"--variant {v}" for v in variants] + [f"--length {n}" for n in lengths]
+                       + [f"--batch-size {b}" for b in batches]
+                       + [f"--rounds {rounds} --iters {calls} --warmup {warmup} --audio-dim {audio_dim} "
+                          f"--visual-dim {visual_dim} --train-batch {train_batch}"])
+    text = format_interleaved(report, command=command)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "bench-interleaved.json", report)
+    write_text_atomic(out / "bench-interleaved.md", text)
+    typer.echo(text)
+    typer.echo(f"wrote {out}/bench-interleaved.md and bench-interleaved.json")
 
 
 def _bench_runtimes(model: Path | None, runtimes: list[str], out: Path, *, batch: int, rounds: int, calls: int) -> None:

@@ -76,3 +76,22 @@ def test_a_measuring_process_that_dies_is_an_error_not_a_hang():
     waiting.join(timeout=60)
     assert not waiting.is_alive(), "still waiting for a process that died"
     assert errors == ["variant x: the measuring process died (exit code 9)"]
+
+
+def test_interleaved_rounds_give_paired_ratios_per_shape_and_a_training_step():
+    from crosssent.inference.bench import format_interleaved, run_interleaved
+
+    seen = []
+    report = run_interleaved(TINY, ["text_only", "crosssent"], lengths=[8, 12], batches=[1, 3], audio_dim=5, visual_dim=3,
+                             rounds=3, calls=2, warmup=1, train_batch=2, progress=seen.append)
+    assert [(r["kind"], r["length"], r["batch"]) for r in report["rows"]] == [
+        ("forward", 8, 1), ("forward", 8, 3), ("forward", 12, 1), ("forward", 12, 3), ("train step", 8, 2)]
+    for row in report["rows"]:
+        ref, gmra = row["variants"]["text_only"], row["variants"]["crosssent"]
+        assert ref["ratio"] == 1.0 and ref["ratio_range"] == [1.0, 1.0]
+        assert gmra["ms"] > 0 and gmra["ratio_range"][0] <= gmra["ratio"] <= gmra["ratio_range"][1]
+    assert report["parameters_m"]["crosssent"] > report["parameters_m"]["text_only"] and len(seen) == 5
+    text = format_interleaved(report, command="crosssent bench --config c --out o --interleave")
+    assert "| train step | 8 | 2 | crosssent |" in text and "ratio to text_only" in text
+    with pytest.raises(ValueError, match="--variant foo"):
+        run_interleaved(TINY, ["foo"], lengths=[8], batches=[1], audio_dim=5, visual_dim=3)

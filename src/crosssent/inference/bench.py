@@ -264,3 +264,105 @@ def format_runtime_bench(report: dict[str, Any], *, command: str) -> str:
         lines.append(f"| {runtime} | {row['clips_per_s']:.1f} | {row['range'][0]:.1f}-{row['range'][1]:.1f} | "
                      f"{row['ratio']:.2f}x | {row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# variants interleaved: crosssent bench --config C --interleave --length 32 --length 50 ...
+# --------------------------------------------------------------------------------------------
+def _train_step_seconds(model: torch.nn.Module, inputs: dict, calls: int, warmup: int) -> float:
+    """Seconds of one training step: forward, MSE against fixed targets, backward, AdamW step."""
+    model.train()
+    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
+    target = torch.zeros(inputs["input_ids"].shape[0])
+
+    def step() -> None:
+        optimiser.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.mse_loss(model(**inputs).prediction, target)
+        loss.backward()
+        optimiser.step()
+
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(calls):
+        step()
+    model.eval()
+    return (time.perf_counter() - start) / calls
+
+
+def run_interleaved(
+    model_settings: ModelSettings, variants: list[str], *, lengths: list[int], batches: list[int],
+    audio_dim: int, visual_dim: int, rounds: int = 5, calls: int = 10, warmup: int = 3, train_batch: int = 0,
+    progress: Any = print,
+) -> dict[str, Any]:
+    """Every variant built once in this process, then timed round after round, the order rotated
+    each round (A B C, B C A, ...), so a slow spell of the machine hits every variant alike: per
+    shape (tokens x batch) the median seconds per call over rounds, its range, and the per-round
+    ratio to the first variant (median and range). ``train_batch`` > 0 adds a training step
+    (forward, backward, AdamW) at that batch and the first length."""
+    import numpy as np
+
+    from crosssent.model.backbones import load_backbone
+    from crosssent.model.modeling import build_model
+
+    unknown = [v for v in variants if v not in get_args(Variant)]
+    if unknown or not variants:
+        raise ValueError(f"--variant {', '.join(unknown) or '(none)'}: choose from {', '.join(get_args(Variant))}")
+    models, parameters = {}, {}
+    for variant in variants:
+        backbone, _ = load_backbone(model_settings.backbone, seed=0)
+        config = model_settings.model_copy(update={"variant": variant}).to_model_config(
+            audio_dim=audio_dim, visual_dim=visual_dim, source="the benchmark's inputs")
+        torch.manual_seed(0)
+        models[variant] = build_model(config, backbone=backbone).eval()
+        parameters[variant] = sum(p.numel() for p in models[variant].parameters())
+    vocab = models[variants[0]].backbone.config.vocab_size
+    shapes: list[tuple[str, int, int]] = [("forward", length, batch) for length in lengths for batch in batches]
+    if train_batch:
+        shapes.append(("train step", lengths[0], train_batch))
+    results = []
+    for kind, length, batch in shapes:
+        shape = BenchShape(max_len=length, audio_dim=audio_dim, visual_dim=visual_dim, warmup=warmup, iters=calls)
+        inputs = _inputs(batch, shape, vocab, torch.device("cpu"))
+        seconds: dict[str, list[float]] = {v: [] for v in variants}
+        for round_ in range(rounds):
+            shift = round_ % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
+                if kind == "forward":
+                    seconds[variant].append(_seconds_per_call(models[variant], inputs, shape, torch.device("cpu")))
+                else:
+                    seconds[variant].append(_train_step_seconds(models[variant], inputs, calls, warmup))
+        base = np.array(seconds[variants[0]])
+        row: dict[str, Any] = {"kind": kind, "length": length, "batch": batch, "variants": {}}
+        for variant in variants:
+            mine = np.array(seconds[variant])
+            ratio = mine / base
+            row["variants"][variant] = {"ms": float(np.median(mine) * 1e3), "ms_range": [float(mine.min() * 1e3),
+                                        float(mine.max() * 1e3)], "ratio": float(np.median(ratio)),
+                                        "ratio_range": [float(ratio.min()), float(ratio.max())]}
+        progress(f"  {kind}, {length} tokens, batch {batch}: " + ", ".join(
+            f"{v} {r['ms']:.1f} ms ({r['ratio']:.3f}x)" for v, r in row["variants"].items()))
+        results.append(row)
+    return {"backbone": model_settings.backbone, "variants": variants, "rounds": rounds, "calls": calls,
+            "audio_dim": audio_dim, "visual_dim": visual_dim,
+            "parameters_m": {v: parameters[v] / 1e6 for v in variants},
+            "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+                        f"{torch.get_num_threads()} torch threads", "rows": results}
+
+
+def format_interleaved(report: dict[str, Any], *, command: str) -> str:
+    ref = report["variants"][0]
+    params = report["parameters_m"]
+    lines = [f"Made by `{command}`  ", f"Hardware: {report['hardware']}; backbone `{report['backbone']}`; "
+             f"word-aligned audio ({report['audio_dim']}-d) and visual ({report['visual_dim']}-d) streams; "
+             f"{report['rounds']} interleaved rounds of {report['calls']} timed calls each.", "",
+             "Parameters: " + ", ".join(f"{v} {params[v]:.2f} M ({100 * (params[v] / params[ref] - 1):+.1f} %)"
+                                        for v in report["variants"]), "",
+             f"| what | tokens | batch | variant | ms per call (median) | range | ratio to {ref} (median) | ratio range |",
+             "|---|---:|---:|---|---:|---|---:|---|"]
+    for row in report["rows"]:
+        for variant, r in row["variants"].items():
+            lines.append(f"| {row['kind']} | {row['length']} | {row['batch']} | {variant} | {r['ms']:.1f} | "
+                         f"{r['ms_range'][0]:.1f}-{r['ms_range'][1]:.1f} | {r['ratio']:.3f} | "
+                         f"{r['ratio_range'][0]:.3f}-{r['ratio_range'][1]:.3f} |")
+    return "\n".join(lines) + "\n"
