@@ -86,6 +86,7 @@ def test_resume_reaches_the_same_metrics(tmp_path, synthetic_dir):
     # the resumed run's wall time includes its first process, up to the checkpoint it resumed from
     assert info["full"]["wall_seconds_before_resume"] == 0
     assert 0 < info["cut"]["wall_seconds_before_resume"] <= info["cut"]["wall_seconds"]
+    assert 0 < info["full"]["data_wait_share"] < 0.5  # measured, and the data path is not the bottleneck
 
 
 def test_same_seed_same_run_other_seed_differs(tmp_path, synthetic_dir):

@@ -179,6 +179,32 @@ class _InterruptAfter(Callback):
             raise RunInterrupted(f"interrupted after epoch {self.epochs} (train.interrupt_after_epochs)")
 
 
+class _BatchWait(Callback):
+    """How much of the training loop's time goes to waiting for the next batch (the data path):
+    from the end of one step to the start of the next, within an epoch, against the steps."""
+
+    def __init__(self) -> None:
+        self.waiting = self.stepping = 0.0
+        self._ended: float | None = None
+        self._started = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._ended = None  # the epoch boundary (validation, checkpoints) is no batch wait
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        self._started = time.perf_counter()
+        if self._ended is not None:
+            self.waiting += self._started - self._ended
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self._ended = time.perf_counter()
+        self.stepping += self._ended - self._started
+
+    def share(self) -> float:
+        return self.waiting / max(self.waiting + self.stepping, 1e-9)
+
+
 class _RunClock(Callback):
     """The run's wall time, carried through checkpoints: a resumed run adds the time its
     earlier processes had spent up to the checkpoint it resumes from (the work lost after that
@@ -347,7 +373,7 @@ def build_trainer(
     # come after ``best``, so that the state it saves holds this epoch's selection.
     latest = ModelCheckpoint(dirpath=run.checkpoints, filename=run.last_checkpoint.stem, enable_version_counter=False)
     callbacks: list[Callback] = [_EpochSeeding(sampler, ts.seed), clock, best, latest,
-                                 EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience)]
+                                 EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience), _BatchWait()]
     if ts.ema_decay:  # validation and checkpoints then hold the averaged weights (Lightning swaps them in)
         # Parameters only: averaging the buffers would round the encoder's integer position ids
         # (3 became 2); ours are constants (position ids, feature statistics), there is no BatchNorm.
@@ -390,6 +416,8 @@ def finish_run(
         "wall_seconds": round(clock.seconds(), 1),  # a resumed run's earlier processes included (to their checkpoint)
         "resumed": resumed,
         "wall_seconds_before_resume": round(clock.before, 1),  # 0 for a run that was not resumed
+        # the share of the training loop spent waiting for batches in this process (the data path)
+        "data_wait_share": round(next(c for c in trainer.callbacks if isinstance(c, _BatchWait)).share(), 4),  # type: ignore[attr-defined]
         "hardware": f"{platform.machine()} {os.cpu_count()} CPU"
         + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
         "torch_threads": torch.get_num_threads(),
