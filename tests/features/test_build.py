@@ -162,3 +162,30 @@ def test_a_clip_id_never_picks_a_path_outside_the_cache():
     for hostile in ("../../x", "/etc/passwd", ".hidden", "a/b", ""):
         name = cache_name(hostile)
         assert "/" not in name and not name.startswith(".") and name.startswith("id-")
+
+
+@needs_whisper
+@needs_raw_clips
+def test_a_given_transcript_is_timed_by_forced_alignment_not_recognised(tmp_path, monkeypatch):
+    from crosssent.features.transcribe import Transcriber
+
+    media = tmp_path / "media"
+    media.mkdir()
+    for clip in ("a", "b", "c"):
+        shutil.copy(RAW / "03bSnISJMiM_1.wav", media / f"{clip}.wav")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,label,split,text\na,2.4,train,anyhow it was really good\nb,2.4,valid,anyhow it was really good\n"
+                      "c,2.4,test,anyhow it was really good\n")
+    monkeypatch.setattr(Transcriber, "recognise", lambda *a, **k: pytest.fail("recognised a clip whose transcript is given"))
+    out, _ = build_from_table(media, labels, tmp_path / "data", audio="egemaps", alignment="word", task="mosi",
+                              name="timed", id_column="id", label_column="label", split_column="split",
+                              text_column="text", report=lambda _: None)
+    frames = np.array(load_dataset(out)[0]["audio"][0])
+    assert frames.shape == (5, 25) and len({tuple(f) for f in frames}) == 5  # five words, each its own span
+    from crosssent.features.media import read_audio
+
+    words = Transcriber().align(read_audio(RAW / "03bSnISJMiM_1.wav"), "anyhow it was really good", where=RAW)
+    assert [w for w, _, _ in words] == ["anyhow", "it", "was", "really", "good"]
+    # Whisper's own recognition of this clip times "really" at 2.24-2.64 s (checked by hand)
+    assert abs(words[3][1] - 2.24) < 0.15 and abs(words[3][2] - 2.64) < 0.15
+

@@ -123,8 +123,9 @@ class _Computer:
     """Computes one clip's streams into their caches; the extractors (and the speech model, when
     the transcript or word times are needed) are loaded on first use, once per process."""
 
-    def __init__(self, streams: tuple[Stream, ...], alignment: str, need_transcriber: bool) -> None:
+    def __init__(self, streams: tuple[Stream, ...], alignment: str, need_transcriber: bool, language: str = "en") -> None:
         self.streams, self.alignment, self.need_transcriber = streams, alignment, need_transcriber
+        self.language = language  # of the given transcripts, for their forced alignment
         self.extractors: dict[str, Any] = {}
         self.transcriber: Any = None  # features.transcribe.Transcriber, loaded when needed
 
@@ -160,9 +161,14 @@ class _Computer:
             except ValueError as err:
                 samples, heard = None, str(err)
         if samples is not None and need_words:
-            text, _, words = self.transcriber.recognise(samples, where=clip.media, word_times=self.alignment == "word")
-            extra["text"] = np.array(text)
-            spans = word_spans(clip.text or text, words, len(samples) / 16_000)
+            if clip.text:  # a given transcript is timed by forced alignment, not recognised again
+                said = clip.text
+                words = self.transcriber.align(samples, said, where=clip.media, language=self.language)
+            else:
+                said, _, words = self.transcriber.recognise(samples, where=clip.media,
+                                                            word_times=self.alignment == "word")
+                extra["text"] = np.array(said)
+            spans = word_spans(said, words, len(samples) / 16_000)
         problems = []
         for stream in todo:
             extractor = self.extractors[stream.modality]
@@ -188,9 +194,9 @@ class _Computer:
 _WORKER: _Computer | None = None  # one per worker process
 
 
-def _start_worker(streams: tuple[Stream, ...], alignment: str, need_transcriber: bool) -> None:
+def _start_worker(streams: tuple[Stream, ...], alignment: str, need_transcriber: bool, language: str) -> None:
     global _WORKER
-    _WORKER = _Computer(streams, alignment, need_transcriber)
+    _WORKER = _Computer(streams, alignment, need_transcriber, language)
 
 
 def _work(clips: list[Clip]) -> list[str]:
@@ -214,7 +220,7 @@ def cache_folder(cache_root: Path, extractor: str, alignment: str) -> Path:
 
 def fill_cache(
     clips: list[Clip], *, streams: tuple[Stream, ...], alignment: str, need_transcriber: bool, workers: int,
-    report: Callable[[str], None],
+    report: Callable[[str], None], language: str = "en",
 ) -> list[str]:
     """Compute every stream of every clip not in its cache yet (in ``workers`` processes); the problems."""
     pending = [c for c in clips if any(not (s.cache / cache_name(c.id)).is_file() for s in streams)]
@@ -222,7 +228,7 @@ def fill_cache(
         report(f"{len(clips) - len(pending)} of {len(clips)} clips already in {', '.join(str(s.cache) for s in streams)}")
     started, done, problems = time.monotonic(), 0, []
     if workers <= 1:
-        compute = _Computer(streams, alignment, need_transcriber)
+        compute = _Computer(streams, alignment, need_transcriber, language)
         for clip in pending:
             problems += compute(clip)
             done += 1
@@ -232,7 +238,7 @@ def fill_cache(
     chunks = [pending[i:i + 16] for i in range(0, len(pending), 16)]
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked model state
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
-                             initargs=(streams, alignment, need_transcriber)) as pool:
+                             initargs=(streams, alignment, need_transcriber, language)) as pool:
         for chunk, found in zip(chunks, pool.map(_work, chunks)):
             problems += found
             done += len(chunk)
@@ -343,7 +349,7 @@ def build_dataset(
     if streams:
         problems = fill_cache(clips if shard is None else clips[shard[0] - 1::shard[1]], streams=streams,
                               alignment=alignment, need_transcriber=any(not c.text for c in clips), workers=workers,
-                              report=report)
+                              report=report, language="zh" if task == "sims" else "en")
         if shard is not None:
             return streams[0].cache, problems + [
                 f"shard {shard[0]}/{shard[1]}: streams cached in {', '.join(s.cache.name for s in streams)}; merge the "

@@ -160,6 +160,26 @@ class Transcriber:
         return in_script(text, info.language, self.chinese_script), info.language, words
 
 
+    def align(self, audio: np.ndarray, text: str, *, where: Path, language: str = "en") -> list[tuple[str, float, float]]:
+        """[(word, start s, end s)] of a known transcript in 16 kHz audio: Whisper's forced
+        alignment (its decoder reads the given tokens once and its cross-attention times them)
+        instead of recognition; about 20 times faster, and the words are the transcript's own.
+        A recording over Whisper's 30 s window is recognised instead, with its word times."""
+        if len(audio) > 30 * SAMPLE_RATE or not text.strip():
+            return self.recognise(audio, where=where, word_times=True)[2]
+        from faster_whisper.tokenizer import Tokenizer
+
+        mel = self._model.feature_extractor(audio)  # (80, frames at 100/s)
+        frames = mel.shape[-1] - mel.shape[-1] % 2
+        if frames < 2:
+            raise ValueError(f"{where}: too short to time its words")
+        tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe",
+                              language=self.language or language)
+        found = self._model.find_alignment(tokenizer, [tokenizer.encode(" " + text.strip())],
+                                           self._model.encode(mel[:, :frames]), frames)
+        return [(w["word"].strip(), float(w["start"]), float(w["end"])) for w in (found[0] if found else [])]
+
+
 @functools.cache
 def _script_converter(script: ChineseScript) -> Callable[[str], str]:
     """Text -> the same text in ``script`` (OpenCC's character and phrase tables)."""
