@@ -134,7 +134,7 @@ def test_adapter_dim_zero_leaves_the_adapter_out():
     with_adapter.load_state_dict(fusion.state_dict(), strict=False)
     with torch.no_grad():
         torch.nn.init.normal_(with_adapter.adapter_up.weight, std=0.5)
-    z, _ = fusion._cross_attend(hidden, *fusion._keys(audio, masks["audio_mask"], visual, masks["visual_mask"]))
+    z, _ = fusion._cross_attend(hidden, fusion._streams(audio, masks["audio_mask"], visual, masks["visual_mask"]))
     assert z.abs().sum() > 0
     assert torch.allclose(result.hidden, hidden + result.gates * z)
     other = with_adapter(hidden, audio=audio, visual=visual, text_mask=torch.ones(4, 8), **masks)
@@ -358,3 +358,10 @@ def test_the_fast_gmra_path_gives_the_explicit_attention_answer(frames):
     with torch.inference_mode():  # no stream at all: no gate, only the adapter acts
         bare = gmra(hidden, audio=None, audio_mask=None, visual=None, visual_mask=None, text_mask=text_mask)
     assert bare.gates is None and not torch.equal(bare.hidden, hidden)
+    # the folded weights follow the weights: a change (an optimiser step, a load) is seen at once
+    with torch.no_grad():
+        gmra.key.weight.mul_(2.0)
+        gmra.value.bias.add_(0.5)
+        fast = gmra(hidden, **streams, text_mask=text_mask)
+    explicit = gmra(hidden, **streams, text_mask=text_mask, need_weights=True)
+    torch.testing.assert_close(fast.hidden, explicit.hidden.detach(), atol=1e-5, rtol=1e-5)

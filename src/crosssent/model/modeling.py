@@ -188,22 +188,13 @@ class GatedMultimodalResidualAdapter(nn.Module):
         nn.init.zeros_(self.out.bias)
         nn.init.constant_(self.gate.bias, gate_bias_init)
 
-    def _keys(
-        self, audio: Tensor | None, audio_mask: Tensor | None,
-        visual: Tensor | None, visual_mask: Tensor | None,
-    ) -> tuple[Tensor, Tensor] | None:
-        """Project and concatenate the streams along time: (B, La+Lv, d), mask (B, La+Lv)."""
-        parts, masks = [], []
-        for proj, feats, mask in (
-            (self.audio_proj, audio, audio_mask),
-            (self.visual_proj, visual, visual_mask),
-        ):
-            if proj is not None and feats is not None and mask is not None:
-                parts.append(proj(feats))
-                masks.append(mask)
-        if not parts:
-            return None
-        return torch.cat(parts, dim=1), torch.cat(masks, dim=1)
+    def _streams(
+        self, audio: Tensor | None, audio_mask: Tensor | None, visual: Tensor | None, visual_mask: Tensor | None,
+    ) -> list[tuple[nn.Linear, Tensor, Tensor]]:
+        """(projection W_a or W_v, frames, mask) of each stream this call brings."""
+        return [(proj, feats, mask) for proj, feats, mask in (
+            (self.audio_proj, audio, audio_mask), (self.visual_proj, visual, visual_mask))
+            if proj is not None and feats is not None and mask is not None]
 
     def forward(
         self,
@@ -216,13 +207,16 @@ class GatedMultimodalResidualAdapter(nn.Module):
         text_mask: Tensor,  # (B, L)
         need_weights: bool = False,
     ) -> _FusionResult:
-        keys = self._keys(audio, audio_mask, visual, visual_mask)
+        streams = self._streams(audio, audio_mask, visual, visual_mask)
         weights = None
-        if keys is None:  # no audio or visual at all: Z = 0, so no attention and no gate to compute
+        if not streams:  # no audio or visual at all: Z = 0, so no attention and no gate to compute
             gates = None
             fused = hidden
         else:
-            z, weights = self._cross_attend(hidden, *keys, need_weights=need_weights)
+            if need_weights or torch.is_grad_enabled():
+                z, weights = self._cross_attend(hidden, streams, need_weights=need_weights)
+            else:
+                z = self._cross_attend_folded(hidden, streams)
             gates = torch.sigmoid(self.gate(torch.cat([hidden, z], dim=-1)))  # (B, L, h)
             fused = hidden + gates * z
         out = fused
@@ -241,33 +235,73 @@ class GatedMultimodalResidualAdapter(nn.Module):
         )
 
     def _cross_attend(
-        self, hidden: Tensor, kv: Tensor, kv_mask: Tensor, *, need_weights: bool = False
+        self, hidden: Tensor, streams: list[tuple[nn.Linear, Tensor, Tensor]], *, need_weights: bool = False
     ) -> tuple[Tensor, Tensor | None]:
-        """Text queries over [audio; visual] keys: Z (B, L, h) and, with ``need_weights``, the
-        attention weights (B, n, L, La+Lv)."""
-        batch, length, _ = hidden.shape
-        d = self.query.out_features
+        """Text queries over [audio; visual] keys, as docs/method.md writes them (training, and
+        every call that asks for the attention weights): Z (B, L, h) and, with ``need_weights``,
+        the weights (B, n, L, La+Lv)."""
+        kv = torch.cat([proj(feats) for proj, feats, _ in streams], dim=1)  # (B, La+Lv, d)
+        kv_mask = torch.cat([mask for _, _, mask in streams], dim=1)  # (B, La+Lv)
+        q = self.query(self.text_proj(hidden))
+        return self._attend(q, self.key(kv), self.value(kv), kv_mask, need_weights=need_weights)
+
+    def _cross_attend_folded(self, hidden: Tensor, streams: list[tuple[nn.Linear, Tensor, Tensor]]) -> Tensor:
+        """The same Z without gradients, with each pair of linear maps folded into one
+        (W_q W_t for the queries, W_k W_a and W_v W_a for the keys and values straight from the
+        narrow features): the same numbers to rounding, for a fraction of the work."""
+        folded = self._folded_weights()
+        q = nn.functional.linear(hidden, *folded["query"])
+        keys = torch.cat([nn.functional.linear(feats, *folded[f"key.{id(proj)}"]) for proj, feats, _ in streams], dim=1)
+        values = torch.cat([nn.functional.linear(feats, *folded[f"value.{id(proj)}"]) for proj, feats, _ in streams], dim=1)
+        mask = torch.cat([m for _, _, m in streams], dim=1)
+        return self._attend(q, keys, values, mask, need_weights=False)[0]
+
+    def _folded_weights(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """W_q W_t and, per stream, W_k W_s and W_v W_s with their biases, computed once for the
+        current weights and kept until any of them changes (an optimiser step, a load, a move to
+        another device changes the version or the storage it is keyed on). Two threads may both
+        compute it on first use; both get the same numbers."""
+        layers = [self.text_proj, self.query, self.key, self.value, self.audio_proj, self.visual_proj]
+        stamp = tuple((t._version, t.data_ptr()) for layer in layers if layer is not None
+                      for t in (layer.weight, layer.bias))
+        cached = self.__dict__.get("_folded")
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+
+        def fold(outer: nn.Linear, inner: nn.Linear) -> tuple[Tensor, Tensor]:
+            return outer.weight @ inner.weight, outer.weight @ inner.bias + outer.bias
+
+        with torch.no_grad():
+            folded = {"query": fold(self.query, self.text_proj)}
+            for proj in (self.audio_proj, self.visual_proj):
+                if proj is not None:
+                    folded[f"key.{id(proj)}"] = fold(self.key, proj)
+                    folded[f"value.{id(proj)}"] = fold(self.value, proj)
+        self.__dict__["_folded"] = (stamp, folded)  # a cache of the weights, not of any call
+        return folded
+
+    def _attend(
+        self, q: Tensor, k: Tensor, v: Tensor, kv_mask: Tensor, *, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """Multi-head attention of queries (B, L, d) over keys and values (B, Lk, d)."""
+        batch, length, d = q.shape
         head = d // self.num_heads
         # A clip whose every key is padding gets no injection (softmax over nothing is undefined).
-        has_keys = kv_mask.any(dim=1).to(hidden.dtype)[:, None, None]  # (B, 1, 1)
-        if kv.shape[1] == 1 and not need_weights:
-            # One key (a clip-level stream): the softmax over it is 1, so every query reads its
-            # value; the queries and scores are never needed.
-            return self.out(self.value(kv)).expand(-1, length, -1) * has_keys, None
+        has_keys = kv_mask.any(dim=1).to(q.dtype)[:, None, None]  # (B, 1, 1)
+        if k.shape[1] == 1 and not need_weights:
+            # One key (a clip-level stream): the softmax over it is 1, so every query reads its value.
+            return self.out(v).expand(-1, length, -1) * has_keys, None
 
         def split(x: Tensor) -> Tensor:  # (B, T, d) -> (B, n, T, d/n)
             return x.view(batch, -1, self.num_heads, head).transpose(1, 2)
 
-        q = split(self.query(self.text_proj(hidden)))
-        k = split(self.key(kv))
-        v = split(self.value(kv))
+        q, k, v = split(q), split(k), split(v)
         if not need_weights:  # PyTorch's fused kernel; a row without keys attends to all (then zeroed)
             usable = (kv_mask | ~kv_mask.any(dim=1, keepdim=True))[:, None, None, :]  # (B, 1, 1, Lk)
             context = nn.functional.scaled_dot_product_attention(
                 q, k, v, attn_mask=usable, dropout_p=self.attn_dropout.p if self.training else 0.0
             )
-            context = context.transpose(1, 2).reshape(batch, length, d)
-            return self.out(context) * has_keys, None
+            return self.out(context.transpose(1, 2).reshape(batch, length, d)) * has_keys, None
         scores = q @ k.transpose(-1, -2) / math.sqrt(head)  # (B, n, L, Lk)
         scores = scores.masked_fill(~kv_mask[:, None, None, :], torch.finfo(scores.dtype).min)
         weights = scores.softmax(dim=-1)
