@@ -209,14 +209,14 @@ def plot_attention(
     for i, clip in enumerate(wanted):
         n = int(batch.attention_mask[i].sum())
         tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[i, :n].tolist())
-        keys = [(f"a{k}", m) for k, m in enumerate(batch.audio_mask[i].tolist())] if audio_keys else []
+        keys = _frame_names("audio", batch.audio_mask[i].tolist(), tokens) if audio_keys else []
         if batch.visual is not None and model.config.visual_dim:
-            keys += [(f"v{k}", m) for k, m in enumerate(batch.visual_mask[i].tolist())]
+            keys += _frame_names("visual", batch.visual_mask[i].tolist(), tokens)
         real = [k for k, (_, m) in enumerate(keys) if m]
         cross = output.cross_attentions[i].float().mean(0)[:n][:, real].numpy()  # (tokens, real keys)
         left, middle, right = grid[i]
         left.imshow(cross, aspect="auto", cmap="viridis")
-        left.set(yticks=range(n), xlabel="audio (a) / visual (v) positions", xticks=range(len(real)),
+        left.set(yticks=range(n), xlabel="audio (a) / visual (v) frames", xticks=range(len(real)),
                  title=f"clip {clip}: GMRA cross-attention (mean of heads)")
         left.set_yticklabels(tokens, fontsize=7)
         left.set_xticklabels([keys[k][0] for k in real], fontsize=6, rotation=90)
@@ -230,6 +230,13 @@ def plot_attention(
         right.set_yticklabels(tokens, fontsize=7)
     fig.suptitle(f"{run_path}")
     return save_png(fig, out)
+
+
+def _frame_names(stream: str, mask: list[bool], tokens: list[str]) -> list[tuple[str, bool]]:
+    """(tick label, real) per frame of a stream: a word-aligned frame is named by its token."""
+    same_timeline = len(mask) >= len(tokens)
+    return [(f"{stream[0]}:{tokens[k]}" if same_timeline and k < len(tokens) else f"{stream[0]}{k}", m)
+            for k, m in enumerate(mask)]
 
 
 def plot(
