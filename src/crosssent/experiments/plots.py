@@ -190,7 +190,7 @@ def plot_attention(
 ) -> Path:
     """For each chosen clip (default: the first two of ``split``): GMRA's cross-attention map with
     the tokens as labels, the mean gate per token, and the encoder self-attention at ``layer``."""
-    model, tokenizer, rows, _ = _model_and_split(run_path, data, split)
+    model, tokenizer, rows, meta = _model_and_split(run_path, data, split)
     if model.config.variant != "crosssent" or not (model.config.audio_dim or model.config.visual_dim):
         raise ValueError(f"{run_path}: a {model.config.variant} model has no GMRA attention to draw")
     layers = model.backbone.config.num_hidden_layers
@@ -209,9 +209,10 @@ def plot_attention(
     for i, clip in enumerate(wanted):
         n = int(batch.attention_mask[i].sum())
         tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[i, :n].tolist())
-        keys = _frame_names("audio", batch.audio_mask[i].tolist(), tokens) if audio_keys else []
+        word = meta.alignment == "word"
+        keys = _frame_names("audio", batch.audio_mask[i].tolist(), tokens, word) if audio_keys else []
         if batch.visual is not None and model.config.visual_dim:
-            keys += _frame_names("visual", batch.visual_mask[i].tolist(), tokens)
+            keys += _frame_names("visual", batch.visual_mask[i].tolist(), tokens, word)
         real = [k for k, (_, m) in enumerate(keys) if m]
         cross = output.cross_attentions[i].float().mean(0)[:n][:, real].numpy()  # (tokens, real keys)
         left, middle, right = grid[i]
@@ -232,10 +233,9 @@ def plot_attention(
     return save_png(fig, out)
 
 
-def _frame_names(stream: str, mask: list[bool], tokens: list[str]) -> list[tuple[str, bool]]:
+def _frame_names(stream: str, mask: list[bool], tokens: list[str], word_aligned: bool) -> list[tuple[str, bool]]:
     """(tick label, real) per frame of a stream: a word-aligned frame is named by its token."""
-    same_timeline = len(mask) >= len(tokens)
-    return [(f"{stream[0]}:{tokens[k]}" if same_timeline and k < len(tokens) else f"{stream[0]}{k}", m)
+    return [(f"{stream[0]}:{tokens[k]}" if word_aligned and k < len(tokens) else f"{stream[0]}{k}", m)
             for k, m in enumerate(mask)]
 
 
