@@ -1,5 +1,6 @@
-"""docs/results.md: the hand-copied "At a glance" table must agree with the runner's tables and the
-quoted floors of the experiment configs, and every figure it links to must be there."""
+"""docs/results.md: the hand-copied "At a glance" table must agree with the runner's tables (the
+generated pages docs/results/NAME.md) and the quoted floors of the experiment configs; every page
+is linked from the readings and listed in the generated index, and every figure linked is there."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import yaml
 from crosssent.metrics import RAW_VALUE_KEYS
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+PAGES = RESULTS.parent / "results"
 
 # At-a-glance row (its first cell starts with this, then the backbone) -> published block
 BLOCKS = {
@@ -44,9 +46,12 @@ def glance_rows(text: str) -> list[list[str]]:
 
 
 def block_means(text: str, block: str) -> dict[str, dict[str, str]]:
-    """variant -> column -> mean as printed, from the test-split table of a published block."""
-    body = re.search(rf"<!-- begin {re.escape(block)} -->(.*?)<!-- end {re.escape(block)} -->", text, re.S)
-    assert body, f"no published block {block}"
+    """variant -> column -> mean as printed, from the test-split table of a published page."""
+    page = PAGES / f"{block}.md"
+    assert page.is_file(), f"no published page {block}"
+    assert f"(results/{block}.md)" in text, f"{block}'s page is not linked from results.md"
+    body = re.search(r"(.*)", page.read_text(), re.S)
+    assert body
     lines = [line for line in body.group(1).splitlines() if line.startswith("| ")]
     header = cells(lines[0])
     table = {}
@@ -99,9 +104,23 @@ def _assert_copied(text, key, row, block, fused, text_only):
 
 def test_every_linked_figure_is_there():
     links = re.findall(r"\]\((figures/[^)\s]+\.png)\)", RESULTS.read_text())
-    assert len(links) >= 12 + 5  # one per published block with records, and the At-a-glance links
+    assert len(links) >= 5  # the At-a-glance links and the figures of the readings
     missing = [link for link in links if not (RESULTS.parent / link).is_file()]
+    page_links = [(page, link) for page in PAGES.glob("*.md")
+                  for link in re.findall(r"\]\((\.\./figures/[^)\s]+\.png)\)", page.read_text())]
+    assert len(page_links) >= 12  # one per published page with records
+    missing += [f"{page.name}: {link}" for page, link in page_links if not (PAGES / link).is_file()]
     assert missing == []
+
+
+def test_every_page_is_linked_from_the_readings_and_listed_in_the_generated_index():
+    from crosssent.experiments.report import render_index
+
+    pages = sorted(p.stem for p in PAGES.glob("*.md") if p.name != "index.md")
+    text, index = RESULTS.read_text(), (PAGES / "index.md").read_text()
+    assert [p for p in pages if f"(results/{p}.md)" not in text] == []
+    assert [p for p in pages if f"]({p}.md)" not in index] == []
+    assert render_index(PAGES) == index  # the index is what the pages say, regenerated
 
 
 @pytest.mark.parametrize("key", sorted(BLOCKS))

@@ -464,7 +464,7 @@ def experiment(
     out: Annotated[Path | None, typer.Option(help="experiment folder (default runs/experiments/NAME)")] = None,
     max_runs: Annotated[int | None, typer.Option(help="make at most N new runs, then stop (continue later)")] = None,
     report_only: Annotated[bool, typer.Option(help="only rebuild the reports from finished (or recorded) runs")] = False,
-    publish_to: Annotated[Path | None, typer.Option("--publish", help="also put results.md into this document (e.g. docs/results.md)")] = None,
+    publish_to: Annotated[Path | None, typer.Option("--publish", help="also publish results.md: as the page NAME.md of a folder, whose index.md is regenerated (docs/results), or as a marked section of a Markdown file")] = None,
 ) -> None:
     """Run datasets x variants x seeds (resumable) and write results.{md,csv,json}."""
     _quiet_libraries(lightning=True)
@@ -486,8 +486,9 @@ def experiment(
             run_grid(exp, folder, max_runs=max_runs, echo=typer.echo, command=command)
         report = (folder / "results.md").read_text(encoding="utf-8")
         if publish_to is not None:
-            publish(report.replace("# Experiment", "### Experiment", 1).replace("\n## ", "\n#### "), exp.name,
-                    publish_to, figures_from=folder)
+            inside = publish_to.suffix.lower() == ".md"  # a section of a document, not a page of its own
+            shown = report.replace("# Experiment", "### Experiment", 1).replace("\n## ", "\n#### ") if inside else report
+            publish(shown, exp.name, publish_to, figures_from=folder)
     except (GridIncomplete, RunInterrupted) as err:
         typer.echo(f"stopped: {err}; run the same command again to continue", err=True)
         raise typer.Exit(code=3) from None

@@ -63,3 +63,21 @@ def test_an_undefined_paired_t_is_shown_as_a_dash():
     buf = io.StringIO()
     _comparison_rows(buf, {"no_mpr": entry}, ("acc7", "mae"), "vs")
     assert buf.getvalue().splitlines()[-1] == "| no_mpr | +2.00 (p 0.250 / 0.040) | -0.010 (p – / 0.500) |"
+
+
+def test_publishing_to_a_folder_writes_a_page_and_regenerates_the_index(tmp_path):
+    from crosssent.experiments.report import publish
+
+    experiment = tmp_path / "runs" / "e"
+    (experiment / "figures").mkdir(parents=True)
+    (experiment / "figures" / "e-d.png").write_bytes(b"png")
+    pages = tmp_path / "docs" / "results"
+    report = ("# Experiment `e`\n\nCommand: `crosssent experiment --config e.yaml`  \n\n"
+              "## d (test split)\n\n![seeds](figures/e-d.png)\n")
+    publish(report, "e", pages, figures_from=experiment)
+    publish(report.replace("`e`", "`f`").replace("## d", "## other"), "f", pages)
+    page = (pages / "e.md").read_text()
+    assert "](../figures/e-d.png)" in page and (tmp_path / "docs" / "figures" / "e-d.png").read_bytes() == b"png"
+    index = (pages / "index.md").read_text()
+    assert "| [e](e.md) | test results | d | `crosssent experiment --config e.yaml` |" in index
+    assert "| [f](f.md) | test results | other |" in index
