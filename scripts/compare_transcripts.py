@@ -64,16 +64,20 @@ def main(
     if not units.all():
         raise SystemExit(f"error: {official}: clip {clips[int(np.argmin(units))]!r} has no words or characters to compare")
     rates = np.array([error_rate(reference[c], heard[c]) for c in clips])
-    print(f"{len(clips)} clips: error rate {np.sum(rates * units) / units.sum():.3f} over {units.sum()} units "
-          f"(mean per clip {rates.mean():.3f}); {np.mean(rates == 0):.1%} of clips without an error")
+    print(
+        f"{len(clips)} clips: error rate {np.sum(rates * units) / units.sum():.3f} over {units.sum()} units "
+        f"(mean per clip {rates.mean():.3f}); {np.mean(rates == 0):.1%} of clips without an error"
+    )
     if model is None:
         return
     prep, from_reference = predict_folder(model, [(c, reference[c]) for c in clips])
     _, from_heard = predict_folder(model, [(c, heard[c]) for c in clips])
     change = np.abs(from_heard - from_reference)
-    print(f"score change: mean {change.mean():.3f}, largest {change.max():.3f} (labels span "
-          f"{prep.label_min:g} to {prep.label_max:g}); correlation of the two "
-          f"{np.corrcoef(from_reference, from_heard)[0, 1]:.3f}")
+    print(
+        f"score change: mean {change.mean():.3f}, largest {change.max():.3f} (labels span "
+        f"{prep.label_min:g} to {prep.label_max:g}); correlation of the two "
+        f"{np.corrcoef(from_reference, from_heard)[0, 1]:.3f}"
+    )
     if labels:
         truth = np.array([labels[c] for c in clips])
         for name, scores in (("official transcripts", from_reference), ("recognised transcripts", from_heard)):

@@ -23,8 +23,11 @@ from crosssent.metrics import LOWER_IS_BETTER, RAW_VALUE_KEYS
 from crosssent.model.folder import load_preprocessing
 from crosssent.scoring import STREAMS, evaluate_folder
 
-SHOWN = {"mosi": ("acc2_non0", "acc7", "mae", "corr"), "mosei": ("acc2_non0", "acc7", "mae", "corr"),
-         "sims": ("acc2", "acc5", "mae", "corr")}
+SHOWN = {
+    "mosi": ("acc2_non0", "acc7", "mae", "corr"),
+    "mosei": ("acc2_non0", "acc7", "mae", "corr"),
+    "sims": ("acc2", "acc5", "mae", "corr"),
+}
 
 
 def _conditions(prep) -> list[tuple[str, ...]]:

@@ -36,8 +36,7 @@ def text_embeddings(texts: list[str], backbone: str, *, max_len: int, batch: int
     parts = []
     with torch.no_grad():
         for start in range(0, len(texts), batch):
-            enc = tokenizer(texts[start:start + batch], padding=True, truncation=True, max_length=max_len,
-                            return_tensors="pt")
+            enc = tokenizer(texts[start : start + batch], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
             hidden = model(**enc).last_hidden_state  # (B, L, d)
             parts.append(masked_mean(hidden, enc["attention_mask"].bool()).numpy())  # (B, d)
     return np.concatenate(parts)

@@ -48,8 +48,7 @@ def predict(model: TextRegressor, tokenizer, texts: list[str], *, max_len: int, 
     out = []
     with torch.no_grad():
         for start in range(0, len(texts), batch):
-            enc = tokenizer(texts[start:start + batch], padding=True, truncation=True, max_length=max_len,
-                            return_tensors="pt")
+            enc = tokenizer(texts[start : start + batch], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
             out.append(model(enc["input_ids"], enc["attention_mask"]).numpy())
     return np.concatenate(out).astype(np.float64)
 
@@ -75,34 +74,45 @@ def main(
     random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
     encoder, tokenizer = load_backbone(backbone, seed=seed)
     model = TextRegressor(encoder=encoder, head_hidden=head_hidden)
-    optimizer = torch.optim.AdamW([
-        {"params": model.encoder.parameters(), "lr": lr_encoder},
-        {"params": model.head.parameters(), "lr": lr_head},
-    ], weight_decay=0.01)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": model.encoder.parameters(), "lr": lr_encoder},
+            {"params": model.head.parameters(), "lr": lr_head},
+        ],
+        weight_decay=0.01,
+    )
     order = torch.Generator().manual_seed(seed)
     best_state, curve = None, []  # curve: validation MSE after each epoch
     for epoch in range(1, epochs + 1):
         model.train()
         shuffled = rows["train"][torch.randperm(len(rows["train"]), generator=order).numpy()]
         for start in range(0, len(shuffled), batch_size):
-            picked = shuffled[start:start + batch_size]
-            enc = tokenizer([texts[i] for i in picked], padding=True, truncation=True, max_length=max_len,
-                            return_tensors="pt")
-            loss = nn.functional.mse_loss(model(enc["input_ids"], enc["attention_mask"]),
-                                          torch.tensor(labels[picked], dtype=torch.float32))
+            picked = shuffled[start : start + batch_size]
+            enc = tokenizer([texts[i] for i in picked], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+            loss = nn.functional.mse_loss(
+                model(enc["input_ids"], enc["attention_mask"]), torch.tensor(labels[picked], dtype=torch.float32)
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        valid_mse = float(np.mean((predict(model, tokenizer, [texts[i] for i in rows["valid"]], max_len=max_len)
-                                   - labels[rows["valid"]]) ** 2))
+        valid_mse = float(
+            np.mean((predict(model, tokenizer, [texts[i] for i in rows["valid"]], max_len=max_len) - labels[rows["valid"]]) ** 2)
+        )
         print(f"epoch {epoch}/{epochs}: valid MSE {valid_mse:.4f}", file=sys.stderr, flush=True)
         if valid_mse < min(curve, default=float("inf")):
             best_state = copy.deepcopy(model.state_dict())
         curve.append(valid_mse)
     model.load_state_dict(best_state)
     best = int(np.argmin(curve))  # the first epoch with the lowest MSE: the one kept above
-    result = {"backbone": backbone, "seed": seed, "text_prefix": text_prefix, "best_epoch": best + 1,
-              "valid_mse": curve[best], "valid_mse_per_epoch": curve, "predictions": {}}
+    result = {
+        "backbone": backbone,
+        "seed": seed,
+        "text_prefix": text_prefix,
+        "best_epoch": best + 1,
+        "valid_mse": curve[best],
+        "valid_mse_per_epoch": curve,
+        "predictions": {},
+    }
     for part in ("valid", "test"):
         pred = predict(model, tokenizer, [texts[i] for i in rows[part]], max_len=max_len)
         result[part] = compute_metrics(pred, labels[rows[part]], meta.task)

@@ -35,10 +35,14 @@ def main(data: Path) -> None:
     ridge = RidgeCV(alphas=np.logspace(-2, 5, 15)).fit((x[fit] - mean) / std, y[fit])
     preds = ridge.predict((x[test] - mean) / std)
     metrics = compute_metrics(preds, y[test], meta.task)
-    typer.echo(f"{data}: ridge (alpha {ridge.alpha_:g}) on {fit.sum()} train+valid clips, {test.sum()} test clips"
-               f" ({(~has[test]).sum()} without audio: mean vector)")
-    typer.echo(f"test Corr {metrics['corr']:.3f}, Non0-ACC2 {100 * metrics['acc2_non0']:.1f}, "
-               f"MAE {metrics['mae']:.3f}, ACC7 {100 * metrics['acc7']:.1f}")
+    typer.echo(
+        f"{data}: ridge (alpha {ridge.alpha_:g}) on {fit.sum()} train+valid clips, {test.sum()} test clips"
+        f" ({(~has[test]).sum()} without audio: mean vector)"
+    )
+    typer.echo(
+        f"test Corr {metrics['corr']:.3f}, Non0-ACC2 {100 * metrics['acc2_non0']:.1f}, "
+        f"MAE {metrics['mae']:.3f}, ACC7 {100 * metrics['acc7']:.1f}"
+    )
 
 
 if __name__ == "__main__":

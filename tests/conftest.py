@@ -36,16 +36,24 @@ def toy_batch(*, batch=4, length=8, audio_dim=5, visual_dim=3, frames=6, seed=0,
     audio_mask[1, -2:] = False
     visual_mask[2, -4:] = False
     return dict(
-        input_ids=ids, attention_mask=text_mask, audio=audio, audio_mask=audio_mask,
-        visual=visual, visual_mask=visual_mask,
+        input_ids=ids,
+        attention_mask=text_mask,
+        audio=audio,
+        audio_mask=audio_mask,
+        visual=visual,
+        visual_mask=visual_mask,
     )
 
 
 TINY_TRAIN = {
     "model": {"backbone": "tiny-random", "inject_layer": 1, "adapter_dim": 16, "head_hidden": 32},
     "train": {
-        "max_epochs": 2, "batch_size": 16, "lr_backbone": 3e-3, "lr_new": 3e-3,
-        "progress_bar": False, "log_every_n_steps": 1,
+        "max_epochs": 2,
+        "batch_size": 16,
+        "lr_backbone": 3e-3,
+        "lr_new": 3e-3,
+        "progress_bar": False,
+        "log_every_n_steps": 1,
     },
 }
 

@@ -46,6 +46,5 @@ def test_a_csv_is_written_whole_with_its_header_and_quoting(tmp_path):
     from crosssent.atomic_files import write_csv_atomic
 
     write_csv_atomic(tmp_path / "t.csv", ["id", "text"], iter([("a", 'so "good", really'), ("b", "这部电影")]))
-    assert (tmp_path / "t.csv").read_text(encoding="utf-8").splitlines() == [
-        "id,text", 'a,"so ""good"", really"', "b,这部电影"]
+    assert (tmp_path / "t.csv").read_text(encoding="utf-8").splitlines() == ["id,text", 'a,"so ""good"", really"', "b,这部电影"]
     assert [p.name for p in tmp_path.iterdir()] == ["t.csv"]  # no temp file left beside it

@@ -37,8 +37,11 @@ def assert_clean_error(result, message):
 
 
 def write_config(tmp_path, data_path, **model):
-    tree = {"data": {"path": str(data_path), "max_len": 24}, "model": {**TINY_TRAIN["model"], **model},
-            "train": {**TINY_TRAIN["train"], "max_epochs": 1}}
+    tree = {
+        "data": {"path": str(data_path), "max_len": 24},
+        "model": {**TINY_TRAIN["model"], **model},
+        "train": {**TINY_TRAIN["train"], "max_epochs": 1},
+    }
     path = tmp_path / "cfg.yaml"
     path.write_text("# crosssent train --config cfg.yaml --out run\n" + yaml.safe_dump(tree))
     return path
@@ -54,8 +57,19 @@ def test_synth_inspect_train_evaluate(tmp_path):
     assert trained.exit_code == 0, trained.output
     assert "acc2_non0" in trained.output
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["seed"] == 3
-    evaluated = run("evaluate", "--model", tmp_path / "run" / "model", "--data", data, "--split", "valid",
-                    "--split", "test", "--out", tmp_path / "ev")
+    evaluated = run(
+        "evaluate",
+        "--model",
+        tmp_path / "run" / "model",
+        "--data",
+        data,
+        "--split",
+        "valid",
+        "--split",
+        "test",
+        "--out",
+        tmp_path / "ev",
+    )
     assert evaluated.exit_code == 0, evaluated.output
     assert set(json.loads((tmp_path / "ev" / "metrics.json").read_text())) == {"valid", "test"}
 
@@ -138,9 +152,23 @@ def test_ddp_two_cpu_processes(tmp_path, synthetic_dir):
     cfg = write_config(tmp_path, synthetic_dir)
     exe = [sys.executable, "-m", "crosssent.cli"]
     result = subprocess.run(
-        exe + ["train", "--config", str(cfg), "--out", str(tmp_path / "ddp"), "--set", "train.strategy=ddp",
-               "--set", "train.devices=2", "--set", "train.accelerator=cpu"],
-        capture_output=True, text=True, timeout=300,
+        exe
+        + [
+            "train",
+            "--config",
+            str(cfg),
+            "--out",
+            str(tmp_path / "ddp"),
+            "--set",
+            "train.strategy=ddp",
+            "--set",
+            "train.devices=2",
+            "--set",
+            "train.accelerator=cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((tmp_path / "ddp" / "run_info.json").read_text())["world_size"] == 2
@@ -237,14 +265,16 @@ def test_transcribe_writes_chinese_in_the_script_asked_for(tmp_path):
 
 def test_serve_refuses_a_folder_that_is_not_a_model(tmp_path):
     assert_clean_error(run("serve", "--model", tmp_path), "not a CrossSent model folder")
-    assert_clean_error(run("serve", "--model", tmp_path, "--speech-model", tmp_path / "none"),
-                       "nor a folder holding a CTranslate2 model.bin")
+    assert_clean_error(
+        run("serve", "--model", tmp_path, "--speech-model", tmp_path / "none"), "nor a folder holding a CTranslate2 model.bin"
+    )
 
 
 def test_bench_writes_its_report_with_the_command_and_refuses_a_missing_gpu(tmp_path, synthetic_dir):
     cfg = write_config(tmp_path, synthetic_dir)
-    done = run("bench", "--config", cfg, "--out", tmp_path / "b", "--variant", "text_only",
-               "--warmup", 0, "--iters", 1, "--batch", 2)
+    done = run(
+        "bench", "--config", cfg, "--out", tmp_path / "b", "--variant", "text_only", "--warmup", 0, "--iters", 1, "--batch", 2
+    )
     assert done.exit_code == 0, done.output
     report = (tmp_path / "b" / "bench.md").read_text()
     assert f"crosssent bench --config {cfg} --out {tmp_path / 'b'} --variant text_only" in report
@@ -254,8 +284,10 @@ def test_bench_writes_its_report_with_the_command_and_refuses_a_missing_gpu(tmp_
     if not torch.cuda.is_available():
         assert_clean_error(run("bench", "--config", cfg, "--out", tmp_path / "c", "--device", "cuda"), "no CUDA device")
         assert not (tmp_path / "c").exists()
-    assert_clean_error(run("bench", "--config", cfg, "--out", tmp_path / "d", "--iters", 0),
-                       "--iters: Input should be greater than or equal to 1")
+    assert_clean_error(
+        run("bench", "--config", cfg, "--out", tmp_path / "d", "--iters", 0),
+        "--iters: Input should be greater than or equal to 1",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,8 +301,10 @@ def test_convert_never_deletes_a_folder_it_did_not_make(tmp_path, monkeypatch):
     assert (folder / "label.csv").read_text() == LABELS  # the input is still there
     (tmp_path / "label.csv").write_text(LABELS)
     (folder / "notes.txt").write_text("mine")
-    assert_clean_error(run("data", "convert", "tables", tmp_path / "label.csv", "--out", folder),
-                       "not empty and not a CrossSent dataset (label.csv, notes.txt)")
+    assert_clean_error(
+        run("data", "convert", "tables", tmp_path / "label.csv", "--out", folder),
+        "not empty and not a CrossSent dataset (label.csv, notes.txt)",
+    )
     assert (folder / "notes.txt").read_text() == "mine"
     monkeypatch.chdir(tmp_path)
     assert_clean_error(run("data", "convert", "tables", "label.csv", "--out", "."), "--out .: it holds the input")
@@ -282,12 +316,15 @@ def test_convert_never_deletes_a_folder_it_did_not_make(tmp_path, monkeypatch):
     assert sorted(p.name for p in made.iterdir()) == ["crosssent.json", "table"]
 
 
-@pytest.mark.parametrize("table, message", [
-    ("\ufeff" + LABELS, None),  # a byte-order mark (spreadsheet programs write one) is not part of a name
-    (LABELS.replace("v,3,ok,0.0,test", "v,3,ok"), "line 4 has 3 fields, the header has 5"),
-    (LABELS.replace("v,1,good,", 'v,1,"good,'), "not a readable CSV (unexpected end of data)"),
-    (LABELS.replace("good", "g" * 200_000), "a field is over 131072 characters"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ("\ufeff" + LABELS, None),  # a byte-order mark (spreadsheet programs write one) is not part of a name
+        (LABELS.replace("v,3,ok,0.0,test", "v,3,ok"), "line 4 has 3 fields, the header has 5"),
+        (LABELS.replace("v,1,good,", 'v,1,"good,'), "not a readable CSV (unexpected end of data)"),
+        (LABELS.replace("good", "g" * 200_000), "a field is over 131072 characters"),
+    ],
+)
 def test_label_tables_read_strictly(tmp_path, table, message):
     (tmp_path / "label.csv").write_text(table, encoding="utf-8")
     result = run("data", "convert", "tables", tmp_path / "label.csv", "--out", tmp_path / "o")
@@ -307,8 +344,9 @@ def test_bad_feature_archives_and_encodings_are_one_line(tmp_path):
     base = ["data", "convert", "tables", tmp_path / "label.csv", "--out", tmp_path / "o"]
     assert_clean_error(run(*base, "--audio", tmp_path / "cube.npz"), "cube.npz: clip 'v_1' has a 3-D array")
     assert_clean_error(run(*base, "--audio", tmp_path / "cut.npz"), "cut.npz: cannot read")
-    assert_clean_error(run("data", "convert", "tables", tmp_path / "latin.csv", "--out", tmp_path / "o"),
-                       "latin.csv: not UTF-8 text")
+    assert_clean_error(
+        run("data", "convert", "tables", tmp_path / "latin.csv", "--out", tmp_path / "o"), "latin.csv: not UTF-8 text"
+    )
     hostile = tmp_path / "f2py.pkl"  # imported a numpy module that ran its command line, then exited 0
     hostile.write_bytes(b"\x80\x02cnumpy.f2py.__main__\nint8\n.")
     assert_clean_error(run("data", "convert", "mmsa", hostile, "--out", tmp_path / "o"), "forbidden object numpy.f2py")
@@ -329,8 +367,9 @@ def test_predict_reads_a_byte_order_mark_and_refuses_bad_outputs(tmp_path, synth
     scored = run("predict", "--model", model, "--input", clips, "--out", tmp_path / "p.csv")
     assert scored.exit_code == 0 and read_csv(tmp_path / "p.csv")[0]["id"] == "mine", scored.output
     assert_clean_error(run("predict", "--model", model, "--text", "good", "--out", tmp_path), "is a folder; give a file name")
-    assert_clean_error(run("predict", "--model", model, "--text", "good", "--out", clips / "p.csv"),
-                       "clips.csv is a file, not a folder")
+    assert_clean_error(
+        run("predict", "--model", model, "--text", "good", "--out", clips / "p.csv"), "clips.csv is a file, not a folder"
+    )
     assert_clean_error(run("evaluate", "--model", model, "--data", synthetic_dir, "--out", clips), "exists and is not a folder")
     stub = tmp_path / "stub"
     stub.mkdir()
@@ -362,13 +401,17 @@ def test_a_model_folder_is_complete_and_consistent_or_refused(tmp_path, syntheti
     (truncated / "model.safetensors").write_bytes((model / "model.safetensors").read_bytes()[:5000])
     cases = [
         (no_tokenizer, "not a complete model folder (tokenizer.json is missing)"),
-        (edit("huge", "backbone/config.json", hidden_size=2**20, intermediate_size=2**22),
-         "tensor backbone.embeddings.word_embeddings.weight has shape"),
+        (
+            edit("huge", "backbone/config.json", hidden_size=2**20, intermediate_size=2**22),
+            "tensor backbone.embeddings.word_embeddings.weight has shape",
+        ),
         (edit("audio", "config.json", audio_dim=7), "tensor audio_norm.mean has shape (8,)"),
         (edit("variant", "config.json", variant="mag"), "holds no tensor fusion.audio_gate.weight"),
         (truncated, "model.safetensors: not a complete safetensors file"),
-        (edit("prep", "preprocessing.json", visual_dim=9),
-         "preprocessing.json has visual_dim=9 but config.json has visual_dim=6"),
+        (
+            edit("prep", "preprocessing.json", visual_dim=9),
+            "preprocessing.json has visual_dim=9 but config.json has visual_dim=6",
+        ),
     ]
     for folder, message in cases:
         assert_clean_error(run("evaluate", "--model", folder, "--data", synthetic_dir), message)
@@ -381,8 +424,10 @@ def test_train_refuses_what_it_cannot_do_in_one_line_and_writes_nothing(tmp_path
     assert_clean_error(run("train", "--config", tmp_path, "--out", out), "is a folder; give a config file")
     assert_clean_error(run("train", "--config", cfg, "--out", out, "--set", "train.seed=[1,"), "the value is not valid YAML")
     assert_clean_error(run("train", "--config", cfg, "--out", cfg), "exists and is not a folder")
-    assert_clean_error(run("train", "--config", cfg, "--out", out, "--set", "data.max_len=600"),
-                       "data.max_len=600 but the backbone reads at most 128 tokens")
+    assert_clean_error(
+        run("train", "--config", cfg, "--out", out, "--set", "data.max_len=600"),
+        "data.max_len=600 but the backbone reads at most 128 tokens",
+    )
     assert not out.exists()
 
 

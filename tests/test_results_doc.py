@@ -82,8 +82,11 @@ def test_glance_rows_of_current_defaults_are_the_published_means(key):
 
 
 def _glance_row(text, key, *, current_default):
-    return next(r for r in glance_rows(text)
-                if r[0].startswith(key[0]) and r[1] == key[1] and ("current default" in r[0]) == current_default)
+    return next(
+        r
+        for r in glance_rows(text)
+        if r[0].startswith(key[0]) and r[1] == key[1] and ("current default" in r[0]) == current_default
+    )
 
 
 def _assert_copied(text, key, row, block, fused, text_only):
@@ -106,8 +109,9 @@ def test_every_linked_figure_is_there():
     links = re.findall(r"\]\((figures/[^)\s]+\.png)\)", RESULTS.read_text())
     assert len(links) >= 5  # the At-a-glance links and the figures of the readings
     missing = [link for link in links if not (RESULTS.parent / link).is_file()]
-    page_links = [(page, link) for page in PAGES.glob("*.md")
-                  for link in re.findall(r"\]\((\.\./figures/[^)\s]+\.png)\)", page.read_text())]
+    page_links = [
+        (page, link) for page in PAGES.glob("*.md") for link in re.findall(r"\]\((\.\./figures/[^)\s]+\.png)\)", page.read_text())
+    ]
     assert len(page_links) >= 12  # one per published page with records
     missing += [f"{page.name}: {link}" for page, link in page_links if not (PAGES / link).is_file()]
     assert missing == []
@@ -127,8 +131,12 @@ def test_every_page_is_linked_from_the_readings_and_listed_in_the_generated_inde
 def test_glance_floors_are_the_configs_quoted_floors(key):
     """The floor column and the dashed lines of the figures come from the same numbers."""
     config = yaml.safe_load((RESULTS.parents[1] / "configs" / "experiments" / f"{BLOCKS[key]}.yaml").read_text())
-    floors = [values for labelled in config.get("quoted", {}).values() for label, values in labelled.items()
-              if label.startswith("floor")]
+    floors = [
+        values
+        for labelled in config.get("quoted", {}).values()
+        for label, values in labelled.items()
+        if label.startswith("floor")
+    ]
     row = _glance_row(RESULTS.read_text(), key, current_default=False)
     if not floors:
         assert row[5] == "–"

@@ -29,11 +29,30 @@ def test_transfer_leaves_missing_streams_empty_and_maps_the_label_scale(tmp_path
 
     train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1}), tmp_path / "run")
     table, meta = load_dataset(synthetic_dir)
-    columns = {"id": table["id"], "text": table["text"], "split": table["split"],
-               "label": [round(y / 3, 5) for y in table["label"]]}
-    other = save_dataset(columns, meta.model_copy(update={
-        "name": "text-sims", "task": "sims", "label_min": -1.0, "label_max": 1.0, "alignment": "none",
-        "audio_dim": 0, "visual_dim": 0, "audio_features": "", "visual_features": ""}), tmp_path / "sims", where="test")
+    columns = {
+        "id": table["id"],
+        "text": table["text"],
+        "split": table["split"],
+        "label": [round(y / 3, 5) for y in table["label"]],
+    }
+    other = save_dataset(
+        columns,
+        meta.model_copy(
+            update={
+                "name": "text-sims",
+                "task": "sims",
+                "label_min": -1.0,
+                "label_max": 1.0,
+                "alignment": "none",
+                "audio_dim": 0,
+                "visual_dim": 0,
+                "audio_features": "",
+                "visual_features": "",
+            }
+        ),
+        tmp_path / "sims",
+        where="test",
+    )
     model = tmp_path / "run" / "model"
     refused = CliRunner().invoke(app, ["evaluate", "--model", str(model), "--data", str(other)])
     assert refused.exit_code == 2 and "audio_dim=0 but the model was trained with audio_dim=8" in refused.output
@@ -43,6 +62,7 @@ def test_transfer_leaves_missing_streams_empty_and_maps_the_label_scale(tmp_path
     _, own_rows = evaluate_folder(model, synthetic_dir, ("test",), hide=("audio", "visual"))
     np.testing.assert_allclose([r[3] for r in rows], [r[3] / 3 for r in own_rows], atol=1e-5)
     assert label_scale(-1, 1, -3, 3) == 3 and label_scale(-3, 3, -3, 3) == 1
-    done = CliRunner().invoke(app, ["evaluate", "--model", str(model), "--data", str(other), "--transfer",
-                                    "--out", str(tmp_path / "ev")])
+    done = CliRunner().invoke(
+        app, ["evaluate", "--model", str(model), "--data", str(other), "--transfer", "--out", str(tmp_path / "ev")]
+    )
     assert done.exit_code == 0, done.output

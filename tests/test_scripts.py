@@ -10,14 +10,19 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
+def _probe(data: Path, *options: str) -> subprocess.CompletedProcess:
+    """scripts/linear_probe_audio.py on ``data`` with the tiny random backbone."""
+    command = [sys.executable, str(SCRIPTS / "linear_probe_audio.py"), str(data), "--backbone", "tiny-random", *options]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
 @pytest.mark.parametrize("audio_norm", ["global", "per-video"])
 def test_linear_probe_finds_the_synthetic_audio_signal(tmp_path, audio_norm):
     from crosssent.data.sources.synthetic import generate
 
     data = generate(tmp_path / "synthetic", n_train=600, n_valid=100, n_test=300, seed=1)
-    done = subprocess.run([sys.executable, str(SCRIPTS / "linear_probe_audio.py"), str(data),
-                           "--backbone", "tiny-random", "--audio-norm", audio_norm],
-                          capture_output=True, text=True, check=True)
+    done = _probe(data, "--audio-norm", audio_norm)
+    done.check_returncode()
     test_mae = {}
     for line in done.stdout.splitlines():
         found = re.match(r"^(text|audio|text\+audio) .*\| test Non0-ACC2 [0-9.]+ MAE ([0-9.]+)$", line)
@@ -32,8 +37,7 @@ def test_linear_probe_refuses_an_unknown_audio_norm(tmp_path):
     from crosssent.data.sources.synthetic import generate
 
     data = generate(tmp_path / "synthetic", n_train=60, n_valid=10, n_test=30, seed=1)
-    done = subprocess.run([sys.executable, str(SCRIPTS / "linear_probe_audio.py"), str(data),
-                           "--backbone", "tiny-random", "--audio-norm", "per-speaker"], capture_output=True, text=True)
+    done = _probe(data, "--audio-norm", "per-speaker")
     assert done.returncode != 0 and "per-speaker" in done.stderr
 
 
@@ -43,9 +47,26 @@ def test_plain_text_finetune_learns_the_synthetic_text_and_keeps_the_best_epoch(
 
     data = generate(tmp_path / "synthetic", n_train=600, n_valid=100, n_test=300, seed=1)
     out = tmp_path / "floor.json"
-    subprocess.run([sys.executable, str(SCRIPTS / "plain_text_finetune.py"), str(data), "--backbone", "tiny-random",
-                    "--epochs", "3", "--lr-encoder", "1e-3", "--text-prefix", "review: ", "--out", str(out)],
-                   capture_output=True, text=True, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "plain_text_finetune.py"),
+            str(data),
+            "--backbone",
+            "tiny-random",
+            "--epochs",
+            "3",
+            "--lr-encoder",
+            "1e-3",
+            "--text-prefix",
+            "review: ",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result = json.loads(out.read_text())
     assert 1 <= result["best_epoch"] <= 3 and result["text_prefix"] == "review: "
     # the synthetic text carries the label: better than chance on the held-out test split
@@ -72,8 +93,12 @@ def test_linear_probe_gives_clips_without_audio_the_mean_audio(tmp_path):
         if "audio_length" in columns:
             columns["audio_length"][row] = 0
     silent = save_dataset(columns, meta, tmp_path / "silent", where="test")
-    done = subprocess.run([sys.executable, str(SCRIPTS / "linear_probe_audio.py"), str(silent),
-                           "--backbone", "tiny-random"], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "linear_probe_audio.py"), str(silent), "--backbone", "tiny-random"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "3 clip(s) without audio frames" in done.stdout
     assert "nan" not in done.stdout.lower()
 
@@ -84,8 +109,11 @@ def test_e5_conversion_check_reports_every_clip_and_fails_under_the_threshold(tm
 
     data = generate(tmp_path / "synthetic", n_train=12, n_valid=4, n_test=4, seed=1)
     # an unreachable threshold: the stats are printed, then the lowest clip is named and rc is 1
-    done = subprocess.run([sys.executable, str(SCRIPTS / "check_e5_conversion.py"), str(data), "--min-cosine", "1.01"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "check_e5_conversion.py"), str(data), "--min-cosine", "1.01"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1, done.stderr
     stats = re.search(r": 20 clips, cosine min ([0-9.]+), p1 [0-9.]+, median ([0-9.]+)", done.stdout)
     assert stats and float(stats[1]) > 0.995 and float(stats[2]) > 0.999, done.stdout
@@ -109,11 +137,18 @@ def test_seed_ensemble_scores_each_seed_and_the_averaged_predictions(tmp_path):
     for seed in range(3):  # independent noise per seed: averaging must beat the seeds' mean
         pred = truth + np.random.default_rng(seed).normal(0.0, 1.0, len(truth))
         noisy.append(pred)
-        record = {"format": RECORD_FORMAT, "settings": {}, "task": "mosi", "metrics": {}, "run_info": {},
-                  "test_predictions": dict(zip(clips, pred.tolist()))}
+        record = {
+            "format": RECORD_FORMAT,
+            "settings": {},
+            "task": "mosi",
+            "metrics": {},
+            "run_info": {},
+            "test_predictions": dict(zip(clips, pred.tolist())),
+        }
         (folder / f"seed{seed}.json").write_text(json.dumps(record))
-    done = subprocess.run([sys.executable, str(SCRIPTS / "seed_ensemble.py"), str(folder), str(data)],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "seed_ensemble.py"), str(folder), str(data)], capture_output=True, text=True, check=True
+    )
     lines = done.stdout.splitlines()
     header = lines[1].split()  # metric names; each later line: a 16-wide row name, then the numbers
     rows = {line[:16].strip(): dict(zip(header, map(float, line[16:].split()))) for line in lines[2:]}
@@ -126,10 +161,12 @@ def test_seed_ensemble_scores_each_seed_and_the_averaged_predictions(tmp_path):
     # a record whose clips do not match the dataset's test split is refused, naming file and clip
     record["test_predictions"].pop(clips[0])
     (folder / "seed2.json").write_text(json.dumps(record))
-    done = subprocess.run([sys.executable, str(SCRIPTS / "seed_ensemble.py"), str(folder), str(data)],
-                          capture_output=True, text=True)
-    assert done.returncode == 2 and f"seed2.json: clip '{clips[0]}' of the test split of {data} is not in the record" \
-        in done.stderr, done.stderr
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "seed_ensemble.py"), str(folder), str(data)], capture_output=True, text=True
+    )
+    assert (
+        done.returncode == 2 and f"seed2.json: clip '{clips[0]}' of the test split of {data} is not in the record" in done.stderr
+    ), done.stderr
 
 
 def test_hide_streams_tabulates_every_condition_against_every_stream(tmp_path, synthetic_dir):
@@ -141,8 +178,12 @@ def test_hide_streams_tabulates_every_condition_against_every_stream(tmp_path, s
     for seed in (0, 1):
         train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1, "seed": seed}), tmp_path / f"s{seed}")
         models.append(tmp_path / f"s{seed}" / "model")
-    done = subprocess.run([sys.executable, str(SCRIPTS / "hide_streams.py"), str(synthetic_dir), *map(str, models)],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "hide_streams.py"), str(synthetic_dir), *map(str, models)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("| ")}
     assert {"every stream", "without audio", "without visual", "without audio + visual"} <= set(rows)
     full = [evaluate_folder(m, synthetic_dir, ("test",))[0]["test"]["mae"] for m in models]
@@ -156,8 +197,9 @@ def test_hide_streams_tabulates_every_condition_against_every_stream(tmp_path, s
     text_only_data = tiny_settings(synthetic_dir, data={"drop_modalities": ["audio", "visual"]}, train={"max_epochs": 1})
     train_run(text_only_data, tmp_path / "t")
     script = str(SCRIPTS / "hide_streams.py")
-    refused = subprocess.run([sys.executable, script, str(synthetic_dir), str(tmp_path / "t" / "model")],
-                             capture_output=True, text=True)
+    refused = subprocess.run(
+        [sys.executable, script, str(synthetic_dir), str(tmp_path / "t" / "model")], capture_output=True, text=True
+    )
     assert refused.returncode == 2 and "nothing to withhold" in refused.stderr, refused.stderr
 
 
@@ -167,8 +209,23 @@ def test_sample_transcripts_draws_the_same_clips_of_one_split_for_one_seed(tmp_p
     from crosssent.data.dataset import load_dataset
 
     def sample(name, *extra):
-        subprocess.run([sys.executable, str(SCRIPTS / "sample_transcripts.py"), str(synthetic_dir), "--split", "valid",
-                        "--n", "7", "--out", str(tmp_path / name), *extra], capture_output=True, text=True, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(SCRIPTS / "sample_transcripts.py"),
+                str(synthetic_dir),
+                "--split",
+                "valid",
+                "--n",
+                "7",
+                "--out",
+                str(tmp_path / name),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         with (tmp_path / name).open(newline="", encoding="utf-8") as handle:
             return list(csv.DictReader(handle))
 
@@ -177,8 +234,19 @@ def test_sample_transcripts_draws_the_same_clips_of_one_split_for_one_seed(tmp_p
     valid = {r["id"]: (r["text"], r["label"]) for r in table if r["split"] == "valid"}
     assert len(first) == 7 and first == again and [r["id"] for r in other] != [r["id"] for r in first]
     assert all(valid[r["id"]] == (r["text"], pytest.approx(float(r["label"]))) for r in first)
-    refused = subprocess.run([sys.executable, str(SCRIPTS / "sample_transcripts.py"), str(synthetic_dir), "--n", "100000",
-                              "--out", str(tmp_path / "d.csv")], capture_output=True, text=True)
+    refused = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "sample_transcripts.py"),
+            str(synthetic_dir),
+            "--n",
+            "100000",
+            "--out",
+            str(tmp_path / "d.csv"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert refused.returncode != 0 and "fewer than 100000" in refused.stderr and not (tmp_path / "d.csv").exists()
 
 
@@ -189,7 +257,8 @@ def test_compare_transcripts_counts_errors_and_scores_both_versions(tmp_path, sy
 
     (tmp_path / "official.csv").write_text("id,text,label\na,it was really good,2.0\nb,a bad movie,-1.5\nc,so so,0.2\n")
     (tmp_path / "heard.csv").write_text(
-        "id,text,language,duration_s\nb,a bad movie,en,1.0\na,it was good,en,1.0\nc,so so,en,1.0\n")
+        "id,text,language,duration_s\nb,a bad movie,en,1.0\na,it was good,en,1.0\nc,so so,en,1.0\n"
+    )
     run = [sys.executable, str(SCRIPTS / "compare_transcripts.py"), str(tmp_path / "official.csv"), str(tmp_path / "heard.csv")]
     done = subprocess.run(run, capture_output=True, text=True, check=True)
     # one deleted word of nine; one clip of three has an error (mean per clip (1/4 + 0 + 0) / 3)

@@ -6,7 +6,14 @@ from crosssent.model.modeling import CrossSentModel, CrossSentOutput, build_mode
 from crosssent.model.objectives import CrossSentObjective, cosine_ramp, eioi_loss, mpr_loss
 
 __all__ = [
-    "CrossSentConfig", "CrossSentModel", "CrossSentObjective", "CrossSentOutput",
-    "build_model", "compute_metrics", "cosine_ramp", "eioi_loss", "mpr_loss",
+    "CrossSentConfig",
+    "CrossSentModel",
+    "CrossSentObjective",
+    "CrossSentOutput",
+    "build_model",
+    "compute_metrics",
+    "cosine_ramp",
+    "eioi_loss",
+    "mpr_loss",
 ]
 __version__ = "0.1.0"

@@ -21,8 +21,18 @@ import numpy as np
 Dataset = Literal["mosi", "mosei", "sims"]
 
 MOSI_KEYS = (
-    "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc7", "acc5", "acc3",
-    "mae", "corr", "qwk", "jump2", "mean_abs_jump",
+    "acc2_has0",
+    "f1_has0",
+    "acc2_non0",
+    "f1_non0",
+    "acc7",
+    "acc5",
+    "acc3",
+    "mae",
+    "corr",
+    "qwk",
+    "jump2",
+    "mean_abs_jump",
 )
 SIMS_KEYS = ("acc2", "f1", "acc3", "acc5", "mae", "corr", "qwk", "jump2", "mean_abs_jump", "qwk3")
 KEYS: dict[str, tuple[str, ...]] = {"mosi": MOSI_KEYS, "mosei": MOSI_KEYS, "sims": SIMS_KEYS}
@@ -138,7 +148,5 @@ def compute_metrics(preds: Any, labels: Any, dataset: str) -> dict[str, float]:
     pred = _as_flat("predictions", preds)
     label = _as_flat("labels", labels)
     if pred.shape != label.shape:
-        raise ValueError(
-            f"predictions and labels differ in length: {pred.size} predictions, {label.size} labels"
-        )
+        raise ValueError(f"predictions and labels differ in length: {pred.size} predictions, {label.size} labels")
     return _sims(pred, label) if dataset == "sims" else _mosi(pred, label)

@@ -19,7 +19,10 @@ def _git(*args: str) -> str | None:
     try:
         done = subprocess.run(
             ["git", "-C", str(Path(__file__).resolve().parent), *args],
-            capture_output=True, text=True, timeout=10, check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None

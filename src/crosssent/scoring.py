@@ -96,8 +96,13 @@ def score_splits(
 
 
 def evaluate_folder(
-    model_dir: str | Path, data_dir: str | Path, splits: tuple[str, ...], *, hide: tuple[str, ...] = (),
-    runtime: str = "torch", transfer: bool = False,
+    model_dir: str | Path,
+    data_dir: str | Path,
+    splits: tuple[str, ...],
+    *,
+    hide: tuple[str, ...] = (),
+    runtime: str = "torch",
+    transfer: bool = False,
 ) -> tuple[dict, list]:
     """Load an exported model, align a canonical dataset the way it was trained, score it
     (``hide``: streams withheld from every clip, see ``predict``; ``runtime``: torch, onnx, int8;
@@ -123,8 +128,9 @@ def label_scale(model_min: float, model_max: float, data_min: float, data_max: f
     are symmetric around 0 (neutral), so the map is linear through 0, e.g. x3 from CH-SIMS's
     [-1, 1] to MOSI's [-3, 3]."""
     if model_min != -model_max or data_min != -data_max:
-        raise ValueError(f"label scales [{model_min}, {model_max}] -> [{data_min}, {data_max}]: only scales "
-                         "symmetric around 0 are mapped")
+        raise ValueError(
+            f"label scales [{model_min}, {model_max}] -> [{data_min}, {data_max}]: only scales symmetric around 0 are mapped"
+        )
     return data_max / model_max
 
 
@@ -140,8 +146,13 @@ def load_for_scoring(
     # A model trained without a stream (data.drop_modalities) ignores it in new data too.
     unused = [m for m in STREAMS if getattr(meta, f"{m}_dim") and not getattr(prep, f"{m}_dim")]
     if transfer:
-        unused += [m for m in STREAMS if getattr(meta, f"{m}_dim") and m not in unused and (
-            getattr(meta, f"{m}_dim") != getattr(prep, f"{m}_dim") or meta.alignment != prep.alignment)]
+        unused += [
+            m
+            for m in STREAMS
+            if getattr(meta, f"{m}_dim")
+            and m not in unused
+            and (getattr(meta, f"{m}_dim") != getattr(prep, f"{m}_dim") or meta.alignment != prep.alignment)
+        ]
     table, meta = drop_modalities(table, meta, unused, where=str(data_dir))
     if transfer:
         empty: dict[str, Any] = {}

@@ -8,8 +8,13 @@ from crosssent.model.backbones import tiny_tokenizer
 
 def _save(tmp_path, alignment, audio, text=("good movie", "bad film really", "it was")):
     meta = DatasetMeta(name="a", task="mosi", label_min=-3, label_max=3, alignment=alignment, audio_dim=1)
-    cols = {"id": ["c0", "c1", "c2"], "text": list(text), "label": [1.0, -1.0, 0.0],
-            "split": ["train", "valid", "test"], "audio": audio}
+    cols = {
+        "id": ["c0", "c1", "c2"],
+        "text": list(text),
+        "label": [1.0, -1.0, 0.0],
+        "split": ["train", "valid", "test"],
+        "audio": audio,
+    }
     save_dataset(cols, meta, tmp_path / alignment, where="t")
     return load_dataset(tmp_path / alignment)
 

@@ -16,13 +16,16 @@ def test_a_byte_order_mark_is_not_part_of_the_first_name(tmp_path):
     assert header == ["id", "text"] and rows == [{"id": "a", "text": "good"}]
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"id,text\na,good,extra\n", "t.csv: line 2 has 3 fields, the header has 2"),
-    (b'id,text\na,"never closed\nb,x\n', "t.csv: line 2: not a readable CSV (unexpected end of data)"),
-    (b"id,text\na,caf\xe9\n", "t.csv: not UTF-8 text (byte 13"),
-    (b"id,words\na,good\n", "t.csv: missing column(s) text (columns: id, words)"),
-    (("id,text\na," + "x" * (MAX_FIELD_CHARS + 1) + "\n").encode(), f"a field is over {MAX_FIELD_CHARS} characters"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"id,text\na,good,extra\n", "t.csv: line 2 has 3 fields, the header has 2"),
+        (b'id,text\na,"never closed\nb,x\n', "t.csv: line 2: not a readable CSV (unexpected end of data)"),
+        (b"id,text\na,caf\xe9\n", "t.csv: not UTF-8 text (byte 13"),
+        (b"id,words\na,good\n", "t.csv: missing column(s) text (columns: id, words)"),
+        (("id,text\na," + "x" * (MAX_FIELD_CHARS + 1) + "\n").encode(), f"a field is over {MAX_FIELD_CHARS} characters"),
+    ],
+)
 def test_bad_tables_are_one_line(tmp_path, data, message):
     with pytest.raises(ValueError) as caught:
         read_csv(write(tmp_path, data), required=["text"])

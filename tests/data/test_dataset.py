@@ -7,8 +7,11 @@ META = DatasetMeta(name="t", task="mosi", label_min=-3, label_max=3, alignment="
 
 def cols(**changes):
     base = {
-        "id": ["a", "b", "c"], "text": ["x", "y", "z"], "label": [1.0, -2.0, 0.0],
-        "split": ["train", "valid", "test"], "audio": [[[1.0, 2.0]], [], [[0.5, 0.5]]],
+        "id": ["a", "b", "c"],
+        "text": ["x", "y", "z"],
+        "label": [1.0, -2.0, 0.0],
+        "split": ["train", "valid", "test"],
+        "audio": [[[1.0, 2.0]], [], [[0.5, 0.5]]],
     }
     return {**base, **changes}
 
@@ -46,10 +49,13 @@ def test_not_a_dataset(tmp_path):
         load_dataset(tmp_path)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda meta: {**meta, "task": "imdb"}, r"invalid metadata \(task: Input should be 'mosi', 'mosei' or 'sims'\)"),
-    (lambda meta: {**meta, "audio_dims": 3}, r"invalid metadata \(audio_dims: Extra inputs are not permitted\)"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda meta: {**meta, "task": "imdb"}, r"invalid metadata \(task: Input should be 'mosi', 'mosei' or 'sims'\)"),
+        (lambda meta: {**meta, "audio_dims": 3}, r"invalid metadata \(audio_dims: Extra inputs are not permitted\)"),
+    ],
+)
 def test_edited_metadata_is_one_line_naming_the_field(tmp_path, edit, message):
     import json
 

@@ -12,8 +12,11 @@ from crosssent.data.safe_pickle import safe_load
 
 def test_arrays_scalars_and_containers_load(tmp_path):
     data = {
-        "features": np.arange(6, dtype=np.float32).reshape(2, 3), "ids": np.array(["a", "b"], dtype=object),
-        "lengths": [np.int64(3), np.float16(0.5)], "meta": OrderedDict(split=("train", {1, 2})), "raw": b"\x00\xff",
+        "features": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "ids": np.array(["a", "b"], dtype=object),
+        "lengths": [np.int64(3), np.float16(0.5)],
+        "meta": OrderedDict(split=("train", {1, 2})),
+        "raw": b"\x00\xff",
     }
     for protocol in (2, 4):  # protocol 2 stores bytes through _codecs.encode, as Python 2 pickles do
         path = tmp_path / f"p{protocol}.pkl"
@@ -33,10 +36,13 @@ class Harmless:
     pass
 
 
-@pytest.mark.parametrize("payload, name", [
-    (Exploit(), r"(posix|os)\.system"),
-    (Harmless(), r"tests\.data\.test_safe_pickle\.Harmless"),  # any class of ours or yours, not only dangerous ones
-])
+@pytest.mark.parametrize(
+    "payload, name",
+    [
+        (Exploit(), r"(posix|os)\.system"),
+        (Harmless(), r"tests\.data\.test_safe_pickle\.Harmless"),  # any class of ours or yours, not only dangerous ones
+    ],
+)
 def test_other_objects_are_refused_before_they_are_built(tmp_path, payload, name):
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"train": payload}))
@@ -85,10 +91,12 @@ def _hostile(tmp_path):
     object_field = np.dtype([("a", "O"), ("b", "O")])
     files = {
         # raw bytes read as object pointers (segfault before)
-        "object_field_array": pickle.dumps(Reduces(reconstruct, (np.ndarray, (0,), b"b"),
-                                                   (1, (2,), object_field, False, b"\x41" * 32)), protocol=2),
-        "object_array_from_bytes": pickle.dumps(Reduces(reconstruct, (np.ndarray, (0,), b"b"),
-                                                        (1, (4,), np.dtype("O"), False, b"\x41" * 32)), protocol=4),
+        "object_field_array": pickle.dumps(
+            Reduces(reconstruct, (np.ndarray, (0,), b"b"), (1, (2,), object_field, False, b"\x41" * 32)), protocol=2
+        ),
+        "object_array_from_bytes": pickle.dumps(
+            Reduces(reconstruct, (np.ndarray, (0,), b"b"), (1, (4,), np.dtype("O"), False, b"\x41" * 32)), protocol=4
+        ),
         "object_field_scalar": pickle.dumps(Reduces(scalar, (object_field, b"\x41" * 16)), protocol=4),
         # a numpy module that runs its command line when imported, reached by a scalar-like name
         "numpy_submodule": b"\x80\x02cnumpy.f2py.__main__\nint8\n.",
@@ -96,8 +104,9 @@ def _hostile(tmp_path):
         # small files that blow up: str() of a shared-reference DAG, bytes() of a count
         "string_dag": pickle.dumps(Reduces(str, (_dag(60),)), protocol=4),
         "bytes_count": pickle.dumps(Reduces(bytes, (10**12,)), protocol=4),
-        "array_bigger_than_its_bytes": pickle.dumps(Reduces(reconstruct, (np.ndarray, (0,), b"b"),
-                                                            (1, (10**6, 10**6), np.dtype("f4"), False, b"\0" * 8))),
+        "array_bigger_than_its_bytes": pickle.dumps(
+            Reduces(reconstruct, (np.ndarray, (0,), b"b"), (1, (10**6, 10**6), np.dtype("f4"), False, b"\0" * 8))
+        ),
         # deep nesting: lists, marks
         "deep_lists": b"\x80\x02" + b"]" * 200_000 + b"a" * 199_999 + b".",
         "deep_marks": b"\x80\x02" + b"(" * 100_000 + b".",

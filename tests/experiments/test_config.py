@@ -7,15 +7,22 @@ from crosssent.experiments.records import read_record, record_path
 from crosssent.train.config import first_difference
 
 
-@pytest.mark.parametrize("rest, message", [
-    ("variants: [crosssent, bigger]", "unknown variant 'bigger'"),
-    ("variants: [crosssent]\nextra_pairs: [[crosssent, mag]]",
-     r"extra_pairs: \['crosssent', 'mag'\] must name two different variants"),
-    ("variants: [crosssent]\nrecords: r\nborrowed_records: {mag: other}",
-     r"borrowed_records: 'mag' needs to be a variant of this experiment"),
-    ("quoted: {e: {floor: {mae: 0.5}}}", r"quoted: 'e' is not a dataset of this experiment"),
-    ("quoted: {d: {floor: {acc8: 0.5}}}", r"quoted: d: floor: unknown metric 'acc8'"),
-])
+@pytest.mark.parametrize(
+    "rest, message",
+    [
+        ("variants: [crosssent, bigger]", "unknown variant 'bigger'"),
+        (
+            "variants: [crosssent]\nextra_pairs: [[crosssent, mag]]",
+            r"extra_pairs: \['crosssent', 'mag'\] must name two different variants",
+        ),
+        (
+            "variants: [crosssent]\nrecords: r\nborrowed_records: {mag: other}",
+            r"borrowed_records: 'mag' needs to be a variant of this experiment",
+        ),
+        ("quoted: {e: {floor: {mae: 0.5}}}", r"quoted: 'e' is not a dataset of this experiment"),
+        ("quoted: {d: {floor: {acc8: 0.5}}}", r"quoted: d: floor: unknown metric 'acc8'"),
+    ],
+)
 def test_bad_experiment_configs(tmp_path, rest, message):
     bad = tmp_path / "e.yaml"
     bad.write_text(f"name: x\nbase: b.yaml\ndatasets: {{d: []}}\n{rest}\n")
@@ -29,8 +36,14 @@ def test_a_missing_experiment_config_is_named(tmp_path):
 
 
 def test_seed_overrides_shorten_one_variant():
-    config = ExperimentConfig(name="x", base=Path("b"), datasets={"d": []}, variants=["crosssent", "no_mpr"],
-                              seeds=[0, 1, 2], seed_overrides={"no_mpr": [0]})
+    config = ExperimentConfig(
+        name="x",
+        base=Path("b"),
+        datasets={"d": []},
+        variants=["crosssent", "no_mpr"],
+        seeds=[0, 1, 2],
+        seed_overrides={"no_mpr": [0]},
+    )
     assert [c for c in grid(config) if c[1] == "no_mpr"] == [("d", "no_mpr", 0)]
     assert len(grid(config)) == 4
 

@@ -16,8 +16,13 @@ def per_variant_of(values: dict[str, dict[str, list[float]]], split: str = "test
     for variant, v in values.items():
         seeds = list(range(len(next(iter(v.values())))))
         mse = [0.5 + s / 10 for s in seeds]
-        per_variant[variant] = {"seeds": seeds, f"{split}_per_seed": v, split: {k: mean_ci(x) for k, x in v.items()},
-                                "valid_mse_per_seed": mse, "valid_mse": mean_ci(mse)}
+        per_variant[variant] = {
+            "seeds": seeds,
+            f"{split}_per_seed": v,
+            split: {k: mean_ci(x) for k, x in v.items()},
+            "valid_mse_per_seed": mse,
+            "valid_mse": mean_ci(mse),
+        }
     return per_variant
 
 
@@ -28,8 +33,12 @@ def segments(ax, *, horizontal: bool) -> list:
 
 
 def test_every_seed_is_a_dot_and_the_mean_a_bar():
-    runs = per_variant_of({"crosssent": {"acc7": [0.40, 0.42, 0.47], "mae": [0.80, 0.79, 0.75]},
-                           "no_gmra": {"acc7": [0.41, 0.45, 0.44], "mae": [0.81, 0.77, 0.78]}})
+    runs = per_variant_of(
+        {
+            "crosssent": {"acc7": [0.40, 0.42, 0.47], "mae": [0.80, 0.79, 0.75]},
+            "no_gmra": {"acc7": [0.41, 0.45, 0.44], "mae": [0.81, 0.77, 0.78]},
+        }
+    )
     fig = draw_seed_figure(runs, ("acc7", "mae"), split="test", title="t")
     acc7, mae = fig.axes
     dots = [c.get_offsets() for c in acc7.collections if c.get_offsets().shape[0] == 3]
@@ -45,12 +54,15 @@ def test_every_seed_is_a_dot_and_the_mean_a_bar():
     assert "lower is better" in mae.get_title() and "(%)" in acc7.get_title() and "(%)" not in mae.get_title()
 
 
-@pytest.mark.parametrize(("names", "slanted"), [
-    (["crosssent", "no_gmra"], False),
-    (["crosssent", "no_gmra", "mag"], False),
-    (["crosssent", "no_gmra", "crosssent_fusion_1e-4"], True),  # short list, one name too wide for its slot
-    (["a", "b", "c", "d"], True),
-])
+@pytest.mark.parametrize(
+    ("names", "slanted"),
+    [
+        (["crosssent", "no_gmra"], False),
+        (["crosssent", "no_gmra", "mag"], False),
+        (["crosssent", "no_gmra", "crosssent_fusion_1e-4"], True),  # short list, one name too wide for its slot
+        (["a", "b", "c", "d"], True),
+    ],
+)
 def test_variant_names_are_slanted_when_they_would_overlap(names, slanted):
     runs = per_variant_of({name: {"corr": [0.5, 0.6]} for name in names})
     ticks = draw_seed_figure(runs, ("corr",), split="test", title="t").axes[0].get_xticklabels()
@@ -79,8 +91,10 @@ def test_quoted_numbers_are_dashed_labelled_lines_on_their_panels():
     quoted = {"floor": {"corr": 0.529}, "paper": {"acc2": 0.8041, "corr": 0.622}}
     fig = draw_seed_figure(runs, ("acc2", "corr"), split="test", title="t", quoted=quoted)
     acc2, corr = fig.axes
-    dashed = {ax: {line.get_label(): line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"}
-              for ax in (acc2, corr)}
+    dashed = {
+        ax: {line.get_label(): line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"}
+        for ax in (acc2, corr)
+    }
     assert dashed[acc2] == {"paper (quoted)": pytest.approx(80.41)}  # in %, like the dots
     assert dashed[corr] == {"floor (quoted)": pytest.approx(0.529), "paper (quoted)": pytest.approx(0.622)}
     assert [a.get_legend() for a in fig.axes] == [None, None] and len(fig.legends) == 1  # one, below the panels

@@ -11,8 +11,7 @@ from crosssent.experiments.runner import run_grid, sync_records
 from crosssent.train.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["model.backbone=tiny-random", "model.inject_layer=1", "data.max_len=24", "train.max_epochs=1",
-        "train.progress_bar=false"]
+TINY = ["model.backbone=tiny-random", "model.inject_layer=1", "data.max_len=24", "train.max_epochs=1", "train.progress_bar=false"]
 
 
 def _never(*args, **kwargs):
@@ -24,8 +23,14 @@ def recorded(tmp_path_factory, synthetic_dir):
     """A tiny real grid (2 variants x 1 seed) with records, and its reports."""
     root = tmp_path_factory.mktemp("recorded")
     config = ExperimentConfig(
-        name="rec", base=ROOT / "configs" / "synthetic.yaml", datasets={"synthetic": [f"data.path={synthetic_dir}"]},
-        variants=["crosssent", "no_gmra"], seeds=[0], overrides=TINY, bootstrap=50, records=root / "records",
+        name="rec",
+        base=ROOT / "configs" / "synthetic.yaml",
+        datasets={"synthetic": [f"data.path={synthetic_dir}"]},
+        variants=["crosssent", "no_gmra"],
+        seeds=[0],
+        overrides=TINY,
+        bootstrap=50,
+        records=root / "records",
     )
     payload = run_grid(config, root / "exp", echo=lambda _: None)
     return config, root, payload
@@ -37,6 +42,7 @@ def test_a_fresh_checkout_restores_recorded_runs_instead_of_training_them(record
     lines = []
     again = run_grid(config, fresh, run_fn=_never, echo=lines.append)
     assert sum("restored from" in line for line in lines) == 2
+
     def same(key):  # NaN-safe
         return json.dumps(again[key], sort_keys=True) == json.dumps(payload[key], sort_keys=True)
 
@@ -92,7 +98,8 @@ def test_a_run_finished_before_records_existed_gets_one(recorded, tmp_path):
     run_grid(later, tmp_path / "exp", run_fn=_never, echo=lambda _: None)
     assert record_path(later.records, "synthetic", "crosssent", 0).exists()
     assert read_record(record_path(later.records, "synthetic", "crosssent", 0)) == read_record(
-        record_path(config.records, "synthetic", "crosssent", 0))
+        record_path(config.records, "synthetic", "crosssent", 0)
+    )
 
 
 def test_the_cli_report_only_rebuilds_a_table_from_records(recorded, tmp_path):
@@ -120,17 +127,33 @@ def test_a_search_grid_records_and_restores_no_test_number(recorded, tmp_path):
     assert "fusion" not in record["run_info"] and '"test"' not in path.read_text()
     again = run_grid(search, tmp_path / "fresh", run_fn=_never, echo=lambda _: None)
     assert json.dumps(again["results"], sort_keys=True) == json.dumps(first["results"], sort_keys=True)
-    assert set(again["results"]["synthetic"]["crosssent"]) == {"seeds", "missing_seeds", "valid", "valid_per_seed", "valid_mse",
-                                                                "valid_mse_per_seed", "wall_seconds", "partial_time_runs", "code"}
+    assert set(again["results"]["synthetic"]["crosssent"]) == {
+        "seeds",
+        "missing_seeds",
+        "valid",
+        "valid_per_seed",
+        "valid_mse",
+        "valid_mse_per_seed",
+        "wall_seconds",
+        "partial_time_runs",
+        "code",
+    }
     with pytest.raises(ValueError, match=r"seed0.json: a search record \(no test numbers\)"):
-        run_grid(config.model_copy(update={"records": search.records}), tmp_path / "test-grid", run_fn=_never,
-                 echo=lambda _: None)
+        run_grid(
+            config.model_copy(update={"records": search.records}), tmp_path / "test-grid", run_fn=_never, echo=lambda _: None
+        )
 
 
 def test_a_search_borrows_its_base_point_from_a_grid_without_its_test_numbers(recorded, tmp_path):
     config, root, _ = recorded
-    search = config.model_copy(update={"records": tmp_path / "records", "report_test": False,
-                                       "variants": ["crosssent"], "borrowed_records": {"crosssent": config.records}})
+    search = config.model_copy(
+        update={
+            "records": tmp_path / "records",
+            "report_test": False,
+            "variants": ["crosssent"],
+            "borrowed_records": {"crosssent": config.records},
+        }
+    )
     lines = []
     run_grid(search, tmp_path / "exp", run_fn=_never, echo=lines.append)
     assert any("restored from" in line for line in lines)
@@ -142,9 +165,14 @@ def test_a_search_borrows_its_base_point_from_a_grid_without_its_test_numbers(re
 
 def test_a_borrowed_record_of_other_settings_is_refused_and_nothing_is_copied(recorded, tmp_path):
     config, root, _ = recorded
-    other = config.model_copy(update={"records": tmp_path / "records", "variants": ["crosssent"],
-                                      "overrides": [*TINY, "model.gate_bias_init=-4"],
-                                      "borrowed_records": {"crosssent": config.records}})
+    other = config.model_copy(
+        update={
+            "records": tmp_path / "records",
+            "variants": ["crosssent"],
+            "overrides": [*TINY, "model.gate_bias_init=-4"],
+            "borrowed_records": {"crosssent": config.records},
+        }
+    )
     with pytest.raises(ValueError, match=r"seed0.json: made with model.gate_bias_init=.* it cannot stand for"):
         run_grid(other, tmp_path / "exp", run_fn=_never, echo=lambda _: None)
     assert not (tmp_path / "records").exists()

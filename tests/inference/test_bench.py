@@ -82,10 +82,15 @@ def test_interleaved_rounds_give_paired_ratios_per_shape_and_a_training_step():
     from crosssent.inference.bench import format_interleaved, run_interleaved
 
     seen = []
-    report = run_interleaved(TINY, ["text_only", "crosssent"], lengths=[8, 12], batches=[1, 3], audio_dim=5, visual_dim=3,
-                             rounds=3, calls=2, warmup=1, train_batch=2, progress=seen.append)
+    shapes = {"lengths": [8, 12], "batches": [1, 3], "audio_dim": 5, "visual_dim": 3, "train_batch": 2}
+    report = run_interleaved(TINY, ["text_only", "crosssent"], **shapes, rounds=3, calls=2, warmup=1, progress=seen.append)
     assert [(r["kind"], r["length"], r["batch"]) for r in report["rows"]] == [
-        ("forward", 8, 1), ("forward", 8, 3), ("forward", 12, 1), ("forward", 12, 3), ("train step", 8, 2)]
+        ("forward", 8, 1),
+        ("forward", 8, 3),
+        ("forward", 12, 1),
+        ("forward", 12, 3),
+        ("train step", 8, 2),
+    ]
     for row in report["rows"]:
         ref, gmra = row["variants"]["text_only"], row["variants"]["crosssent"]
         assert ref["ratio"] == 1.0 and ref["ratio_range"] == [1.0, 1.0]

@@ -42,14 +42,17 @@ def test_clips_come_from_arguments_then_the_csv(tmp_path):
     assert read_transcripts(path) == [("1", "so good")]
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "no such file"),
-    ("id,words\na,good\n", "no 'text' column (columns: id, words)"),
-    ("id,text\n", "no rows"),
-    ("id,text\na,good\nb,  \n", "clip 'b' has an empty transcript"),
-    ("id,text\na,good\na,bad\n", "clip id 'a' appears more than once"),
-    (b"id,text\na,caf\xe9\n", "clips.csv: not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        ("id,words\na,good\n", "no 'text' column (columns: id, words)"),
+        ("id,text\n", "no rows"),
+        ("id,text\na,good\nb,  \n", "clip 'b' has an empty transcript"),
+        ("id,text\na,good\na,bad\n", "clip id 'a' appears more than once"),
+        (b"id,text\na,caf\xe9\n", "clips.csv: not UTF-8 text"),
+    ],
+)
 def test_bad_transcript_files_are_named(tmp_path, content, message):
     path = tmp_path / "clips.csv"
     if isinstance(content, bytes):

@@ -40,12 +40,15 @@ def test_predict_answers_what_crosssent_predict_prints(model_dir):
     assert [c["polarity"] for c in body["clips"]] == ["positive" if p > 0 else "negative" for p in expected]
 
 
-@pytest.mark.parametrize("payload, message", [
-    ({"clips": []}, "at least 1 item"),
-    ({"clips": [{"text": "good"}, {"text": " "}]}, "clip '2' has an empty transcript"),
-    ({"clips": [{"id": "x", "text": "good"}, {"id": "x", "text": "bad"}]}, "clip id 'x' appears more than once"),
-    ({"clips": [{"txt": "good"}]}, "Field required"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"clips": []}, "at least 1 item"),
+        ({"clips": [{"text": "good"}, {"text": " "}]}, "clip '2' has an empty transcript"),
+        ({"clips": [{"id": "x", "text": "good"}, {"id": "x", "text": "bad"}]}, "clip id 'x' appears more than once"),
+        ({"clips": [{"txt": "good"}]}, "Field required"),
+    ],
+)
 def test_bad_requests_are_422_with_the_reason(model_dir, payload, message):
     answer = TestClient(create_app(model_dir)).post("/predict", json=payload)
     assert answer.status_code == 422 and message in answer.text, answer.text
@@ -72,7 +75,8 @@ class FakeTranscriber:
 def test_a_recording_is_transcribed_then_scored_as_its_transcript(model_dir):
     fake = FakeTranscriber()
     answer = TestClient(create_app(model_dir, transcriber=fake)).post(
-        "/predict-recording", params={"name": "clip 1.mp4"}, content=b"recorded bytes")
+        "/predict-recording", params={"name": "clip 1.mp4"}, content=b"recorded bytes"
+    )
     assert answer.status_code == 200, answer.text
     assert fake.seen == [("clip 1.mp4", b"recorded bytes")]
     body = answer.json()
@@ -139,8 +143,10 @@ def running_server(app, limits=serving.Limits()):
 
 def _clips(n, start=0):
     words = ["good", "bad", "great", "boring", "film", "plot", "love", "awful", "fine"]
-    return [{"id": f"c{start + i}", "text": " ".join(words[(start + i * j) % len(words)] for j in range(1, 2 + i % 6))}
-            for i in range(n)]
+    return [
+        {"id": f"c{start + i}", "text": " ".join(words[(start + i * j) % len(words)] for j in range(1, 2 + i % 6))}
+        for i in range(n)
+    ]
 
 
 def test_concurrent_requests_get_exactly_the_sequential_answers(model_dir):
@@ -164,16 +170,20 @@ def test_concurrent_requests_get_exactly_the_sequential_answers(model_dir):
         assert answer.json() == alone[index]
 
 
-@pytest.mark.parametrize("body, field", [
-    ('{"clips": [{"id": "a", "text": NaN}]}', "text"),
-    ('{"clips": [{"id": Infinity, "text": "good"}]}', "id"),
-    ('{"clips": [{"text": "good"}], "extra": -Infinity}', "extra"),
-    ('{"clips": [{"id": "a", "text": "good \\ud800 film"}]}', "text"),
-    ('{"clips": [{"id": "\\udfff", "text": "good"}]}', "id"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ('{"clips": [{"id": "a", "text": NaN}]}', "text"),
+        ('{"clips": [{"id": Infinity, "text": "good"}]}', "id"),
+        ('{"clips": [{"text": "good"}], "extra": -Infinity}', "extra"),
+        ('{"clips": [{"id": "a", "text": "good \\ud800 film"}]}', "text"),
+        ('{"clips": [{"id": "\\udfff", "text": "good"}]}', "id"),
+    ],
+)
 def test_nan_infinity_and_lone_surrogates_are_422_naming_the_field(model_dir, body, field):
     answer = TestClient(create_app(model_dir)).post(
-        "/predict", content=body.encode(), headers={"content-type": "application/json"})
+        "/predict", content=body.encode(), headers={"content-type": "application/json"}
+    )
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"][0]["loc"][-1] == field
     assert "input" not in answer.json()["detail"][0]  # nothing echoed back
@@ -207,7 +217,8 @@ def test_a_connection_that_never_finishes_its_request_is_closed(model_dir):
                 assert sock.recv(1024) == b""  # closed by the server
                 assert time.monotonic() - started < 4
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:  # a body that stalls
-            sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 100\r\n\r\n{\"clips\"")
+            sock.sendall(
+                b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"clips"'
+            )
             answer = sock.recv(4096)
             assert answer.startswith(b"HTTP/1.1 408"), answer

@@ -12,8 +12,22 @@ from tests.conftest import tiny_settings
 def test_bench_service_loads_a_real_server_and_reports_each_level(tmp_path, synthetic_dir):
     train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1}), tmp_path / "run")
     out = tmp_path / "bench"
-    result = CliRunner().invoke(app, ["bench-service", "--model", str(tmp_path / "run" / "model"), "--out", str(out),
-                                      "--clients", "1", "--clients", "4", "--requests", "12"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench-service",
+            "--model",
+            str(tmp_path / "run" / "model"),
+            "--out",
+            str(out),
+            "--clients",
+            "1",
+            "--clients",
+            "4",
+            "--requests",
+            "12",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "service-bench.json").read_text())
     assert [level["clients"] for level in report["levels"]] == [1, 4]

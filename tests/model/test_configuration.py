@@ -25,14 +25,17 @@ def test_configs_are_frozen_and_checked_when_built():
         CrossSentConfig(adaptor_dim=8)  # a misspelt field is an error, not ignored
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "model config not found"),
-    ("{", "not valid JSON"),
-    ('{"variant": "bigger"}', "variant: Input should be 'crosssent', 'text_only', 'mag' or 'late_fusion'"),
-    ('{"inject_layer": 0}', "inject_layer: Input should be greater than or equal to 1"),
-    ('{"adaptor_dim": 8}', "adaptor_dim: Extra inputs are not permitted"),
-    ("[1, 2]", "the top level: Input should be a valid dictionary"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "model config not found"),
+        ("{", "not valid JSON"),
+        ('{"variant": "bigger"}', "variant: Input should be 'crosssent', 'text_only', 'mag' or 'late_fusion'"),
+        ('{"inject_layer": 0}', "inject_layer: Input should be greater than or equal to 1"),
+        ('{"adaptor_dim": 8}', "adaptor_dim: Extra inputs are not permitted"),
+        ("[1, 2]", "the top level: Input should be a valid dictionary"),
+    ],
+)
 def test_a_bad_config_file_is_one_line_naming_the_file_and_field(tmp_path, content, message):
     path = tmp_path / "config.json"
     if content is not None:

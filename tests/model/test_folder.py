@@ -19,8 +19,9 @@ from crosssent.model.folder import (
 )
 from crosssent.model.modeling import build_model
 
-PREP = Preprocessing(max_len=16, alignment="clip", audio_dim=4, visual_dim=0, task="mosi",
-                     label_min=-3, label_max=3, trained_on="toy")
+PREP = Preprocessing(
+    max_len=16, alignment="clip", audio_dim=4, visual_dim=0, task="mosi", label_min=-3, label_max=3, trained_on="toy"
+)
 
 
 @pytest.fixture

@@ -13,8 +13,15 @@ from tests.conftest import toy_batch
 
 def make(variant="crosssent", backbone=None, **overrides):
     settings = dict(
-        variant=variant, audio_dim=5, visual_dim=3, inject_layer=1, fusion_heads=2,
-        adapter_dim=8, head_hidden=16, late_fusion_hidden=16, dropout=0.0,
+        variant=variant,
+        audio_dim=5,
+        visual_dim=3,
+        inject_layer=1,
+        fusion_heads=2,
+        adapter_dim=8,
+        head_hidden=16,
+        late_fusion_hidden=16,
+        dropout=0.0,
     )
     cfg = CrossSentConfig(**{**settings, **overrides})
     return build_model(cfg, backbone=backbone if backbone is not None else tiny_random_backbone())
@@ -94,9 +101,16 @@ def test_gradients_reach_fusion_gate_and_head_and_loss_falls():
     loss = obj(model(**batch).prediction, torch.tensor([1.5, -2.0, 0.3, 2.5]), progress=1.0).total
     model.zero_grad()
     loss.backward()
-    for name in ("fusion.out.weight", "fusion.gate.weight", "fusion.query.weight",
-                 "fusion.audio_proj.weight", "fusion.visual_proj.weight", "fusion.adapter_up.weight",
-                 "head_out.weight", "backbone.embeddings.word_embeddings.weight"):
+    for name in (
+        "fusion.out.weight",
+        "fusion.gate.weight",
+        "fusion.query.weight",
+        "fusion.audio_proj.weight",
+        "fusion.visual_proj.weight",
+        "fusion.adapter_up.weight",
+        "head_out.weight",
+        "backbone.embeddings.word_embeddings.weight",
+    ):
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and grad.abs().sum() > 0, name
     losses += _train_steps(model, batch, steps=15, lr=3e-3)
@@ -163,8 +177,7 @@ def test_missing_modalities_never_crash_or_nan():
     model.eval()
     none_av = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     only_audio = model(**{k: v for k, v in batch.items() if not k.startswith("visual")})
-    all_masked = dict(batch, audio_mask=torch.zeros_like(batch["audio_mask"]),
-                      visual_mask=torch.zeros_like(batch["visual_mask"]))
+    all_masked = dict(batch, audio_mask=torch.zeros_like(batch["audio_mask"]), visual_mask=torch.zeros_like(batch["visual_mask"]))
     masked = model(**all_masked)
     for out in (none_av, only_audio, masked):
         assert torch.isfinite(out.prediction).all()
@@ -264,8 +277,16 @@ def test_fields_listed_as_unused_do_not_change_the_model(variant):
     """UNUSED_FIELDS lets the experiment runner keep runs across such changes; it must be true."""
     from crosssent.model.configuration import UNUSED_FIELDS
 
-    changed = {"inject_layer": 2, "fusion_dim": 8, "fusion_heads": 4, "adapter_dim": 4, "gate_bias_init": -5.0,
-               "mag_beta": 0.9, "late_fusion_hidden": 8, "head_hidden": 8}
+    changed = {
+        "inject_layer": 2,
+        "fusion_dim": 8,
+        "fusion_heads": 4,
+        "adapter_dim": 4,
+        "gate_bias_init": -5.0,
+        "mag_beta": 0.9,
+        "late_fusion_hidden": 8,
+        "head_hidden": 8,
+    }
     torch.manual_seed(0)
     base = make(variant)
     torch.manual_seed(0)
@@ -335,18 +356,23 @@ def test_the_fast_gmra_path_gives_the_explicit_attention_answer(frames):
     from crosssent.model.modeling import GatedMultimodalResidualAdapter
 
     torch.manual_seed(0)
-    gmra = GatedMultimodalResidualAdapter(hidden_size=32, audio_dim=6, visual_dim=4, fusion_dim=16, num_heads=4,
-                                          adapter_dim=8, gate_bias_init=-1.0, dropout=0.1).eval()
+    gmra = GatedMultimodalResidualAdapter(
+        hidden_size=32, audio_dim=6, visual_dim=4, fusion_dim=16, num_heads=4, adapter_dim=8, gate_bias_init=-1.0, dropout=0.1
+    ).eval()
     for parameter in gmra.parameters():  # W_O and the adapter start at zero: make every path count
         torch.nn.init.normal_(parameter, std=0.3)
     hidden, text_mask = torch.randn(3, 9, 32), torch.ones(3, 9, dtype=torch.long)
     text_mask[1, 5:] = 0
     audio, audio_mask = torch.randn(3, frames, 6), torch.ones(3, frames, dtype=torch.bool)
-    audio_mask[0, frames // 2 + 1:] = False
+    audio_mask[0, frames // 2 + 1 :] = False
     audio_mask[2] = False  # every frame of this clip is padding
     for visual in (None, torch.randn(3, frames, 4)):
-        streams = dict(audio=audio * audio_mask[..., None], audio_mask=audio_mask, visual=visual,
-                       visual_mask=None if visual is None else torch.ones(3, frames, dtype=torch.bool))
+        streams = dict(
+            audio=audio * audio_mask[..., None],
+            audio_mask=audio_mask,
+            visual=visual,
+            visual_mask=None if visual is None else torch.ones(3, frames, dtype=torch.bool),
+        )
         with torch.inference_mode():
             fast = gmra(hidden, **streams, text_mask=text_mask)
             explicit = gmra(hidden, **streams, text_mask=text_mask, need_weights=True)

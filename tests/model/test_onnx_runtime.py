@@ -23,8 +23,13 @@ pytest.importorskip("onnx")
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, synthetic_dir):
     made = {}
-    for variant, drop in (("crosssent", []), ("mag", []), ("late_fusion", []), ("text_only", ["audio", "visual"]),
-                          ("crosssent-visual", ["audio"])):
+    for variant, drop in (
+        ("crosssent", []),
+        ("mag", []),
+        ("late_fusion", []),
+        ("text_only", ["audio", "visual"]),
+        ("crosssent-visual", ["audio"]),
+    ):
         out = tmp_path_factory.mktemp("onnx") / variant
         model = {"variant": variant.split("-")[0]}
         train_run(tiny_settings(synthetic_dir, model=model, data={"drop_modalities": drop}, train={"max_epochs": 1}), out)
@@ -49,10 +54,12 @@ def test_missing_streams_and_padding_match_torch(runs):
     model, _, _ = load_runtime(model_dir, "torch")
     runner = OnnxModel(model_dir / ONNX_NAME, model.config)
     generator = torch.Generator().manual_seed(1)
-    inputs = {"input_ids": torch.randint(5, 90, (3, 11), generator=generator),
-              "attention_mask": torch.ones(3, 11, dtype=torch.long),
-              "audio": torch.randn(3, 11, model.config.audio_dim, generator=generator),
-              "audio_mask": torch.ones(3, 11, dtype=torch.bool)}
+    inputs = {
+        "input_ids": torch.randint(5, 90, (3, 11), generator=generator),
+        "attention_mask": torch.ones(3, 11, dtype=torch.long),
+        "audio": torch.randn(3, 11, model.config.audio_dim, generator=generator),
+        "audio_mask": torch.ones(3, 11, dtype=torch.bool),
+    }
     inputs["attention_mask"][1, 4:] = 0
     inputs["audio_mask"][2] = False  # one clip's audio wholly missing
     with torch.inference_mode():

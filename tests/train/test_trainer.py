@@ -52,10 +52,18 @@ def test_run_directory_has_every_file(tmp_path, synthetic_dir, capsys):
     # without a progress bar, each epoch still reports one line (the grid logs rely on it)
     assert re.findall(r"epoch (\d)/2: valid MSE \d+\.\d{4}", capsys.readouterr().err) == ["1", "2"]
     assert set(metrics) == {"valid", "test"} and "acc2_non0" in metrics["test"]
-    for name in ("config.yaml", "metrics.json", "predictions.csv", "run_info.json",
-                 "model/config.json", "model/model.safetensors", "model/backbone/config.json",
-                 "model/preprocessing.json", "model/tokenizer.json",
-                 "logs/metrics.csv"):
+    for name in (
+        "config.yaml",
+        "metrics.json",
+        "predictions.csv",
+        "run_info.json",
+        "model/config.json",
+        "model/model.safetensors",
+        "model/backbone/config.json",
+        "model/preprocessing.json",
+        "model/tokenizer.json",
+        "logs/metrics.csv",
+    ):
         assert (out / name).is_file(), name
     assert list((out / "logs").glob("events.out.tfevents.*"))
     assert not (out / "checkpoints").exists()  # dropped once model/ and metrics.json exist
@@ -102,8 +110,12 @@ def test_text_only_dataset_runs_with_every_variant(tmp_path):
     meta = DatasetMeta(name="txt", task="sims", label_min=-1, label_max=1, alignment="none")
     rng = np.random.default_rng(0)
     n = 40
-    cols = {"id": [f"c{i}" for i in range(n)], "text": ["good" if i % 2 else "bad" for i in range(n)],
-            "label": rng.uniform(-1, 1, n).round(2).tolist(), "split": (["train"] * 24 + ["valid"] * 8 + ["test"] * 8)}
+    cols = {
+        "id": [f"c{i}" for i in range(n)],
+        "text": ["good" if i % 2 else "bad" for i in range(n)],
+        "label": rng.uniform(-1, 1, n).round(2).tolist(),
+        "split": (["train"] * 24 + ["valid"] * 8 + ["test"] * 8),
+    }
     save_dataset(cols, meta, tmp_path / "d", where="t")
     for variant in ("crosssent", "mag", "late_fusion", "text_only"):
         m = train_run(tiny_settings(tmp_path / "d", model={"variant": variant}, train={"max_epochs": 1}), tmp_path / variant)
@@ -119,8 +131,7 @@ def test_full_model_beats_text_only_on_synthetic_over_three_seeds(tmp_path_facto
     for variant in ("crosssent", "text_only"):
         mae[variant] = [
             train_run(
-                tiny_settings(data, model={"variant": variant},
-                              train={"seed": seed, "max_epochs": 12, "patience": 12}),
+                tiny_settings(data, model={"variant": variant}, train={"seed": seed, "max_epochs": 12, "patience": 12}),
                 tmp_path_factory.mktemp(f"{variant}{seed}"),
             )["test"]["mae"]
             for seed in range(3)
@@ -141,8 +152,11 @@ def test_feature_statistics_come_from_the_training_split_only(tmp_path, syntheti
     everything = np.concatenate([np.array(a) for a in table["audio"] if a])
     assert np.allclose(model.audio_norm.mean.numpy(), train.mean(0), atol=1e-5)
     assert not np.allclose(model.audio_norm.mean.numpy(), everything.mean(0), atol=1e-5)
-    assert np.allclose(model.visual_norm.std.numpy(), np.concatenate(
-        [np.array(v) for v, s in zip(table["visual"], table["split"]) if s == "train" and v]).std(0), atol=1e-5)
+    assert np.allclose(
+        model.visual_norm.std.numpy(),
+        np.concatenate([np.array(v) for v, s in zip(table["visual"], table["split"]) if s == "train" and v]).std(0),
+        atol=1e-5,
+    )
 
 
 def test_parameter_groups_give_the_fusion_its_own_rate():
@@ -206,8 +220,9 @@ def test_lr_fusion_is_listed_as_unused_exactly_where_no_fusion_module_exists(var
     from crosssent.model.modeling import build_model
     from crosssent.train.config import UNUSED_TRAIN_FIELDS
 
-    model = build_model(CrossSentConfig(variant=variant, audio_dim=4, visual_dim=3, inject_layer=1),
-                        backbone=tiny_random_backbone())
+    model = build_model(
+        CrossSentConfig(variant=variant, audio_dim=4, visual_dim=3, inject_layer=1), backbone=tiny_random_backbone()
+    )
     has_fusion = any(n.startswith("fusion.") for n, _ in model.named_parameters())
     assert ("lr_fusion" in UNUSED_TRAIN_FIELDS[variant]) == (not has_fusion)
 
@@ -220,8 +235,7 @@ def test_learning_rate_schedule_warms_up_then_decays_or_stays(scheduler, last_ra
     from crosssent.train.trainer import learning_rate_schedule
 
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-    schedule = learning_rate_schedule(
-        optimizer, TrainSettings(warmup_ratio=0.1, scheduler=scheduler), total_steps=100)
+    schedule = learning_rate_schedule(optimizer, TrainSettings(warmup_ratio=0.1, scheduler=scheduler), total_steps=100)
     rates = []
     for _ in range(100):
         rates.append(optimizer.param_groups[0]["lr"])
@@ -239,9 +253,14 @@ def test_hide_streams_at_random_masks_whole_streams_of_some_clips_only():
     torch.manual_seed(0)
     audio_mask = torch.ones(4000, 3, dtype=torch.bool)
     audio_mask[:, 2] = False  # padding stays padding
-    inputs = {"input_ids": torch.zeros(4000, 5), "attention_mask": torch.ones(4000, 5),
-              "audio": torch.randn(4000, 3, 2), "audio_mask": audio_mask,
-              "visual": torch.randn(4000, 1, 2), "visual_mask": None}
+    inputs = {
+        "input_ids": torch.zeros(4000, 5),
+        "attention_mask": torch.ones(4000, 5),
+        "audio": torch.randn(4000, 3, 2),
+        "audio_mask": audio_mask,
+        "visual": torch.randn(4000, 1, 2),
+        "visual_mask": None,
+    }
     assert hide_streams_at_random(inputs, rate=0.0) is inputs
     out = hide_streams_at_random(inputs, rate=0.3)
     assert out["input_ids"] is inputs["input_ids"] and out["audio"] is inputs["audio"]

@@ -57,8 +57,14 @@ def resample(frames: np.ndarray, n: int) -> np.ndarray:
 
 
 def _place(
-    meta: DatasetMeta, modality: str, clip: str, frames: list, word_ids: list[int | None],
-    n_words: int, max_len: int, dim: int,
+    meta: DatasetMeta,
+    modality: str,
+    clip: str,
+    frames: list,
+    word_ids: list[int | None],
+    n_words: int,
+    max_len: int,
+    dim: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One clip's stream on the token timeline: (L or 1, dim) values and (L or 1,) mask."""
     stream = np.asarray(frames, dtype=np.float32).reshape(-1, dim)
@@ -74,9 +80,7 @@ def _place(
     content = [i for i, w in enumerate(word_ids) if w is not None]
     if meta.alignment == "word":
         if len(stream) != n_words:
-            raise ValueError(
-                f"clip {clip!r}: {modality} has {len(stream)} word-aligned frames for {n_words} words"
-            )
+            raise ValueError(f"clip {clip!r}: {modality} has {len(stream)} word-aligned frames for {n_words} words")
         values[content] = stream[[int(word_ids[pos]) for pos in content]]  # type: ignore[arg-type]
         mask[content] = 1
     else:  # unaligned
@@ -100,8 +104,11 @@ def _align_chunk(rows: dict[str, list], meta: DatasetMeta, tokenizer, max_len: i
     words = [t.split() for t in rows["text"]]
     enc = tokenize_transcripts(tokenizer, rows["text"], alignment=meta.alignment, max_len=max_len)
     out: dict[str, list] = {
-        "id": rows["id"], "split": rows["split"], "label": rows["label"],
-        "input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+        "id": rows["id"],
+        "split": rows["split"],
+        "label": rows["label"],
+        "input_ids": enc["input_ids"],
+        "attention_mask": enc["attention_mask"],
     }
     for modality, dim in (("audio", meta.audio_dim), ("visual", meta.visual_dim)):
         if not dim:
@@ -117,7 +124,9 @@ def _align_chunk(rows: dict[str, list], meta: DatasetMeta, tokenizer, max_len: i
 
 def _aligned_features(meta: DatasetMeta, max_len: int) -> Features:
     cols = {
-        "id": Value("string"), "split": Value("string"), "label": Value("float32"),
+        "id": Value("string"),
+        "split": Value("string"),
+        "label": Value("float32"),
         "input_ids": Sequence(Value("int32"), length=max_len),
         "attention_mask": Sequence(Value("int8"), length=max_len),
     }
@@ -138,22 +147,31 @@ def default_cache_root(data_dir: Path) -> Path:
 
 
 def align_dataset(
-    table: Dataset, meta: DatasetMeta, tokenizer: PreTrainedTokenizerBase, *,
-    max_len: int, cache_root: Path | None,
+    table: Dataset,
+    meta: DatasetMeta,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    max_len: int,
+    cache_root: Path | None,
 ) -> Dataset:
     """The aligned table (torch format); built once per key and then loaded from the cache."""
     key = hashlib.sha256(
-        "|".join([
-            str(ALIGN_VERSION), table._fingerprint, meta.model_dump_json(),
-            tokenizer_fingerprint(tokenizer), str(max_len),
-        ]).encode()
+        "|".join(
+            [
+                str(ALIGN_VERSION),
+                table._fingerprint,
+                meta.model_dump_json(),
+                tokenizer_fingerprint(tokenizer),
+                str(max_len),
+            ]
+        ).encode()
     ).hexdigest()[:20]
     cached = cache_root / f"aligned-{key}" if cache_root is not None else None
     if cached is not None and (cached / "dataset_info.json").is_file():
         return load_from_disk(str(cached)).with_format("torch")
     columns: dict[str, list] = {}
     for start in range(0, len(table), CHUNK):
-        chunk = _align_chunk(table[start:start + CHUNK], meta, tokenizer, max_len)
+        chunk = _align_chunk(table[start : start + CHUNK], meta, tokenizer, max_len)
         for name, values in chunk.items():
             columns.setdefault(name, []).extend(values)
     aligned = Dataset.from_dict(columns, features=_aligned_features(meta, max_len))

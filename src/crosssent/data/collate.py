@@ -27,15 +27,19 @@ class Batch:
     def model_inputs(self) -> dict[str, Tensor | None]:
         """Keyword arguments for ``CrossSentModel.forward``."""
         return {
-            "input_ids": self.input_ids, "attention_mask": self.attention_mask,
-            "audio": self.audio, "audio_mask": self.audio_mask,
-            "visual": self.visual, "visual_mask": self.visual_mask,
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            "audio": self.audio,
+            "audio_mask": self.audio_mask,
+            "visual": self.visual,
+            "visual_mask": self.visual_mask,
         }
 
     def to(self, device: torch.device | str) -> Batch:
         moved: dict[str, Any] = {
             f.name: (value.to(device) if isinstance(value, Tensor) else value)
-            for f in fields(self) for value in [getattr(self, f.name)]
+            for f in fields(self)
+            for value in [getattr(self, f.name)]
         }
         return Batch(**moved)
 

@@ -69,7 +69,9 @@ class DatasetMeta(BaseModel):
 
 def _features(meta: DatasetMeta, extra_labels: list[str]) -> Features:
     cols: dict[str, Any] = {
-        "id": Value("string"), "text": Value("string"), "label": Value("float32"),
+        "id": Value("string"),
+        "text": Value("string"),
+        "label": Value("float32"),
         "split": Value("string"),
     }
     for name in extra_labels:
@@ -102,10 +104,7 @@ def validate_columns(columns: dict[str, list], meta: DatasetMeta, *, where: str)
             if value is None or not np.isfinite(value):
                 raise ValueError(f"{where}: clip {clip!r} has a NaN/missing {key}")
             if not meta.label_min - 1e-6 <= value <= meta.label_max + 1e-6:
-                raise ValueError(
-                    f"{where}: clip {clip!r} has {key} {value} outside "
-                    f"[{meta.label_min}, {meta.label_max}]"
-                )
+                raise ValueError(f"{where}: clip {clip!r} has {key} {value} outside [{meta.label_min}, {meta.label_max}]")
     for modality, dim in (("audio", meta.audio_dim), ("visual", meta.visual_dim)):
         if not dim:
             if modality in columns:
@@ -114,10 +113,7 @@ def validate_columns(columns: dict[str, list], meta: DatasetMeta, *, where: str)
         for clip, frames in zip(ids, columns[modality]):
             for frame in frames:
                 if len(frame) != dim:
-                    raise ValueError(
-                        f"{where}: clip {clip!r} has {modality} frames of width {len(frame)}, "
-                        f"expected {dim}"
-                    )
+                    raise ValueError(f"{where}: clip {clip!r} has {modality} frames of width {len(frame)}, expected {dim}")
 
 
 DATASET_ENTRIES = frozenset({META_NAME, "table", ".cache"})  # what a dataset folder holds (.cache: align.py)
@@ -149,7 +145,11 @@ def check_output_dir(out_dir: str | Path, inputs: Iterable[str | Path | None] = 
 
 
 def save_dataset(
-    columns: dict[str, list], meta: DatasetMeta, out_dir: str | Path, *, where: str,
+    columns: dict[str, list],
+    meta: DatasetMeta,
+    out_dir: str | Path,
+    *,
+    where: str,
     inputs: Iterable[str | Path | None] = (),
 ) -> Path:
     """Validate and write a canonical dataset atomically (a half-written folder never appears).
@@ -198,9 +198,7 @@ def split_rows(table: Dataset, split: str) -> Dataset:
     return table.select(index)
 
 
-def drop_modalities(
-    table: Dataset, meta: DatasetMeta, modalities: Sequence[str], *, where: str
-) -> tuple[Dataset, DatasetMeta]:
+def drop_modalities(table: Dataset, meta: DatasetMeta, modalities: Sequence[str], *, where: str) -> tuple[Dataset, DatasetMeta]:
     """The dataset without the named A/V streams (an ablation, or a model trained without them):
     their columns leave the table and their widths become 0 in a copy of the metadata, whose
     ``notes`` say so. Naming a stream the dataset does not have is an error."""
@@ -232,9 +230,13 @@ def summarize(table: Dataset, meta: DatasetMeta) -> dict[str, Any]:
         info: dict[str, Any] = {"clips": int(sel.sum())}
         if sel.any():
             info.update(
-                label_mean=round(float(y.mean()), 4), label_std=round(float(y.std()), 4),
-                label_min=float(y.min()), label_max=float(y.max()),
-                positive=int((y > 0).sum()), neutral=int((y == 0).sum()), negative=int((y < 0).sum()),
+                label_mean=round(float(y.mean()), 4),
+                label_std=round(float(y.std()), 4),
+                label_min=float(y.min()),
+                label_max=float(y.max()),
+                positive=int((y > 0).sum()),
+                neutral=int((y == 0).sum()),
+                negative=int((y < 0).sum()),
             )
         for modality in ("audio", "visual"):
             if f"{modality}_length" in table.column_names:

@@ -73,16 +73,17 @@ def _as_bytes(raw: Any) -> bytes:
 
 
 def _shape(shape: Any) -> tuple[int, ...]:
-    _need(isinstance(shape, tuple) and len(shape) <= 32 and all(type(n) is int and n >= 0 for n in shape),
-          f"array shape {shape!r:.80}")
+    _need(
+        isinstance(shape, tuple) and len(shape) <= 32 and all(type(n) is int and n >= 0 for n in shape),
+        f"array shape {shape!r:.80}",
+    )
     return shape
 
 
 def _plain_dtype(dtype: Any) -> np.dtype:
     """A dtype without Python objects inside (the plain object dtype aside, checked by callers)."""
     _need(isinstance(dtype, np.dtype), f"a dtype of type {type(dtype).__name__}")
-    _need(not dtype.hasobject or dtype == np.dtype(object),
-          f"dtype {dtype!s:.80} holds Python objects inside a structure")
+    _need(not dtype.hasobject or dtype == np.dtype(object), f"dtype {dtype!s:.80} holds Python objects inside a structure")
     return dtype
 
 
@@ -136,6 +137,7 @@ def _counted(op: Callable[[Any], None]) -> Callable[[Any], None]:
             raise _Refused(f"it nests deeper than {self.bounds.depth} levels")
         if len(self.stack) > self.bounds.stack:
             raise _Refused(f"its stack grows past {self.bounds.stack} items")
+
     return run
 
 
@@ -146,23 +148,31 @@ _Reader.dispatch = {code: _counted(op) for code, op in _Reader.dispatch.items()}
 def _container(kind: type) -> Callable[[_Reader], Callable[..., Any]]:
     def make(reader: _Reader) -> Callable[..., Any]:
         def build(*args: Any) -> Any:
-            _need(len(args) <= 1 and all(isinstance(a, (list, tuple, dict, set, frozenset, str, bytes)) for a in args),
-                  f"{kind.__name__}() of {', '.join(type(a).__name__ for a in args)}")
+            _need(
+                len(args) <= 1 and all(isinstance(a, (list, tuple, dict, set, frozenset, str, bytes)) for a in args),
+                f"{kind.__name__}() of {', '.join(type(a).__name__ for a in args)}",
+            )
             reader.spend(len(args[0]) if args else 0)
             return kind(*args)
+
         return build
+
     return make
 
 
 def _scalar_type(kind: Callable[..., Any]) -> Callable[[_Reader], Callable[..., Any]]:
     def make(reader: _Reader) -> Callable[..., Any]:
         def build(*args: Any) -> Any:
-            _need(len(args) <= 2 and all(isinstance(a, _SCALARS) for a in args),
-                  f"{getattr(kind, '__name__', kind)}() of {', '.join(type(a).__name__ for a in args)}")
+            _need(
+                len(args) <= 2 and all(isinstance(a, _SCALARS) for a in args),
+                f"{getattr(kind, '__name__', kind)}() of {', '.join(type(a).__name__ for a in args)}",
+            )
             if kind is bytes:
                 _need(not args or not isinstance(args[0], int), "bytes() of a count")
             return kind(*args)
+
         return build
+
     return make
 
 
@@ -170,6 +180,7 @@ def _encode(reader: _Reader) -> Callable[..., Any]:
     def encode(text: Any, encoding: Any = "utf-8") -> bytes:
         _need(isinstance(text, str) and encoding in ("latin1", "latin-1", "utf-8", "utf8"), "_codecs.encode() arguments")
         return text.encode(encoding)
+
     return encode
 
 
@@ -183,16 +194,17 @@ def _reconstruct(reader: _Reader) -> Callable[..., Any]:
         array: np.ndarray = _np_reconstruct(np.ndarray, (0,), b"b")  # type: ignore[assignment]
         reader.fresh[id(array)] = array
         return array
+
     return reconstruct
 
 
 def _dtype(reader: _Reader) -> Callable[..., Any]:
     def dtype(code: Any, align: Any = False, copy: Any = True) -> np.dtype:
-        _need(isinstance(code, str) and bool(_DTYPE_CODE.match(code)) and isinstance(align, (bool, int)),
-              f"dtype({code!r:.40})")
+        _need(isinstance(code, str) and bool(_DTYPE_CODE.match(code)) and isinstance(align, (bool, int)), f"dtype({code!r:.40})")
         made = np.dtype(code, bool(align), True)  # always a copy: BUILD must never touch numpy's own
         reader.fresh[id(made)] = made
         return made
+
     return dtype
 
 
@@ -204,6 +216,7 @@ def _scalar(reader: _Reader) -> Callable[..., Any]:
         data = _as_bytes(raw)
         _need(len(data) == dtype.itemsize, f"a {dtype} scalar from {len(data)} bytes")
         return _np_scalar(dtype, data)
+
     return scalar
 
 
@@ -215,6 +228,7 @@ def _frombuffer(reader: _Reader) -> Callable[..., Any]:
         _need(len(data) == int(np.prod(shape, dtype=object)) * dtype.itemsize, "raw data whose length does not fit its shape")
         _need(order in ("C", "F"), f"array order {order!r:.20}")
         return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy()
+
     return frombuffer
 
 
@@ -236,31 +250,39 @@ def _build_dtype(dtype: np.dtype, state: Any) -> None:
     _need(isinstance(state, tuple) and len(state) in (8, 9) and state[1] in ("<", ">", "|", "="), "dtype state")
     names, fields = state[3], state[4]
     if fields is not None:  # a structure: every field's own dtype was checked when it was built
-        _need(isinstance(fields, dict) and all(
-            isinstance(f, tuple) and f and isinstance(f[0], np.dtype) for f in fields.values()), "dtype fields")
+        _need(
+            isinstance(fields, dict) and all(isinstance(f, tuple) and f and isinstance(f[0], np.dtype) for f in fields.values()),
+            "dtype fields",
+        )
     _need(names is None or (isinstance(names, tuple) and all(isinstance(n, str) for n in names)), "dtype names")
     dtype.__setstate__(state)  # type: ignore[attr-defined]
     _plain_dtype(dtype)
 
 
 _ALLOWED: dict[tuple[str, str], Callable[[_Reader], Any]] = {
-    ("builtins", "dict"): _container(dict), ("builtins", "list"): _container(list),
-    ("builtins", "tuple"): _container(tuple), ("builtins", "set"): _container(set),
-    ("builtins", "frozenset"): _container(frozenset), ("collections", "OrderedDict"): _container(OrderedDict),
-    ("builtins", "int"): _scalar_type(int), ("builtins", "float"): _scalar_type(float),
-    ("builtins", "bool"): _scalar_type(bool), ("builtins", "complex"): _scalar_type(complex),
-    ("builtins", "str"): _scalar_type(str), ("builtins", "bytes"): _scalar_type(bytes),
+    ("builtins", "dict"): _container(dict),
+    ("builtins", "list"): _container(list),
+    ("builtins", "tuple"): _container(tuple),
+    ("builtins", "set"): _container(set),
+    ("builtins", "frozenset"): _container(frozenset),
+    ("collections", "OrderedDict"): _container(OrderedDict),
+    ("builtins", "int"): _scalar_type(int),
+    ("builtins", "float"): _scalar_type(float),
+    ("builtins", "bool"): _scalar_type(bool),
+    ("builtins", "complex"): _scalar_type(complex),
+    ("builtins", "str"): _scalar_type(str),
+    ("builtins", "bytes"): _scalar_type(bytes),
     ("builtins", "slice"): _scalar_type(slice),
     ("_codecs", "encode"): _encode,  # how Python 2 pickles store bytes (read with encoding='latin1')
-    ("numpy", "ndarray"): _ndarray_class, ("numpy", "dtype"): _dtype,
+    ("numpy", "ndarray"): _ndarray_class,
+    ("numpy", "dtype"): _dtype,
 }
 for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # numpy 1.x and 2.x names
     _ALLOWED[(_module, "_reconstruct")] = _reconstruct
     _ALLOWED[(_module, "scalar")] = _scalar
 for _module in ("numpy.core.numeric", "numpy._core.numeric"):
     _ALLOWED[(_module, "_frombuffer")] = _frombuffer
-for _name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64",
-              "uint8", "uint16", "uint32", "uint64", "bool_"):
+for _name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool_"):
     _ALLOWED[("numpy", _name)] = _scalar_type(getattr(np, _name))
 
 
@@ -277,8 +299,11 @@ def _check_depth(value: Any, limit: int) -> None:
                 continue
             seen.add(id(item))
             children = (
-                list(item.keys()) + list(item.values()) if isinstance(item, dict)
-                else item.ravel().tolist() if isinstance(item, np.ndarray) else item
+                list(item.keys()) + list(item.values())
+                if isinstance(item, dict)
+                else item.ravel().tolist()
+                if isinstance(item, np.ndarray)
+                else item
             )
             todo.extend((child, depth + 1) for child in children)
 
@@ -299,9 +324,18 @@ def safe_load(path: str | Path, *, bounds: Bounds = Bounds()) -> Any:
     except _Refused as err:
         message = str(err) if "forbidden object" in str(err) else f"refusing this pickle: {err}"
         raise ValueError(f"{path}: {message}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError, IndexError,
-            OverflowError, UnicodeError, struct_error) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        UnicodeError,
+        struct_error,
+    ) as err:
         raise ValueError(f"{path}: not a valid pickle ({type(err).__name__}: {str(err)[:200]})") from None
     except (MemoryError, RecursionError) as err:
         raise ValueError(f"{path}: refusing this pickle: it is too large or too deep to read ({type(err).__name__})") from None
-

@@ -55,8 +55,14 @@ def _seed_values(r: dict[str, Any], key: str, split: str) -> tuple[list[float], 
     return r[f"{split}_per_seed"][key], r[split][key]
 
 
-def draw_seed_figure(per_variant: dict[str, Any], keys: tuple[str, ...], *, split: str, title: str,
-                     quoted: dict[str, dict[str, float]] | None = None) -> Figure:
+def draw_seed_figure(
+    per_variant: dict[str, Any],
+    keys: tuple[str, ...],
+    *,
+    split: str,
+    title: str,
+    quoted: dict[str, dict[str, float]] | None = None,
+) -> Figure:
     """The figure of one dataset: ``per_variant[variant]`` holds ``seeds``, ``{split}_per_seed``
     (metric -> value per seed) and ``{split}`` (metric -> mean_ci), as ``collect`` makes them;
     the key ``valid_mse`` reads ``valid_mse_per_seed`` and ``valid_mse``. ``quoted`` (label ->
@@ -88,8 +94,9 @@ def draw_seed_figure(per_variant: dict[str, Any], keys: tuple[str, ...], *, spli
         better = "lower is better" if key in LOWER_IS_BETTER | {SELECTION_KEY} else "higher is better"
         name = "validation MSE (selects the model)" if key == SELECTION_KEY else key
         ax.set_title(f"{name}{unit}, {better}", fontsize=9)
-        ax.set_xticks(range(len(variants)), variants, rotation=40 if slanted else 0,
-                      ha="right" if slanted else "center", fontsize=8)
+        ax.set_xticks(
+            range(len(variants)), variants, rotation=40 if slanted else 0, ha="right" if slanted else "center", fontsize=8
+        )
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(axis="y", alpha=0.3)
         ax.set_xlim(-0.6, len(variants) - 0.4)
@@ -99,8 +106,15 @@ def draw_seed_figure(per_variant: dict[str, Any], keys: tuple[str, ...], *, spli
     return fig
 
 
-def write_figures(experiment: str, out: Path, results: dict[str, Any], *, split: str,
-                  keys: dict[str, tuple[str, ...]], quoted: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+def write_figures(
+    experiment: str,
+    out: Path,
+    results: dict[str, Any],
+    *,
+    split: str,
+    keys: dict[str, tuple[str, ...]],
+    quoted: dict[str, dict[str, dict[str, float]]],
+) -> list[str]:
     """Write the figure of every dataset in ``keys`` (its headline metrics; the validation MSE
     panel is added here), with the dataset's ``quoted`` lines; returns their paths relative to
     ``out``."""
@@ -110,10 +124,11 @@ def write_figures(experiment: str, out: Path, results: dict[str, Any], *, split:
         seeds = sorted({s for r in per_variant.values() for s in r["seeds"]})
         shown_split = "validation" if split == "valid" else split
         seed_list = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
-        title = (f"{experiment}: {dataset}, {shown_split} split, {seed_list}: "
-                 f"one dot per seed, bar = mean, whisker = 95% t interval (variants with {MIN_SEEDS_FOR_INTERVAL}+ seeds)")
-        fig = draw_seed_figure(per_variant, (*dataset_keys, SELECTION_KEY), split=split, title=title,
-                               quoted=quoted.get(dataset))
+        title = (
+            f"{experiment}: {dataset}, {shown_split} split, {seed_list}: "
+            f"one dot per seed, bar = mean, whisker = 95% t interval (variants with {MIN_SEEDS_FOR_INTERVAL}+ seeds)"
+        )
+        fig = draw_seed_figure(per_variant, (*dataset_keys, SELECTION_KEY), split=split, title=title, quoted=quoted.get(dataset))
         name = figure_name(experiment, dataset)
         save_png(fig, out / name)
         written.append(name)

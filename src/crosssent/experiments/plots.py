@@ -63,17 +63,36 @@ def plot_scatter(run_path: Path, out: Path, *, split: str = "test") -> Path:
     for level in np.arange(-3, 4) / steps:
         left.axvline(level, color="lightgrey", linewidth=0.5, zorder=0)
         left.axhline(level, color="lightgrey", linewidth=0.5, zorder=0)
-    left.set(xlabel="true score", ylabel="predicted score", xlim=(lo - 0.2, hi + 0.2), ylim=(lo - 0.2, hi + 0.2),
-             title=f"{split}: Corr {metrics['corr']:.3f}, MAE {metrics['mae']:.3f}, {len(rows)} clips")
+    left.set(
+        xlabel="true score",
+        ylabel="predicted score",
+        xlim=(lo - 0.2, hi + 0.2),
+        ylim=(lo - 0.2, hi + 0.2),
+        title=f"{split}: Corr {metrics['corr']:.3f}, MAE {metrics['mae']:.3f}, {len(rows)} clips",
+    )
     image = right.imshow(confusion, cmap="Blues")
     for i in range(7):
         for j in range(7):
             if confusion[i, j]:
-                right.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=8,
-                           color="white" if confusion[i, j] > confusion.max() / 2 else "black")
+                right.text(
+                    j,
+                    i,
+                    str(confusion[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if confusion[i, j] > confusion.max() / 2 else "black",
+                )
     ticks = [f"{v:g}" for v in np.arange(-3, 4) / steps]
-    right.set(xticks=range(7), yticks=range(7), xticklabels=ticks, yticklabels=ticks, xlabel="predicted level",
-              ylabel="true level", title=f"levels: {100 * metrics['jump2']:.1f} % of clips 2+ levels away")
+    right.set(
+        xticks=range(7),
+        yticks=range(7),
+        xticklabels=ticks,
+        yticklabels=ticks,
+        xlabel="predicted level",
+        ylabel="true level",
+        title=f"levels: {100 * metrics['jump2']:.1f} % of clips 2+ levels away",
+    )
     fig.colorbar(image, ax=right, shrink=0.8)
     fig.suptitle(f"{run_path}")
     return save_png(fig, out)
@@ -116,8 +135,14 @@ def plot_curves(run_path: Path, out: Path) -> Path:
     xs, ys = zip(*series["valid_mse"])
     right.plot(xs, ys, marker="o")
     best = int(np.argmin(ys))
-    right.scatter([xs[best]], [ys[best]], s=120, facecolors="none", edgecolors="red",
-                  label=f"selected: epoch {xs[best]:g}, MSE {ys[best]:.3f}")
+    right.scatter(
+        [xs[best]],
+        [ys[best]],
+        s=120,
+        facecolors="none",
+        edgecolors="red",
+        label=f"selected: epoch {xs[best]:g}, MSE {ys[best]:.3f}",
+    )
     right.set(xlabel="epoch", ylabel="validation MSE", title="validation (selects the model)")
     right.legend()
     fig.suptitle(f"{run_path}")
@@ -172,12 +197,15 @@ def plot_tsne(runs: list[Path], out: Path, *, data: Path | None = None, split: s
         labels = np.concatenate([batch.label.float().numpy() for batch, _ in found])
         if len(embeddings) < 5:
             raise ValueError(f"{run_path}: t-SNE needs at least 5 clips in {split!r}, got {len(embeddings)}")
-        points = TSNE(n_components=2, perplexity=min(30.0, (len(embeddings) - 1) / 3), init="pca",
-                      random_state=seed).fit_transform(embeddings)
-        image = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="coolwarm", s=12,
-                           vmin=meta.label_min, vmax=meta.label_max)
-        ax.set(title=f"{run_path.parent.name}/{run_path.name}\n({model.config.variant}, {len(labels)} {split} clips)",
-               xticks=[], yticks=[])
+        points = TSNE(
+            n_components=2, perplexity=min(30.0, (len(embeddings) - 1) / 3), init="pca", random_state=seed
+        ).fit_transform(embeddings)
+        image = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="coolwarm", s=12, vmin=meta.label_min, vmax=meta.label_max)
+        ax.set(
+            title=f"{run_path.parent.name}/{run_path.name}\n({model.config.variant}, {len(labels)} {split} clips)",
+            xticks=[],
+            yticks=[],
+        )
     assert image is not None
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="true score")
     fig.suptitle(f"t-SNE of the fused clip embeddings (seed {seed})")
@@ -185,7 +213,12 @@ def plot_tsne(runs: list[Path], out: Path, *, data: Path | None = None, split: s
 
 
 def plot_attention(
-    run_path: Path, out: Path, *, clips: list[str] | None = None, data: Path | None = None, split: str = "test",
+    run_path: Path,
+    out: Path,
+    *,
+    clips: list[str] | None = None,
+    data: Path | None = None,
+    split: str = "test",
     layer: int = 1,
 ) -> Path:
     """For each chosen clip (default: the first two of ``split``): GMRA's cross-attention map with
@@ -202,7 +235,7 @@ def plot_attention(
     if missing:
         raise ValueError(f"clip {missing[0]!r} is not in the {split!r} split")
     chosen = rows.select([ids.index(c) for c in wanted])
-    (batch, output), = _outputs(model, chosen, attentions=True, batch_size=len(wanted))
+    ((batch, output),) = _outputs(model, chosen, attentions=True, batch_size=len(wanted))
     audio_keys = batch.audio.shape[1] if batch.audio is not None and model.config.audio_dim else 0
     fig = Figure(figsize=(15, 4.2 * len(wanted)), layout="constrained")
     grid = fig.subplots(len(wanted), 3, squeeze=False, gridspec_kw={"width_ratios": [3, 1, 3]})
@@ -217,8 +250,12 @@ def plot_attention(
         cross = output.cross_attentions[i].float().mean(0)[:n][:, real].numpy()  # (tokens, real keys)
         left, middle, right = grid[i]
         left.imshow(cross, aspect="auto", cmap="viridis")
-        left.set(yticks=range(n), xlabel="audio (a) / visual (v) frames", xticks=range(len(real)),
-                 title=f"clip {clip}: GMRA cross-attention (mean of heads)")
+        left.set(
+            yticks=range(n),
+            xlabel="audio (a) / visual (v) frames",
+            xticks=range(len(real)),
+            title=f"clip {clip}: GMRA cross-attention (mean of heads)",
+        )
         left.set_yticklabels(tokens, fontsize=7)
         left.set_xticklabels([keys[k][0] for k in real], fontsize=6, rotation=90)
         gate = output.gates[i].float().mean(-1)[:n].numpy()  # (tokens,)
@@ -235,13 +272,21 @@ def plot_attention(
 
 def _frame_names(stream: str, mask: list[bool], tokens: list[str], word_aligned: bool) -> list[tuple[str, bool]]:
     """(tick label, real) per frame of a stream: a word-aligned frame is named by its token."""
-    return [(f"{stream[0]}:{tokens[k]}" if word_aligned and k < len(tokens) else f"{stream[0]}{k}", m)
-            for k, m in enumerate(mask)]
+    return [
+        (f"{stream[0]}:{tokens[k]}" if word_aligned and k < len(tokens) else f"{stream[0]}{k}", m) for k, m in enumerate(mask)
+    ]
 
 
 def plot(
-    kind: str, runs: list[Path], out: Path, *, split: str = "test", data: Path | None = None,
-    clips: list[str] | None = None, layer: int = 1, seed: int = 0,
+    kind: str,
+    runs: list[Path],
+    out: Path,
+    *,
+    split: str = "test",
+    data: Path | None = None,
+    clips: list[str] | None = None,
+    layer: int = 1,
+    seed: int = 0,
 ) -> Path:
     if kind not in KINDS:
         raise ValueError(f"unknown plot {kind!r}; choose from {', '.join(KINDS)}")

@@ -58,15 +58,25 @@ def _predictions(target: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 
 def paired_bootstrap(
-    labels: np.ndarray, preds_a: list[np.ndarray], preds_b: list[np.ndarray], task: str,
-    keys: tuple[str, ...], *, samples: int, seed: int = 0,
+    labels: np.ndarray,
+    preds_a: list[np.ndarray],
+    preds_b: list[np.ndarray],
+    task: str,
+    keys: tuple[str, ...],
+    *,
+    samples: int,
+    seed: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Resample test clips (the same clips for every seed and both systems); the statistic is
     the metric difference A - B averaged over seeds. Two-sided p-value of "no difference"."""
     rng = np.random.default_rng(seed)
     n = len(labels)
-    observed = {k: float(np.mean([compute_metrics(a, labels, task)[k] - compute_metrics(b, labels, task)[k]
-                                  for a, b in zip(preds_a, preds_b)])) for k in keys}
+    observed = {
+        k: float(
+            np.mean([compute_metrics(a, labels, task)[k] - compute_metrics(b, labels, task)[k] for a, b in zip(preds_a, preds_b)])
+        )
+        for k in keys
+    }
     draws: dict[str, list[float]] = {k: [] for k in keys}
     for _ in range(samples):
         idx = rng.integers(0, n, n)
@@ -81,8 +91,12 @@ def paired_bootstrap(
         # (count + 1) / (samples + 1): a bootstrap never proves p = 0
         tail = min((d <= 0).sum(), (d >= 0).sum())
         p = float(min(1.0, 2 * (tail + 1) / (len(d) + 1))) if len(d) else float("nan")
-        result[k] = {"diff": observed[k], "ci_low": float(np.percentile(d, 2.5)) if len(d) else float("nan"),
-                     "ci_high": float(np.percentile(d, 97.5)) if len(d) else float("nan"), "p": p}
+        result[k] = {
+            "diff": observed[k],
+            "ci_low": float(np.percentile(d, 2.5)) if len(d) else float("nan"),
+            "ci_high": float(np.percentile(d, 97.5)) if len(d) else float("nan"),
+            "p": p,
+        }
     return result
 
 
@@ -117,8 +131,9 @@ def collect(config: ExperimentConfig, out: Path) -> dict[str, Any]:
                 "valid_mse_per_seed": [info[s]["best_valid_mse"] for s in finished],
                 "wall_seconds": float(sum(info[s]["wall_seconds"] for s in finished)),
                 # resumed before the run clock was carried through checkpoints: wall time of the last part only
-                "partial_time_runs": sum(bool(info[s].get("resumed")) and "wall_seconds_before_resume" not in info[s]
-                                         for s in finished),
+                "partial_time_runs": sum(
+                    bool(info[s].get("resumed")) and "wall_seconds_before_resume" not in info[s] for s in finished
+                ),
                 "code": [code_summary(info[s].get("software")) for s in finished],
             }
             if config.report_test:  # a search keeps test numbers (gates too: measured on test) out
@@ -141,8 +156,9 @@ def _task(out: Path, dataset: str, per_variant: dict[str, Any]) -> str:
     return run_task(run_dir(out, dataset, variant, r["seeds"][0]))
 
 
-def _paired(config: ExperimentConfig, out: Path, dataset: str, per_variant: dict[str, Any],
-            a: str, b: str, task: str) -> dict[str, Any] | None:
+def _paired(
+    config: ExperimentConfig, out: Path, dataset: str, per_variant: dict[str, Any], a: str, b: str, task: str
+) -> dict[str, Any] | None:
     """Variant ``a`` minus variant ``b`` on the seeds both have: paired t over seeds and a
     paired bootstrap over test clips. None when they share no seed."""
     ra, rb = per_variant[a], per_variant[b]
@@ -167,8 +183,9 @@ def _paired(config: ExperimentConfig, out: Path, dataset: str, per_variant: dict
     return entry
 
 
-def _compare_pairs(config: ExperimentConfig, out: Path, results: dict[str, Any],
-                   pairs: Callable[[dict[str, Any]], list[tuple[str, str, str]]]) -> dict[str, Any]:
+def _compare_pairs(
+    config: ExperimentConfig, out: Path, results: dict[str, Any], pairs: Callable[[dict[str, Any]], list[tuple[str, str, str]]]
+) -> dict[str, Any]:
     """{dataset: {name: entry}} for the (a, b, name) pairs that ``pairs`` picks from a dataset's
     finished variants; a dataset with nothing to pair is left out."""
     found: dict[str, Any] = {}
@@ -188,14 +205,22 @@ def _compare_pairs(config: ExperimentConfig, out: Path, results: dict[str, Any],
 
 def compare(config: ExperimentConfig, out: Path, results: dict[str, Any]) -> dict[str, Any]:
     """crosssent minus every other variant: {dataset: {variant: entry}}."""
-    return _compare_pairs(config, out, results, lambda per_variant: [
-        ("crosssent", v, v) for v in per_variant if v != "crosssent"] if "crosssent" in per_variant else [])
+    return _compare_pairs(
+        config,
+        out,
+        results,
+        lambda per_variant: [("crosssent", v, v) for v in per_variant if v != "crosssent"] if "crosssent" in per_variant else [],
+    )
 
 
 def compare_extra(config: ExperimentConfig, out: Path, results: dict[str, Any]) -> dict[str, Any]:
     """The ``extra_pairs``: {dataset: {"A - B": entry}}."""
-    return _compare_pairs(config, out, results, lambda per_variant: [
-        (a, b, f"{a} - {b}") for a, b in config.extra_pairs if a in per_variant and b in per_variant])
+    return _compare_pairs(
+        config,
+        out,
+        results,
+        lambda per_variant: [(a, b, f"{a} - {b}") for a, b in config.extra_pairs if a in per_variant and b in per_variant],
+    )
 
 
 def format_stat(stat: dict[str, float], key: str) -> str:
@@ -226,30 +251,45 @@ def _comparison_rows(buf: io.StringIO, entries: dict[str, Any], keys: tuple[str,
 def headline_keys(results: dict[str, Any], split: str) -> dict[str, tuple[str, ...]]:
     """The headline metrics of every dataset that has finished runs (its metric convention
     read from the keys its runs report)."""
-    return {dataset: HEADLINE["sims" if "acc2" in next(iter(per_variant.values()))[split] else "mosi"]
-            for dataset, per_variant in results.items() if per_variant}
+    return {
+        dataset: HEADLINE["sims" if "acc2" in next(iter(per_variant.values()))[split] else "mosi"]
+        for dataset, per_variant in results.items()
+        if per_variant
+    }
 
 
 def render_markdown(
-    config: ExperimentConfig, results: dict[str, Any], comparisons: dict[str, Any], meta: dict[str, Any],
+    config: ExperimentConfig,
+    results: dict[str, Any],
+    comparisons: dict[str, Any],
+    meta: dict[str, Any],
     extra: dict[str, Any] | None = None,
 ) -> str:
     extra = extra or {}
     buf = io.StringIO()
     buf.write(f"# Experiment `{config.name}`\n\n")
-    buf.write(f"Command: `{meta['command']}`  \nHardware: {meta['hardware']}; grid wall time this invocation: "
-              f"{meta['wall_seconds']:.0f} s; summed run time: {meta['run_seconds']:.0f} s"
-              + (f" ({meta['partial_time_runs']} run(s) resumed by an older version count only their last part)"
-                 if meta.get("partial_time_runs") else "")
-              + ".  \n")
+    buf.write(
+        f"Command: `{meta['command']}`  \nHardware: {meta['hardware']}; grid wall time this invocation: "
+        f"{meta['wall_seconds']:.0f} s; summed run time: {meta['run_seconds']:.0f} s"
+        + (
+            f" ({meta['partial_time_runs']} run(s) resumed by an older version count only their last part)"
+            if meta.get("partial_time_runs")
+            else ""
+        )
+        + ".  \n"
+    )
     buf.write(f"Code the runs were made with: {_code_line(results) or 'no runs yet'}.\n\n")
     split = "test" if config.report_test else "valid"
     if config.report_test:
-        buf.write("Values: mean ± sample std over seeds (accuracies and F1 in %); 95% t intervals are in "
-                  "results.json / results.csv. Model selection on validation MSE only.\n")
+        buf.write(
+            "Values: mean ± sample std over seeds (accuracies and F1 in %); 95% t intervals are in "
+            "results.json / results.csv. Model selection on validation MSE only.\n"
+        )
     else:
-        buf.write("Search report: VALIDATION metrics only (mean ± sample std over seeds; the test split "
-                  "is not shown, so it cannot steer the choice).\n")
+        buf.write(
+            "Search report: VALIDATION metrics only (mean ± sample std over seeds; the test split "
+            "is not shown, so it cannot steer the choice).\n"
+        )
     for dataset, keys in headline_keys(results, split).items():
         per_variant = results[dataset]
         buf.write(f"\n## {dataset} ({'test' if config.report_test else 'validation'} split)\n\n")
@@ -267,19 +307,27 @@ def render_markdown(
             shown = ", ".join(f"{k} {format_stat(mean_ci([v]), k)}" for k, v in values.items())
             buf.write(f"\nDashed line, quoted (not ours): {label}: {shown}.\n")
         if comparisons.get(dataset):
-            buf.write("\nPaired comparisons, crosssent minus variant (p: paired t over seeds, – where undefined: one "
-                      "shared seed or the same difference on every seed / paired bootstrap over test clips):\n\n")
+            buf.write(
+                "\nPaired comparisons, crosssent minus variant (p: paired t over seeds, – where undefined: one "
+                "shared seed or the same difference on every seed / paired bootstrap over test clips):\n\n"
+            )
             _comparison_rows(buf, comparisons[dataset], keys, "vs")
         if extra.get(dataset):
             buf.write("\nFurther paired comparisons, first variant minus second (p as above):\n\n")
             _comparison_rows(buf, extra[dataset], keys, "pair")
         if config.custom_variants:
-            buf.write("\nVariants: " + "; ".join(
-                f"`{v}` = {' '.join(config.variant_overrides(v)) or 'the base config'}" for v in per_variant) + "\n")
+            buf.write(
+                "\nVariants: "
+                + "; ".join(f"`{v}` = {' '.join(config.variant_overrides(v)) or 'the base config'}" for v in per_variant)
+                + "\n"
+            )
         fusion = [f for f in per_variant.get("crosssent", {}).get("fusion", []) if f]
         if fusion and config.report_test:
-            buf.write("\nWhat GMRA does on the test split (crosssent, mean over seeds): " + ", ".join(
-                f"{k} {np.mean([x[k] for x in fusion]):.3f}" for k in fusion[0]) + "\n")
+            buf.write(
+                "\nWhat GMRA does on the test split (crosssent, mean over seeds): "
+                + ", ".join(f"{k} {np.mean([x[k] for x in fusion]):.3f}" for k in fusion[0])
+                + "\n"
+            )
     return buf.getvalue()
 
 
@@ -292,10 +340,17 @@ def write_reports(config: ExperimentConfig, out: Path, *, wall_seconds: float, c
     meta = {
         "command": command or f"crosssent experiment --config configs/experiments/{config.name}.yaml --out {out}",
         "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores" + _gpu(),
-        "wall_seconds": wall_seconds, "run_seconds": run_seconds, "partial_time_runs": partial,
+        "wall_seconds": wall_seconds,
+        "run_seconds": run_seconds,
+        "partial_time_runs": partial,
     }
-    payload = {"experiment": config.model_dump(mode="json"), "meta": meta, "results": results,
-               "comparisons": comparisons, "extra_comparisons": extra}
+    payload = {
+        "experiment": config.model_dump(mode="json"),
+        "meta": meta,
+        "results": results,
+        "comparisons": comparisons,
+        "extra_comparisons": extra,
+    }
     write_json_atomic(out / "results.json", payload)
     split = "test" if config.report_test else "valid"
     write_figures(config.name, out, results, split=split, keys=headline_keys(results, split), quoted=config.quoted)
@@ -317,8 +372,9 @@ def _csv(results: dict[str, Any], split: str) -> str:
     for dataset, per_variant in results.items():
         for variant, r in per_variant.items():
             for k, s in r[split].items():
-                writer.writerow([dataset, variant, split, k, s["n"],
-                                 *(f"{s[key]:.6g}" for key in ("mean", "std", "ci_low", "ci_high"))])
+                writer.writerow(
+                    [dataset, variant, split, k, s["n"], *(f"{s[key]:.6g}" for key in ("mean", "std", "ci_low", "ci_high"))]
+                )
     return buf.getvalue()
 
 
@@ -369,10 +425,19 @@ def render_index(folder: Path) -> str:
         command = re.search(r"^Command: `([^`]+)`", text, re.M)
         datasets = [m.group(1) for m in re.finditer(r"^## (\S+) \((?:test|validation) split\)", text, re.M)]
         kind = "validation search" if "VALIDATION metrics only" in text else "test results"
-        rows.append(f"| [{page.stem}]({page.name}) | {kind} | {', '.join(dict.fromkeys(datasets)) or '-'} | "
-                    f"`{command.group(1) if command else '-'}` |")
-    lines = ["<!-- generated by crosssent experiment --publish; do not edit -->", "# Published experiments", "",
-             "Every page here is an experiment's own report, written by `crosssent experiment --publish docs/results`;",
-             "the readings are in [../results.md](../results.md).", "",
-             "| page | kind | datasets | command |", "|---|---|---|---|", *rows]
+        rows.append(
+            f"| [{page.stem}]({page.name}) | {kind} | {', '.join(dict.fromkeys(datasets)) or '-'} | "
+            f"`{command.group(1) if command else '-'}` |"
+        )
+    lines = [
+        "<!-- generated by crosssent experiment --publish; do not edit -->",
+        "# Published experiments",
+        "",
+        "Every page here is an experiment's own report, written by `crosssent experiment --publish docs/results`;",
+        "the readings are in [../results.md](../results.md).",
+        "",
+        "| page | kind | datasets | command |",
+        "|---|---|---|---|",
+        *rows,
+    ]
     return "\n".join(lines) + "\n"

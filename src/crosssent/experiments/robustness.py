@@ -70,8 +70,9 @@ def _power(batches: list[Batch], stream: str) -> torch.Tensor | None:
     return None if total is None or count == 0 else total / count
 
 
-def corrupt(batch: Batch, corruption: str, strength: Any, generator: torch.Generator,
-            power: dict[str, torch.Tensor | None]) -> Batch:
+def corrupt(
+    batch: Batch, corruption: str, strength: Any, generator: torch.Generator, power: dict[str, torch.Tensor | None]
+) -> Batch:
     """A copy of ``batch`` with its A/V corrupted (the text is never touched)."""
     changed: dict[str, Any] = {}
     for stream in STREAMS:
@@ -115,7 +116,12 @@ def _score(model: Any, batches: list[Batch], task: str) -> tuple[dict[str, float
 
 
 def measure(
-    models: list[Path], data: Path, *, corruptions: list[str], split: str = "test", seed: int = 0,
+    models: list[Path],
+    data: Path,
+    *,
+    corruptions: list[str],
+    split: str = "test",
+    seed: int = 0,
     report: Callable[[str], None] = print,
 ) -> list[Cell]:
     """Every model under every corruption and strength (and clean)."""
@@ -126,8 +132,7 @@ def measure(
     for path in models:
         model, _, aligned, meta = load_for_scoring(path, data)
         if "shift" in corruptions and meta.alignment != "word":
-            raise ValueError(f"{data}: --corruption shift needs word-aligned data (this is {meta.alignment}); "
-                             "leave shift out")
+            raise ValueError(f"{data}: --corruption shift needs word-aligned data (this is {meta.alignment}); leave shift out")
         batches = list(DataLoader(split_rows(aligned, split), batch_size=64, shuffle=False, collate_fn=collate))
         if not batches:
             raise ValueError(f"{data}: no clips in split {split!r}")
@@ -141,24 +146,47 @@ def measure(
                 bad = [corrupt(b, corruption, strength, generator, power) for b in batches]
                 metrics, gate = _score(model, bad, meta.task)
                 cells.append(Cell(name, corruption, strength, metrics, gate))
-                report(f"  {name}: {corruption} {strength}: Corr {metrics['corr']:.3f}"
-                       + (f", gate {gate:.3f}" if gate is not None else ""))
+                report(
+                    f"  {name}: {corruption} {strength}: Corr {metrics['corr']:.3f}"
+                    + (f", gate {gate:.3f}" if gate is not None else "")
+                )
     return cells
 
 
 def write_outputs(cells: list[Cell], out: Path, *, command: str) -> list[Path]:
     """The table (Markdown, CSV, JSON) and one figure per corruption."""
     header = ["model", "corruption", "strength", *SHOWN, "mean_gate"]
-    rows = [[c.model, c.corruption, c.strength, *(round(c.metrics[k], 4) for k in SHOWN),
-             "" if c.mean_gate is None else round(c.mean_gate, 4)] for c in cells]
+    rows = [
+        [
+            c.model,
+            c.corruption,
+            c.strength,
+            *(round(c.metrics[k], 4) for k in SHOWN),
+            "" if c.mean_gate is None else round(c.mean_gate, 4),
+        ]
+        for c in cells
+    ]
     lines = [f"Made by `{command}`", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "robustness.md", "\n".join(lines) + "\n")
     write_csv_atomic(out / "robustness.csv", header, rows)
-    write_json_atomic(out / "robustness.json", {"command": command, "cells": [
-        {"model": c.model, "corruption": c.corruption, "strength": c.strength, "metrics": c.metrics,
-         "mean_gate": c.mean_gate} for c in cells]})
+    write_json_atomic(
+        out / "robustness.json",
+        {
+            "command": command,
+            "cells": [
+                {
+                    "model": c.model,
+                    "corruption": c.corruption,
+                    "strength": c.strength,
+                    "metrics": c.metrics,
+                    "mean_gate": c.mean_gate,
+                }
+                for c in cells
+            ],
+        },
+    )
     written = [out / "robustness.md"]
     models = list(dict.fromkeys(c.model for c in cells))
     for corruption in dict.fromkeys(c.corruption for c in cells if c.corruption != "clean"):
@@ -173,13 +201,22 @@ def write_outputs(cells: list[Cell], out: Path, *, command: str) -> list[Path]:
             axes[0].plot(positions, [c.metrics["corr"] for c in mine], marker="o", label=model)
             if has_gate and mine[0].mean_gate is not None:
                 axes[1].plot(positions, [c.mean_gate for c in mine], marker="o", label=model)
-        axes[0].set(xticks=positions, xticklabels=labels, xlabel=UNITS[corruption], ylabel="test Corr",
-                    title=f"{corruption}: correlation with the labels")
+        axes[0].set(
+            xticks=positions,
+            xticklabels=labels,
+            xlabel=UNITS[corruption],
+            ylabel="test Corr",
+            title=f"{corruption}: correlation with the labels",
+        )
         axes[0].legend(fontsize=8)
         if has_gate:
-            axes[1].set(xticks=positions, xticklabels=labels, xlabel=UNITS[corruption], ylabel="mean gate",
-                        title="GMRA gate (crosssent models)")
+            axes[1].set(
+                xticks=positions,
+                xticklabels=labels,
+                xlabel=UNITS[corruption],
+                ylabel="mean gate",
+                title="GMRA gate (crosssent models)",
+            )
             axes[1].ticklabel_format(axis="y", useOffset=False)  # a gate that barely moves reads as its values
         written.append(save_png(fig, out / f"robustness-{corruption}.png"))
     return written
-

@@ -31,8 +31,12 @@ class GridIncomplete(RuntimeError):
 
 
 def run_grid(
-    config: ExperimentConfig, out: str | Path, *, max_runs: int | None = None,
-    echo: Callable[[str], None] = print, run_fn: Callable[..., Any] | None = None,
+    config: ExperimentConfig,
+    out: str | Path,
+    *,
+    max_runs: int | None = None,
+    echo: Callable[[str], None] = print,
+    run_fn: Callable[..., Any] | None = None,
     command: str | None = None,
 ) -> dict[str, Any]:
     """Run every missing cell (resuming interrupted ones), then write the reports."""

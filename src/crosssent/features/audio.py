@@ -60,7 +60,7 @@ class WhisperStates:
         step = WINDOW_SECONDS * 16_000
         states = []
         for start in range(0, max(len(audio), 1), step):
-            mel = self._mel(audio[start:start + step])  # (80, frames at 100/s)
+            mel = self._mel(audio[start : start + step])  # (80, frames at 100/s)
             frames = mel.shape[1] - mel.shape[1] % 2
             if frames < 2:
                 continue
@@ -82,8 +82,9 @@ class Egemaps:
         self._smile = opensmile.Smile(
             feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.LowLevelDescriptors
         )
-        self.info = ExtractorInfo(name="egemaps", version=extractor_version("egemaps"),
-                                  width=len(self._smile.feature_names), frames_per_second=100.0)
+        self.info = ExtractorInfo(
+            name="egemaps", version=extractor_version("egemaps"), width=len(self._smile.feature_names), frames_per_second=100.0
+        )
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         frames = self._smile.process_signal(audio, 16_000)

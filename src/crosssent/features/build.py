@@ -78,7 +78,12 @@ def find_media(media_dir: Path) -> dict[str, Path]:
 
 
 def read_label_table(
-    path: Path, media: dict[str, Path], *, id_column: str | None, label_column: str, split_column: str,
+    path: Path,
+    media: dict[str, Path],
+    *,
+    id_column: str | None,
+    label_column: str,
+    split_column: str,
     text_column: str,
 ) -> list[Clip]:
     """The clips of a label table: MMSA's layout when ``id_column`` is None."""
@@ -165,8 +170,7 @@ class _Computer:
                 said = clip.text
                 words = self.transcriber.align(samples, said, where=clip.media, language=self.language)
             else:
-                said, _, words = self.transcriber.recognise(samples, where=clip.media,
-                                                            word_times=self.alignment == "word")
+                said, _, words = self.transcriber.recognise(samples, where=clip.media, word_times=self.alignment == "word")
                 extra["text"] = np.array(said)
             spans = word_spans(said, words, len(samples) / 16_000)
         problems = []
@@ -211,16 +215,24 @@ def cache_folder(cache_root: Path, extractor: str, alignment: str) -> Path:
     version = stream_extractor_version(extractor)
     stamp = folder / "extractor.txt"
     if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() != version:
-        raise ValueError(f"{folder}: made by {stamp.read_text(encoding='utf-8').strip()!r}, not by this "
-                         f"installation's {version!r}; move it away to build again")
+        raise ValueError(
+            f"{folder}: made by {stamp.read_text(encoding='utf-8').strip()!r}, not by this "
+            f"installation's {version!r}; move it away to build again"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     stamp.write_text(version + "\n", encoding="utf-8")
     return folder
 
 
 def fill_cache(
-    clips: list[Clip], *, streams: tuple[Stream, ...], alignment: str, need_transcriber: bool, workers: int,
-    report: Callable[[str], None], language: str = "en",
+    clips: list[Clip],
+    *,
+    streams: tuple[Stream, ...],
+    alignment: str,
+    need_transcriber: bool,
+    workers: int,
+    report: Callable[[str], None],
+    language: str = "en",
 ) -> list[str]:
     """Compute every stream of every clip not in its cache yet (in ``workers`` processes); the problems."""
     pending = [c for c in clips if any(not (s.cache / cache_name(c.id)).is_file() for s in streams)]
@@ -235,10 +247,14 @@ def fill_cache(
             if done % 50 == 0 or done == len(pending):
                 _progress(done, len(pending), started, report)
         return problems
-    chunks = [pending[i:i + 16] for i in range(0, len(pending), 16)]
+    chunks = [pending[i : i + 16] for i in range(0, len(pending), 16)]
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked model state
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
-                             initargs=(streams, alignment, need_transcriber, language)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(streams, alignment, need_transcriber, language),
+    ) as pool:
         for chunk, found in zip(chunks, pool.map(_work, chunks)):
             problems += found
             done += len(chunk)
@@ -287,8 +303,12 @@ def merge_caches(sources: list[Path], into: Path) -> tuple[Path, list[str]]:
 
 
 def clip_stream(
-    samples: np.ndarray, extractor: AudioExtractor, alignment: str, spans: list[tuple[float, float]] | None,
-    *, where: Path,
+    samples: np.ndarray,
+    extractor: AudioExtractor,
+    alignment: str,
+    spans: list[tuple[float, float]] | None,
+    *,
+    where: Path,
 ) -> np.ndarray:
     """One recording's audio stream, as a dataset built with ``extractor`` and ``alignment``
     stores it (training data and new recordings both go through here)."""
@@ -323,8 +343,18 @@ def word_spans(text: str, words: list[tuple[str, float, float]], duration: float
 
 
 def build_dataset(
-    clips: list[Clip], out: Path, *, name: str, task: str, audio: str, alignment: str, source: str,
-    inputs: tuple[Path, ...], visual: str = "none", workers: int = 1, shard: tuple[int, int] | None = None,
+    clips: list[Clip],
+    out: Path,
+    *,
+    name: str,
+    task: str,
+    audio: str,
+    alignment: str,
+    source: str,
+    inputs: tuple[Path, ...],
+    visual: str = "none",
+    workers: int = 1,
+    shard: tuple[int, int] | None = None,
     report: Callable[[str], None] = print,
 ) -> tuple[Path, list[str]]:
     """Extract, pool and write the canonical dataset (atomically); the report's lines. With
@@ -340,20 +370,34 @@ def build_dataset(
         raise ValueError("--shard spreads the feature extraction: it needs --audio or --visual")
     resolved = check_output_dir(out, inputs)
     cache_root = resolved.with_name(resolved.name + ".build-cache")
-    streams = tuple(Stream(modality, extractor, cache_folder(cache_root, extractor, alignment))
-                    for modality, extractor in (("audio", audio), ("visual", visual)) if extractor != "none")
-    cols: dict[str, list] = {"id": [c.id for c in clips], "label": [c.label for c in clips],
-                             "split": [c.split for c in clips], "text": [c.text for c in clips]}
+    streams = tuple(
+        Stream(modality, extractor, cache_folder(cache_root, extractor, alignment))
+        for modality, extractor in (("audio", audio), ("visual", visual))
+        if extractor != "none"
+    )
+    cols: dict[str, list] = {
+        "id": [c.id for c in clips],
+        "label": [c.label for c in clips],
+        "split": [c.split for c in clips],
+        "text": [c.text for c in clips],
+    }
     lines: list[str] = []
     meta_extra: dict[str, object] = {}
     if streams:
-        problems = fill_cache(clips if shard is None else clips[shard[0] - 1::shard[1]], streams=streams,
-                              alignment=alignment, need_transcriber=any(not c.text for c in clips), workers=workers,
-                              report=report, language="zh" if task == "sims" else "en")
+        problems = fill_cache(
+            clips if shard is None else clips[shard[0] - 1 :: shard[1]],
+            streams=streams,
+            alignment=alignment,
+            need_transcriber=any(not c.text for c in clips),
+            workers=workers,
+            report=report,
+            language="zh" if task == "sims" else "en",
+        )
         if shard is not None:
             return streams[0].cache, problems + [
                 f"shard {shard[0]}/{shard[1]}: streams cached in {', '.join(s.cache.name for s in streams)}; merge the "
-                "shards' caches (crosssent data merge, once per stream) and build again without --shard"]
+                "shards' caches (crosssent data merge, once per stream) and build again without --shard"
+            ]
         lines += problems
     for stream in streams:
         found, texts = read_cache(clips, stream.cache)
@@ -364,40 +408,75 @@ def build_dataset(
         cols["text"] = [t or texts.get(c, "") for c, t in zip(cols["id"], cols["text"])]
         cols[stream.modality] = [found[c.id].tolist() if c.id in found else [] for c in clips]
         m = stream.modality
-        meta_extra |= {f"{m}_dim": widths.pop(), f"{m}_features": f"{stream.extractor}: {version}; {alignment} pooling",
-                       f"{m}_extractor": stream.extractor, f"{m}_extractor_version": version}
+        meta_extra |= {
+            f"{m}_dim": widths.pop(),
+            f"{m}_features": f"{stream.extractor}: {version}; {alignment} pooling",
+            f"{m}_extractor": stream.extractor,
+            f"{m}_extractor_version": version,
+        }
         lines.append(f"{m}: {len(found)} of {len(clips)} clips with {stream.extractor} features ({alignment})")
     missing_text = [c for c, t in zip(cols["id"], cols["text"]) if not t]
     if missing_text:
         raise ValueError(f"{source}: clip {missing_text[0]!r} has no transcript and none could be recognised")
     lo, hi = LABEL_RANGE[task]
     meta = DatasetMeta(
-        name=name, task=task, label_min=lo, label_max=hi,  # type: ignore[arg-type]
+        name=name,
+        task=task,  # type: ignore[arg-type]
+        label_min=lo,
+        label_max=hi,
         alignment=alignment if streams else "none",  # type: ignore[arg-type]
-        source=source, notes=lines, **meta_extra,  # type: ignore[arg-type]
+        source=source,
+        notes=lines,
+        **meta_extra,  # type: ignore[arg-type]
     )
     return save_dataset(cols, meta, resolved, where=source, inputs=inputs), lines
 
 
 def build_from_table(
-    media_dir: Path, labels: Path, out: Path, *, audio: str, alignment: str, task: str, name: str,
-    id_column: str | None, label_column: str, split_column: str, text_column: str, visual: str = "none",
-    workers: int = 1, shard: tuple[int, int] | None = None, report: Callable[[str], None] = print,
+    media_dir: Path,
+    labels: Path,
+    out: Path,
+    *,
+    audio: str,
+    alignment: str,
+    task: str,
+    name: str,
+    id_column: str | None,
+    label_column: str,
+    split_column: str,
+    text_column: str,
+    visual: str = "none",
+    workers: int = 1,
+    shard: tuple[int, int] | None = None,
+    report: Callable[[str], None] = print,
 ) -> tuple[Path, list[str]]:
     """``crosssent data build``."""
     check_output_dir(out, (media_dir, labels))
     media = find_media(media_dir)
-    clips = read_label_table(labels, media, id_column=id_column, label_column=label_column,
-                             split_column=split_column, text_column=text_column)
+    clips = read_label_table(
+        labels, media, id_column=id_column, label_column=label_column, split_column=split_column, text_column=text_column
+    )
     unknown = [c.id for c in clips if c.media is None]
     report(f"{len(clips)} clips in {labels}, {len(clips) - len(unknown)} with a recording in {media_dir}")
-    return build_dataset(clips, out, name=name or labels.stem, task=task, audio=audio, alignment=alignment,
-                         source=f"recordings: {media_dir.name}, labels: {labels.name}", inputs=(media_dir, labels),
-                         visual=visual, workers=workers, shard=shard, report=report)
+    return build_dataset(
+        clips,
+        out,
+        name=name or labels.stem,
+        task=task,
+        audio=audio,
+        alignment=alignment,
+        source=f"recordings: {media_dir.name}, labels: {labels.name}",
+        inputs=(media_dir, labels),
+        visual=visual,
+        workers=workers,
+        shard=shard,
+        report=report,
+    )
 
 
-def import_ravdess(source: Path, out: Path, *, audio: str, alignment: str = "clip", workers: int = 1,
-                   report: Callable[[str], None] = print) -> tuple[Path, list[str]]:
+def import_ravdess(
+    source: Path, out: Path, *, audio: str, alignment: str = "clip", workers: int = 1, report: Callable[[str], None] = print
+) -> tuple[Path, list[str]]:
     """RAVDESS speech, actors 1-20 (``SOURCE/ravdess``): valence in [-3, 3] as the label, the
     spoken sentence as the text, split by actor (train 1-14, valid 15-16, test 17-20)."""
     base = source / "ravdess"
@@ -412,6 +491,15 @@ def import_ravdess(source: Path, out: Path, *, audio: str, alignment: str = "cli
             raise ValueError(f"{base / 'labels.csv'}: clip {row['id']!r} has actor {actor}, expected 1-20")
         clips.append(Clip(row["id"], row["text"], float(row["valence"]), split_of[actor], media.get(row["id"])))
     report(f"{len(clips)} RAVDESS clips, {sum(c.media is not None for c in clips)} with a recording")
-    return build_dataset(clips, out, name="ravdess", task="mosi", audio=audio, alignment=alignment,
-                         source="RAVDESS speech, actors 1-20, split by actor (1-14 / 15-16 / 17-20)",
-                         inputs=(source,), workers=workers, report=report)
+    return build_dataset(
+        clips,
+        out,
+        name="ravdess",
+        task="mosi",
+        audio=audio,
+        alignment=alignment,
+        source="RAVDESS speech, actors 1-20, split by actor (1-14 / 15-16 / 17-20)",
+        inputs=(source,),
+        workers=workers,
+        report=report,
+    )

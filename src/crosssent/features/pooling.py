@@ -29,9 +29,7 @@ def clip_vector(frames: np.ndarray) -> np.ndarray:
     return np.concatenate([frames.mean(0), frames.std(0)])[None, :].astype(np.float32)
 
 
-def word_means(
-    frames: np.ndarray, rate: float, spans: list[tuple[float, float]], valid: np.ndarray | None = None
-) -> np.ndarray:
+def word_means(frames: np.ndarray, rate: float, spans: list[tuple[float, float]], valid: np.ndarray | None = None) -> np.ndarray:
     """(T, w) at ``rate`` frames/s and one (start, end) in seconds per word -> (words, w); a word
     shorter than a frame (or holding no valid frame) takes the valid frame nearest its middle."""
     valid = np.ones(len(frames), dtype=bool) if valid is None else valid
@@ -61,12 +59,15 @@ def downsample(frames: np.ndarray, rate: float, target: float = UNALIGNED_RATE, 
         if usable < len(frames):
             pooled = np.concatenate([pooled, frames[usable:].mean(0, keepdims=True)])
         return pooled.astype(np.float32)
-    windows = [(frames[i:i + step], valid[i:i + step]) for i in range(0, len(frames), step)]
+    windows = [(frames[i : i + step], valid[i : i + step]) for i in range(0, len(frames), step)]
     return np.stack([f[v].mean(0) for f, v in windows if v.any()]).astype(np.float32)
 
 
 def pool(
-    frames: np.ndarray, rate: float, alignment: str, spans: list[tuple[float, float]] | None = None,
+    frames: np.ndarray,
+    rate: float,
+    alignment: str,
+    spans: list[tuple[float, float]] | None = None,
     valid: np.ndarray | None = None,
 ) -> np.ndarray:
     """The stream of one clip in ``alignment`` (``spans``: the word spans, for ``word``; ``valid``:

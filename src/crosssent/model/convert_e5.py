@@ -36,9 +36,14 @@ from crosssent.atomic_files import atomic_dir
 MAGIC = b"E5S1"
 QK = 32
 LAYER_KEYS = {
-    "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-    "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-    "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm",
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "ao": "attention.output.dense",
+    "aln": "attention.output.LayerNorm",
+    "fi": "intermediate.dense",
+    "fo": "output.dense",
+    "oln": "output.LayerNorm",
 }
 
 
@@ -85,8 +90,8 @@ def read_e5s1(path: str | Path) -> dict:
     blob_len = r.take("<Q")
     offsets = np.frombuffer(data, "<u4", n_pieces + 1, r.skip(4 * (n_pieces + 1)))
     scores = np.frombuffer(data, "<f4", n_pieces, r.skip(4 * n_pieces))
-    blob = data[r.skip(blob_len):][:blob_len]
-    pieces = [blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    blob = data[r.skip(blob_len) :][:blob_len]
+    pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces)]
     n_norm, norm_bytes = r.take("<iI")
     norm_end = r.pos + norm_bytes
     norm_map: dict[int, str] = {}
@@ -100,9 +105,9 @@ def read_e5s1(path: str | Path) -> dict:
     rows_of = {"q": hidden, "k": hidden, "v": hidden, "ao": hidden, "fi": ff, "fo": hidden}
     for _ in range(r.take("<i")):
         name_len = r.take("<H")
-        name = data[r.skip(name_len):][:name_len].decode()
+        name = data[r.skip(name_len) :][:name_len].decode()
         dtype, count, offset, nbytes = r.take("<BIQQ")
-        raw = data[offset:offset + nbytes]
+        raw = data[offset : offset + nbytes]
         if dtype == 0:
             array = np.frombuffer(raw, "<f4", count).copy()
         elif dtype == 1:
@@ -111,8 +116,20 @@ def read_e5s1(path: str | Path) -> dict:
         else:
             raise ValueError(f"{path}: tensor {name} has unknown dtype {dtype}")
         tensors[name] = array.reshape(shapes[name]) if name in shapes else array
-    config = dict(hidden=hidden, layers=layers, heads=heads, ff=ff, vocab=vocab, max_pos=max_pos,
-                  type_vocab=type_vocab, eps=eps, bos=bos, eos=eos, pad=pad, unk=unk)
+    config = dict(
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        ff=ff,
+        vocab=vocab,
+        max_pos=max_pos,
+        type_vocab=type_vocab,
+        eps=eps,
+        bos=bos,
+        eos=eos,
+        pad=pad,
+        unk=unk,
+    )
     return {"config": config, "pieces": pieces, "scores": scores, "norm_map": norm_map, "tensors": tensors}
 
 
@@ -131,22 +148,36 @@ def build_tokenizer(parsed: dict) -> PreTrainedTokenizerFast:
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=False)
     bos, eos = parsed["pieces"][c["bos"]], parsed["pieces"][c["eos"]]
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, c["bos"]), (eos, c["eos"])],
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=bos, eos_token=eos, cls_token=bos, sep_token=eos,
-        pad_token=parsed["pieces"][c["pad"]], unk_token=parsed["pieces"][c["unk"]],
-        mask_token="<mask>", model_max_length=c["max_pos"],
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token=eos,
+        cls_token=bos,
+        sep_token=eos,
+        pad_token=parsed["pieces"][c["pad"]],
+        unk_token=parsed["pieces"][c["unk"]],
+        mask_token="<mask>",
+        model_max_length=c["max_pos"],
     )
 
 
 def build_model(parsed: dict) -> BertModel:
     c = parsed["config"]
     config = BertConfig(
-        vocab_size=c["vocab"], hidden_size=c["hidden"], num_hidden_layers=c["layers"],
-        num_attention_heads=c["heads"], intermediate_size=c["ff"], max_position_embeddings=c["max_pos"],
-        type_vocab_size=c["type_vocab"], layer_norm_eps=c["eps"], hidden_act="gelu", pad_token_id=c["pad"],
+        vocab_size=c["vocab"],
+        hidden_size=c["hidden"],
+        num_hidden_layers=c["layers"],
+        num_attention_heads=c["heads"],
+        intermediate_size=c["ff"],
+        max_position_embeddings=c["max_pos"],
+        type_vocab_size=c["type_vocab"],
+        layer_norm_eps=c["eps"],
+        hidden_act="gelu",
+        pad_token_id=c["pad"],
     )
     model = BertModel(config, add_pooling_layer=False)
     t = parsed["tensors"]
@@ -154,7 +185,8 @@ def build_model(parsed: dict) -> BertModel:
         "embeddings.word_embeddings.weight": t["emb.word"],
         "embeddings.position_embeddings.weight": t["emb.pos"],
         "embeddings.token_type_embeddings.weight": t["emb.type"],
-        "embeddings.LayerNorm.weight": t["emb.ln.w"], "embeddings.LayerNorm.bias": t["emb.ln.b"],
+        "embeddings.LayerNorm.weight": t["emb.ln.w"],
+        "embeddings.LayerNorm.bias": t["emb.ln.b"],
     }
     for layer in range(c["layers"]):
         for short, long in LAYER_KEYS.items():

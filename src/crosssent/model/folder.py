@@ -61,23 +61,30 @@ class Preprocessing(BaseModel):
 
     @classmethod
     def from_meta(cls, meta: DatasetMeta, *, max_len: int) -> Preprocessing:
-        return cls(
-            max_len=max_len, alignment=meta.alignment, audio_dim=meta.audio_dim,
-            visual_dim=meta.visual_dim, task=meta.task, label_min=meta.label_min,
-            label_max=meta.label_max, trained_on=meta.name,
-            audio_extractor=meta.audio_extractor if meta.audio_dim else "",
-            audio_extractor_version=meta.audio_extractor_version if meta.audio_dim else "",
-            visual_extractor=meta.visual_extractor if meta.visual_dim else "",
-            visual_extractor_version=meta.visual_extractor_version if meta.visual_dim else "",
+        shared: dict[str, Any] = meta.model_dump(
+            include={"alignment", "audio_dim", "visual_dim", "task", "label_min", "label_max"}
         )
+        extractors: dict[str, Any] = {  # only for a stream the model has
+            f"{m}_extractor{suffix}": getattr(meta, f"{m}_extractor{suffix}") if getattr(meta, f"{m}_dim") else ""
+            for m in ("audio", "visual")
+            for suffix in ("", "_version")
+        }
+        return cls(max_len=max_len, trained_on=meta.name, **shared, **extractors)
 
     def as_meta(self) -> DatasetMeta:
         """The metadata of new data prepared as the training data was (for ``align_dataset``)."""
         return DatasetMeta(
-            name=self.trained_on, task=self.task, label_min=self.label_min, label_max=self.label_max,
-            alignment=self.alignment, audio_dim=self.audio_dim, visual_dim=self.visual_dim,
-            audio_extractor=self.audio_extractor, audio_extractor_version=self.audio_extractor_version,
-            visual_extractor=self.visual_extractor, visual_extractor_version=self.visual_extractor_version,
+            name=self.trained_on,
+            task=self.task,
+            label_min=self.label_min,
+            label_max=self.label_max,
+            alignment=self.alignment,
+            audio_dim=self.audio_dim,
+            visual_dim=self.visual_dim,
+            audio_extractor=self.audio_extractor,
+            audio_extractor_version=self.audio_extractor_version,
+            visual_extractor=self.visual_extractor,
+            visual_extractor_version=self.visual_extractor_version,
         )
 
 
@@ -97,9 +104,7 @@ def save_weights(model: CrossSentModel, folder: str | Path) -> None:
     (folder / WEIGHTS_NAME).chmod((folder / CONFIG_NAME).stat().st_mode & 0o777)
 
 
-def save_model_folder(
-    model: CrossSentModel, tokenizer: PreTrainedTokenizerBase, prep: Preprocessing, folder: str | Path
-) -> None:
+def save_model_folder(model: CrossSentModel, tokenizer: PreTrainedTokenizerBase, prep: Preprocessing, folder: str | Path) -> None:
     """Write the whole model folder atomically (a reader never sees part of it)."""
     with atomic_dir(folder) as tmp:
         save_weights(model, tmp)
@@ -160,20 +165,25 @@ def load_model_folder(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTok
             raise ValueError(f"{folder}: not a complete model folder ({name} is missing)")
     for name in ("audio_dim", "visual_dim"):
         if getattr(prep, name) != getattr(model.config, name):
-            raise ValueError(f"{folder}: {PREPROCESSING_NAME} has {name}={getattr(prep, name)} but "
-                             f"{CONFIG_NAME} has {name}={getattr(model.config, name)}")
+            raise ValueError(
+                f"{folder}: {PREPROCESSING_NAME} has {name}={getattr(prep, name)} but "
+                f"{CONFIG_NAME} has {name}={getattr(model.config, name)}"
+            )
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError, TypeError, KeyError) as err:  # transformers' messages run over several lines
         raise ValueError(f"{folder}: its tokenizer files cannot be loaded ({str(err).splitlines()[0].strip()})") from None
     rows = int(model.backbone.get_input_embeddings().num_embeddings)  # type: ignore[arg-type]
     if len(tokenizer) > rows:
-        raise ValueError(f"{folder}: its tokenizer has {len(tokenizer)} tokens but the encoder's embedding "
-                         f"has {rows} rows (tokenizer files from another model?)")
+        raise ValueError(
+            f"{folder}: its tokenizer has {len(tokenizer)} tokens but the encoder's embedding "
+            f"has {rows} rows (tokenizer files from another model?)"
+        )
     positions = usable_positions(model.backbone.config)
     if positions is not None and prep.max_len > positions:
-        raise ValueError(f"{folder / PREPROCESSING_NAME}: max_len={prep.max_len} but the encoder reads at most "
-                         f"{positions} tokens")
+        raise ValueError(
+            f"{folder / PREPROCESSING_NAME}: max_len={prep.max_len} but the encoder reads at most {positions} tokens"
+        )
     return model, tokenizer, prep
 
 
@@ -181,10 +191,7 @@ def check_compatible(prep: Preprocessing, meta: DatasetMeta, *, where: str) -> N
     """New data has the streams, widths and alignment the model was trained with."""
     for name in ("audio_dim", "visual_dim", "alignment"):
         if getattr(prep, name) != getattr(meta, name):
-            raise ValueError(
-                f"{where}: {name}={getattr(meta, name)} but the model was trained with "
-                f"{name}={getattr(prep, name)}"
-            )
+            raise ValueError(f"{where}: {name}={getattr(meta, name)} but the model was trained with {name}={getattr(prep, name)}")
 
 
 def _backbone_config(folder: Path) -> Any:
@@ -206,12 +213,18 @@ def _check_stored_tensors(folder: Path, expected: dict[str, tuple[int, ...]]) ->
         raise ValueError(f"{path}: not a complete safetensors file ({str(err).splitlines()[0][:200]})") from None
     for name, shape in expected.items():
         if name not in stored:
-            raise ValueError(f"{path}: holds no tensor {name}, which the model of {CONFIG_NAME} needs "
-                             f"(a config changed after saving, or weights from another model)")
+            raise ValueError(
+                f"{path}: holds no tensor {name}, which the model of {CONFIG_NAME} needs "
+                f"(a config changed after saving, or weights from another model)"
+            )
         if stored[name] != shape:
-            raise ValueError(f"{path}: tensor {name} has shape {stored[name]} but {CONFIG_NAME} and "
-                             f"{BACKBONE_CONFIG_DIR}/config.json describe {shape}")
+            raise ValueError(
+                f"{path}: tensor {name} has shape {stored[name]} but {CONFIG_NAME} and "
+                f"{BACKBONE_CONFIG_DIR}/config.json describe {shape}"
+            )
     extra = sorted(set(stored) - set(expected))
     if extra:
-        raise ValueError(f"{path}: holds {len(extra)} tensor(s) the model of {CONFIG_NAME} does not have "
-                         f"(first: {extra[0]}); a config changed after saving?")
+        raise ValueError(
+            f"{path}: holds {len(extra)} tensor(s) the model of {CONFIG_NAME} does not have "
+            f"(first: {extra[0]}); a config changed after saving?"
+        )

@@ -73,26 +73,17 @@ def _check_finite(name: str, tensor: Tensor) -> None:
         raise ValueError(f"{name} contains {bad} NaN/inf value(s); clean the features first")
 
 
-def _check_stream(
-    name: str, features: Tensor | None, mask: Tensor | None, width: int, batch: int
-) -> None:
+def _check_stream(name: str, features: Tensor | None, mask: Tensor | None, width: int, batch: int) -> None:
     if features is None:
         if mask is not None:
             raise ValueError(f"{name}_mask given without {name}")
         return
     if width == 0:
-        raise ValueError(
-            f"{name} given but the model was built without {name} (config {name}_dim=0)"
-        )
+        raise ValueError(f"{name} given but the model was built without {name} (config {name}_dim=0)")
     if features.dim() != 3 or features.shape[0] != batch or features.shape[2] != width:
-        raise ValueError(
-            f"{name} has shape {tuple(features.shape)}, expected (batch={batch}, frames, {width})"
-        )
+        raise ValueError(f"{name} has shape {tuple(features.shape)}, expected (batch={batch}, frames, {width})")
     if mask is not None and tuple(mask.shape) != tuple(features.shape[:2]):
-        raise ValueError(
-            f"{name}_mask has shape {tuple(mask.shape)}, expected {tuple(features.shape[:2])} "
-            f"to match {name}"
-        )
+        raise ValueError(f"{name}_mask has shape {tuple(mask.shape)}, expected {tuple(features.shape[:2])} to match {name}")
     _check_finite(name, features)
 
 
@@ -189,12 +180,18 @@ class GatedMultimodalResidualAdapter(nn.Module):
         nn.init.constant_(self.gate.bias, gate_bias_init)
 
     def _streams(
-        self, audio: Tensor | None, audio_mask: Tensor | None, visual: Tensor | None, visual_mask: Tensor | None,
+        self,
+        audio: Tensor | None,
+        audio_mask: Tensor | None,
+        visual: Tensor | None,
+        visual_mask: Tensor | None,
     ) -> list[tuple[nn.Linear, Tensor, Tensor]]:
         """(projection W_a or W_v, frames, mask) of each stream this call brings."""
-        return [(proj, feats, mask) for proj, feats, mask in (
-            (self.audio_proj, audio, audio_mask), (self.visual_proj, visual, visual_mask))
-            if proj is not None and feats is not None and mask is not None]
+        return [
+            (proj, feats, mask)
+            for proj, feats, mask in ((self.audio_proj, audio, audio_mask), (self.visual_proj, visual, visual_mask))
+            if proj is not None and feats is not None and mask is not None
+        ]
 
     def forward(
         self,
@@ -222,9 +219,7 @@ class GatedMultimodalResidualAdapter(nn.Module):
         out = fused
         if self.adapter_up is not None:  # bottleneck adapter Up(GELU(Down(LN(F))))
             assert self.adapter_down is not None and self.adapter_norm is not None
-            out = fused + self.adapter_up(
-                self.adapter_dropout(nn.functional.gelu(self.adapter_down(self.adapter_norm(fused))))
-            )
+            out = fused + self.adapter_up(self.adapter_dropout(nn.functional.gelu(self.adapter_down(self.adapter_norm(fused)))))
         # Padding tokens of the text keep their values: they never carry injected signal.
         keep = text_mask.bool().unsqueeze(-1)
         out = torch.where(keep, out, hidden)
@@ -262,8 +257,7 @@ class GatedMultimodalResidualAdapter(nn.Module):
         another device changes the version or the storage it is keyed on). Two threads may both
         compute it on first use; both get the same numbers."""
         layers = [self.text_proj, self.query, self.key, self.value, self.audio_proj, self.visual_proj]
-        stamp = tuple((t._version, t.data_ptr()) for layer in layers if layer is not None
-                      for t in (layer.weight, layer.bias))
+        stamp = tuple((t._version, t.data_ptr()) for layer in layers if layer is not None for t in (layer.weight, layer.bias))
         cached = self.__dict__.get("_folded")
         if cached is not None and cached[0] == stamp:
             return cached[1]
@@ -280,9 +274,7 @@ class GatedMultimodalResidualAdapter(nn.Module):
         self.__dict__["_folded"] = (stamp, folded)  # a cache of the weights, not of any call
         return folded
 
-    def _attend(
-        self, q: Tensor, k: Tensor, v: Tensor, kv_mask: Tensor, *, need_weights: bool
-    ) -> tuple[Tensor, Tensor | None]:
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, kv_mask: Tensor, *, need_weights: bool) -> tuple[Tensor, Tensor | None]:
         """Multi-head attention of queries (B, L, d) over keys and values (B, Lk, d)."""
         batch, length, d = q.shape
         head = d // self.num_heads
@@ -328,9 +320,7 @@ class MultimodalAdaptationGate(nn.Module):
     """MAG-style shift: H = g_a*(W_a a) + g_v*(W_v v) with g_m = ReLU(W_gm [h; m]);
     h' = Dropout(LayerNorm(h + alpha*H)), alpha = min(beta * |h| / |H|, 1)."""
 
-    def __init__(
-        self, *, hidden_size: int, audio_dim: int, visual_dim: int, beta: float, dropout: float
-    ) -> None:
+    def __init__(self, *, hidden_size: int, audio_dim: int, visual_dim: int, beta: float, dropout: float) -> None:
         super().__init__()
         self.beta = beta
         self.audio_gate = nn.Linear(hidden_size + audio_dim, hidden_size) if audio_dim else None
@@ -520,13 +510,15 @@ class CrossSentModel(nn.Module):
         if config.variant == "crosssent":
             layers = encoder_layers(backbone)
             if config.inject_layer > len(layers):
-                raise ValueError(
-                    f"inject_layer={config.inject_layer} but the backbone has {len(layers)} layers"
-                )
+                raise ValueError(f"inject_layer={config.inject_layer} but the backbone has {len(layers)} layers")
             self.fusion = GatedMultimodalResidualAdapter(
-                hidden_size=hidden, audio_dim=config.audio_dim, visual_dim=config.visual_dim,
-                fusion_dim=config.fusion_dim, num_heads=config.fusion_heads,
-                adapter_dim=config.adapter_dim, gate_bias_init=config.gate_bias_init,
+                hidden_size=hidden,
+                audio_dim=config.audio_dim,
+                visual_dim=config.visual_dim,
+                fusion_dim=config.fusion_dim,
+                num_heads=config.fusion_heads,
+                adapter_dim=config.adapter_dim,
+                gate_bias_init=config.gate_bias_init,
                 dropout=config.dropout,
             )
             index = config.inject_layer - 1
@@ -535,8 +527,11 @@ class CrossSentModel(nn.Module):
             layers[index] = injector
         elif config.variant == "mag":
             self.fusion = MultimodalAdaptationGate(
-                hidden_size=hidden, audio_dim=config.audio_dim, visual_dim=config.visual_dim,
-                beta=config.mag_beta, dropout=config.dropout,
+                hidden_size=hidden,
+                audio_dim=config.audio_dim,
+                visual_dim=config.visual_dim,
+                beta=config.mag_beta,
+                dropout=config.dropout,
             )
             embeddings: nn.Module = backbone.embeddings  # type: ignore[assignment]
             injector = _InjectAfter(embeddings, self.fusion)
@@ -568,8 +563,7 @@ class CrossSentModel(nn.Module):
             raise ValueError(f"input_ids has shape {tuple(input_ids.shape)}, expected (batch, tokens)")
         if tuple(attention_mask.shape) != tuple(input_ids.shape):
             raise ValueError(
-                f"attention_mask has shape {tuple(attention_mask.shape)}, expected "
-                f"{tuple(input_ids.shape)} to match input_ids"
+                f"attention_mask has shape {tuple(attention_mask.shape)}, expected {tuple(input_ids.shape)} to match input_ids"
             )
         batch = input_ids.shape[0]
         _check_stream("audio", audio, audio_mask, cfg.audio_dim, batch)
@@ -588,9 +582,7 @@ class CrossSentModel(nn.Module):
             with _KERNEL_LOCK.exclusive():
                 self.backbone.set_attn_implementation("eager")
                 try:
-                    encoded, fusion = self._encode(
-                        input_ids, attention_mask, audio, audio_mask, visual, visual_mask, True
-                    )
+                    encoded, fusion = self._encode(input_ids, attention_mask, audio, audio_mask, visual, visual_mask, True)
                 finally:
                     self.backbone.set_attn_implementation(cfg.attn_implementation)
         else:
@@ -620,19 +612,29 @@ class CrossSentModel(nn.Module):
         )
 
     def _encode(
-        self, input_ids: Tensor, attention_mask: Tensor, audio: Tensor | None,
-        audio_mask: Tensor | None, visual: Tensor | None, visual_mask: Tensor | None,
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        audio: Tensor | None,
+        audio_mask: Tensor | None,
+        visual: Tensor | None,
+        visual_mask: Tensor | None,
         output_attentions: bool,
     ) -> tuple[Any, _FusionResult | None]:
         kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, output_attentions=output_attentions)
         if self._injector is None:
             return self.backbone(**kwargs), None
         with self._injector.fusing(
-            audio=audio, audio_mask=audio_mask, visual=visual, visual_mask=visual_mask,
-            text_mask=attention_mask, need_weights=output_attentions,
+            audio=audio,
+            audio_mask=audio_mask,
+            visual=visual,
+            visual_mask=visual_mask,
+            text_mask=attention_mask,
+            need_weights=output_attentions,
         ) as call:
             encoded = self.backbone(**kwargs)
         return encoded, call.result
+
 
 def build_model(config: CrossSentConfig, *, backbone: PreTrainedModel) -> CrossSentModel:
     """The one factory for every variant: ``config.variant`` decides what is built."""

@@ -22,9 +22,7 @@ def _check_pair(pred: Tensor, label: Tensor) -> None:
         )
 
 
-def mpr_loss(
-    pred: Tensor, label: Tensor, *, delta: float = 0.0, alpha: float = 0.1, beta: float = 1.0
-) -> Tensor:
+def mpr_loss(pred: Tensor, label: Tensor, *, delta: float = 0.0, alpha: float = 0.1, beta: float = 1.0) -> Tensor:
     """Mean hinge over the ordered pairs whose labels differ by more than ``delta``.
 
     For i < j with |y_i - y_j| > delta: max(0, alpha*|y_i - y_j|**beta - sign(y_i - y_j)(p_i - p_j)).
@@ -43,9 +41,7 @@ def mpr_loss(
     return (hinge * pairs).sum() / count
 
 
-def eioi_loss(
-    pred: Tensor, label: Tensor, *, epsilon: float, form: Literal["squared", "linear"] = "squared"
-) -> Tensor:
+def eioi_loss(pred: Tensor, label: Tensor, *, epsilon: float, form: Literal["squared", "linear"] = "squared") -> Tensor:
     """Penalty for predictions outside the tolerance band [y - epsilon, y + epsilon]:
     e_i = max(0, |p_i - y_i| - epsilon); mean(e_i**2) (default) or mean(e_i)."""
     _check_pair(pred, label)

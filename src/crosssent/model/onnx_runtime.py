@@ -41,17 +41,15 @@ def _onnxruntime() -> Any:
 
 
 class _Traced(torch.nn.Module):
-    """The model with positional inputs and one tensor out, as the ONNX tracer wants it (a
-    stream the model does not read is passed as None and is no input of the graph)."""
+    """The model with positional inputs (``names``, in order) and one tensor out, as the ONNX
+    tracer wants it."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, names: list[str]) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.names = model, names
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, audio: Tensor | None = None,
-                audio_mask: Tensor | None = None, visual: Tensor | None = None, visual_mask: Tensor | None = None) -> Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, audio=audio, audio_mask=audio_mask,
-                          visual=visual, visual_mask=visual_mask).prediction
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return self.model(**dict(zip(self.names, inputs))).prediction
 
 
 def _frames(alignment: str, tokens: int) -> int:
@@ -60,19 +58,15 @@ def _frames(alignment: str, tokens: int) -> int:
 
 
 def _example(config: CrossSentConfig, alignment: str, batch: int = 2, tokens: int = 12) -> tuple[list[str], tuple]:
-    """Input names and example inputs of the traced graph (None for a stream the model lacks)."""
+    """Input names and example inputs of the traced graph (a stream the model lacks is no input)."""
     frames = _frames(alignment, tokens)
     names = ["input_ids", "attention_mask"]
-    values: list[Tensor | None] = [torch.randint(5, 100, (batch, tokens)), torch.ones(batch, tokens, dtype=torch.long)]
+    values: list[Tensor] = [torch.randint(5, 100, (batch, tokens)), torch.ones(batch, tokens, dtype=torch.long)]
     for stream in _STREAMS:
         width = getattr(config, f"{stream}_dim")
         if width:
             names += [stream, f"{stream}_mask"]
             values += [torch.randn(batch, frames, width), torch.ones(batch, frames, dtype=torch.bool)]
-        else:
-            values += [None, None]
-    while values[-1] is None:
-        values.pop()
     return names, tuple(values)
 
 
@@ -84,15 +78,24 @@ def export_onnx(model_dir: Path, *, quantize: str | None = None) -> list[Path]:
     model, _, prep = load_model_folder(model_dir)  # a folder that is not a complete model folder is named here
     streams = tuple(s for s in _STREAMS if getattr(model.config, f"{s}_dim"))
     names, example = _example(model.config, prep.alignment)
-    frame_axis = {n: {0: "batch", 1: "tokens" if n in ("input_ids", "attention_mask") else f"{n.split('_')[0]}_frames"}
-                  for n in names}
+    frame_axis = {
+        n: {0: "batch", 1: "tokens" if n in ("input_ids", "attention_mask") else f"{n.split('_')[0]}_frames"} for n in names
+    }
     target = model_dir / ONNX_NAME
     tmp = target.with_name(f".{target.name}.tmp")
     try:
         with warnings.catch_warnings():  # the tracer's notes on Python-side checks it cannot record
             warnings.simplefilter("ignore")
-            torch.onnx.export(_Traced(model).eval(), example, str(tmp), input_names=names,
-                              output_names=["prediction"], dynamic_axes=frame_axis, opset_version=OPSET, dynamo=False)
+            torch.onnx.export(
+                _Traced(model, names).eval(),
+                example,
+                str(tmp),
+                input_names=names,
+                output_names=["prediction"],
+                dynamic_axes=frame_axis,
+                opset_version=OPSET,
+                dynamo=False,
+            )
     except Exception as err:  # the exporter raises many kinds; each means the same to a user
         tmp.unlink(missing_ok=True)
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
@@ -119,8 +122,7 @@ def export_onnx(model_dir: Path, *, quantize: str | None = None) -> list[Path]:
     return written
 
 
-def _check_parity(model: torch.nn.Module, path: Path, streams: tuple[str, ...], alignment: str,
-                  tolerance: float = 1e-4) -> None:
+def _check_parity(model: torch.nn.Module, path: Path, streams: tuple[str, ...], alignment: str, tolerance: float = 1e-4) -> None:
     """The exported graph gives the torch model's predictions on shapes other than the traced one,
     with padded tokens and masked frames."""
     runner = OnnxModel(path, model.config)  # type: ignore[arg-type]
@@ -129,8 +131,9 @@ def _check_parity(model: torch.nn.Module, path: Path, streams: tuple[str, ...], 
         frames = _frames(alignment, tokens) + (4 if alignment == "unaligned" else 0)
         inputs: dict[str, Any] = {
             "input_ids": torch.randint(5, 100, (batch, tokens), generator=generator),
-            "attention_mask": torch.ones(batch, tokens, dtype=torch.long)}
-        inputs["attention_mask"][0, tokens // 2:] = 0
+            "attention_mask": torch.ones(batch, tokens, dtype=torch.long),
+        }
+        inputs["attention_mask"][0, tokens // 2 :] = 0
         for stream in streams:
             inputs[stream] = torch.randn(batch, frames, getattr(model.config, f"{stream}_dim"), generator=generator)
             inputs[f"{stream}_mask"] = torch.rand(batch, frames, generator=generator) > 0.3
@@ -138,8 +141,10 @@ def _check_parity(model: torch.nn.Module, path: Path, streams: tuple[str, ...], 
             expected = model(**inputs).prediction.numpy()
         got = runner(**inputs).prediction.numpy()
         if not np.allclose(got, expected, atol=tolerance):
-            raise ValueError(f"the ONNX export differs from the torch model by {np.abs(got - expected).max():.2e} "
-                             f"(batch {batch}, {tokens} tokens): not kept")
+            raise ValueError(
+                f"the ONNX export differs from the torch model by {np.abs(got - expected).max():.2e} "
+                f"(batch {batch}, {tokens} tokens): not kept"
+            )
 
 
 @dataclass(frozen=True)
@@ -172,14 +177,24 @@ class OnnxModel:
     def parameters(self) -> Any:
         return iter(())
 
-    def __call__(self, *, input_ids: Tensor, attention_mask: Tensor, audio: Tensor | None = None,
-                 audio_mask: Tensor | None = None, visual: Tensor | None = None, visual_mask: Tensor | None = None,
-                 output_attentions: bool = False) -> OnnxOutput:
+    def __call__(
+        self,
+        *,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        audio: Tensor | None = None,
+        audio_mask: Tensor | None = None,
+        visual: Tensor | None = None,
+        visual_mask: Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> OnnxOutput:
         if output_attentions:
             raise ValueError("attention maps come from the torch runtime only (--runtime torch)")
         batch = input_ids.shape[0]
-        feeds = {"input_ids": input_ids.cpu().numpy().astype(np.int64),
-                 "attention_mask": attention_mask.cpu().numpy().astype(np.int64)}
+        feeds = {
+            "input_ids": input_ids.cpu().numpy().astype(np.int64),
+            "attention_mask": attention_mask.cpu().numpy().astype(np.int64),
+        }
         for name, frames, mask in (("audio", audio, audio_mask), ("visual", visual, visual_mask)):
             if name not in self.inputs:
                 continue
@@ -189,8 +204,7 @@ class OnnxModel:
                 feeds[f"{name}_mask"] = np.zeros((batch, 1), dtype=bool)
                 continue
             feeds[name] = frames.detach().cpu().numpy().astype(np.float32)
-            feeds[f"{name}_mask"] = (mask.cpu().numpy().astype(bool) if mask is not None
-                                     else np.ones(frames.shape[:2], dtype=bool))
+            feeds[f"{name}_mask"] = mask.cpu().numpy().astype(bool) if mask is not None else np.ones(frames.shape[:2], dtype=bool)
         prediction = self.session.run(["prediction"], feeds)[0]
         return OnnxOutput(prediction=torch.from_numpy(np.asarray(prediction, dtype=np.float32)))
 

@@ -126,8 +126,7 @@ class RunDir:
 
 
 def write_predictions(path: Path, rows: list[PredictionRow]) -> None:
-    write_csv_atomic(path, ["id", "split", "label", "prediction"],
-                     ((i, s, f"{y:.6g}", f"{p:.6g}") for i, s, y, p in rows))
+    write_csv_atomic(path, ["id", "split", "label", "prediction"], ((i, s, f"{y:.6g}", f"{p:.6g}") for i, s, y, p in rows))
 
 
 def read_predictions(path: Path, split: str) -> list[tuple[str, float, float]]:

@@ -70,8 +70,13 @@ class CrossSentModule(L.LightningModule):
         size = len(batch.id)
         self.log("train_loss", loss.total, prog_bar=True, batch_size=size)
         self.log_dict(
-            {"train_mse": loss.mse, "train_mpr": loss.mpr, "train_eioi": loss.eioi,
-             "lambda_mpr": loss.lambda_mpr, "lambda_eioi": loss.lambda_eioi},
+            {
+                "train_mse": loss.mse,
+                "train_mpr": loss.mpr,
+                "train_eioi": loss.eioi,
+                "lambda_mpr": loss.lambda_mpr,
+                "lambda_eioi": loss.lambda_eioi,
+            },
             batch_size=size,
         )
         return loss.total
@@ -196,8 +201,9 @@ class _BatchWait(Callback):
         if self._ended is not None:
             self.waiting += self._started - self._ended
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self._ended = time.perf_counter()
         self.stepping += self._ended - self._started
 
@@ -265,16 +271,19 @@ def set_feature_statistics(model: CrossSentModel, table: Any) -> None:
         if not frames:
             continue  # no training clip has this stream: keep the identity transform
         stacked = np.concatenate([f.reshape(len(f), -1) for f in frames])
-        norm.set_statistics(
-            torch.tensor(stacked.mean(0), dtype=torch.float32), torch.tensor(stacked.std(0), dtype=torch.float32)
-        )
+        norm.set_statistics(torch.tensor(stacked.mean(0), dtype=torch.float32), torch.tensor(stacked.std(0), dtype=torch.float32))
 
 
 def make_objective(settings: ObjectiveSettings, *, label_range: float) -> CrossSentObjective:
     return CrossSentObjective(
-        lambda_mpr=settings.lambda_mpr, lambda_eioi=settings.lambda_eioi,
-        ramp_epochs=settings.ramp_epochs, delta=settings.delta, alpha=settings.alpha,
-        beta=settings.beta, epsilon=settings.epsilon_rel * label_range, eioi_form=settings.eioi_form,
+        lambda_mpr=settings.lambda_mpr,
+        lambda_eioi=settings.lambda_eioi,
+        ramp_epochs=settings.ramp_epochs,
+        delta=settings.delta,
+        alpha=settings.alpha,
+        beta=settings.beta,
+        epsilon=settings.epsilon_rel * label_range,
+        eioi_form=settings.eioi_form,
     )
 
 
@@ -298,8 +307,10 @@ def _check_run_dir(run: RunDir, resume: bool, settings: RunSettings) -> Path | N
         raise ValueError(f"{run.config_file}: missing or unreadable, so the run's settings are unknown; cannot resume")
     difference = first_difference(tree, settings, asker="this command asks")
     if difference:
-        raise ValueError(f"{run.path}: cannot resume: the run was {difference}; resume with its own settings "
-                         f"({run.config_file.name}) or start a new --out")
+        raise ValueError(
+            f"{run.path}: cannot resume: the run was {difference}; resume with its own settings "
+            f"({run.config_file.name}) or start a new --out"
+        )
     try:
         torch.load(last, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several kinds; none may become a traceback
@@ -343,15 +354,22 @@ def prepare(settings: RunSettings) -> Prepared:
     set_feature_statistics(model, table)
     objective = make_objective(settings.objective, label_range=meta.label_range)
     aligned = align_dataset(
-        table, meta, tokenizer, max_len=settings.data.max_len,
+        table,
+        meta,
+        tokenizer,
+        max_len=settings.data.max_len,
         cache_root=default_cache_root(Path(settings.data.path)),
     )
     train_rows, valid_rows = split_rows(aligned, "train"), split_rows(aligned, "valid")
     ts = settings.train
     sampler = EpochSeededSampler(len(train_rows), seed=ts.seed)
     train_loader = DataLoader(
-        train_rows, batch_size=ts.batch_size, sampler=sampler,
-        collate_fn=collate, num_workers=ts.num_workers, drop_last=len(train_rows) > ts.batch_size,
+        train_rows,
+        batch_size=ts.batch_size,
+        sampler=sampler,
+        collate_fn=collate,
+        num_workers=ts.num_workers,
+        drop_last=len(train_rows) > ts.batch_size,
     )
     valid_loader = DataLoader(valid_rows, batch_size=64, collate_fn=collate, num_workers=ts.num_workers)
     module = CrossSentModule(model=model, objective=objective, train=ts, steps_per_epoch=len(train_loader))
@@ -364,16 +382,26 @@ def build_trainer(
     """The Lightning trainer with its callbacks and loggers; also the best-checkpoint callback,
     which holds the model selection."""
     best = ModelCheckpoint(
-        dirpath=run.checkpoints, filename="best-epoch{epoch}", auto_insert_metric_name=False,
-        monitor="valid_mse", mode="min", enable_version_counter=False,
+        dirpath=run.checkpoints,
+        filename="best-epoch{epoch}",
+        auto_insert_metric_name=False,
+        monitor="valid_mse",
+        mode="min",
+        enable_version_counter=False,
     )
     # Not ``save_last=True`` on ``best``: Lightning then refreshes last.ckpt only in epochs that
     # also write a best checkpoint, so --resume would go back to the best epoch and redo the
     # epochs after it. Without a monitor this one rewrites last.ckpt after every epoch. It must
     # come after ``best``, so that the state it saves holds this epoch's selection.
     latest = ModelCheckpoint(dirpath=run.checkpoints, filename=run.last_checkpoint.stem, enable_version_counter=False)
-    callbacks: list[Callback] = [_EpochSeeding(sampler, ts.seed), clock, best, latest,
-                                 EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience), _BatchWait()]
+    callbacks: list[Callback] = [
+        _EpochSeeding(sampler, ts.seed),
+        clock,
+        best,
+        latest,
+        EarlyStopping(monitor="valid_mse", mode="min", patience=ts.patience),
+        _BatchWait(),
+    ]
     if ts.ema_decay:  # validation and checkpoints then hold the averaged weights (Lightning swaps them in)
         # Parameters only: averaging the buffers would round the encoder's integer position ids
         # (3 became 2); ours are constants (position ids, feature statistics), there is no BatchNorm.
@@ -383,21 +411,34 @@ def build_trainer(
     if ts.interrupt_after_epochs:
         callbacks.append(_InterruptAfter(ts.interrupt_after_epochs))
     trainer = L.Trainer(
-        default_root_dir=run.path, max_epochs=ts.max_epochs, accelerator=ts.accelerator,
-        devices=ts.devices, num_nodes=ts.num_nodes, strategy=ts.strategy,
+        default_root_dir=run.path,
+        max_epochs=ts.max_epochs,
+        accelerator=ts.accelerator,
+        devices=ts.devices,
+        num_nodes=ts.num_nodes,
+        strategy=ts.strategy,
         precision=ts.precision,  # type: ignore[arg-type]  # Lightning validates it
-        deterministic=ts.deterministic, gradient_clip_val=ts.grad_clip or None,
-        callbacks=callbacks, log_every_n_steps=ts.log_every_n_steps,
-        enable_progress_bar=ts.progress_bar, enable_model_summary=False,
-        logger=[CSVLogger(run.path, name=run.logs_name, version=""),
-                TensorBoardLogger(run.path, name=run.logs_name, version="")],
+        deterministic=ts.deterministic,
+        gradient_clip_val=ts.grad_clip or None,
+        callbacks=callbacks,
+        log_every_n_steps=ts.log_every_n_steps,
+        enable_progress_bar=ts.progress_bar,
+        enable_model_summary=False,
+        logger=[CSVLogger(run.path, name=run.logs_name, version=""), TensorBoardLogger(run.path, name=run.logs_name, version="")],
     )
     return trainer, best
 
 
 def finish_run(
-    settings: RunSettings, run: RunDir, prepared: Prepared, trainer: L.Trainer, best: ModelCheckpoint,
-    *, clock: _RunClock, software: dict[str, Any], resumed: bool,
+    settings: RunSettings,
+    run: RunDir,
+    prepared: Prepared,
+    trainer: L.Trainer,
+    best: ModelCheckpoint,
+    *,
+    clock: _RunClock,
+    software: dict[str, Any],
+    resumed: bool,
 ) -> dict[str, dict[str, float]]:
     """Load the selected weights, score valid and test once, export the model folder, write
     predictions and run info, then metrics (last: the run is finished), and drop checkpoints."""
@@ -408,22 +449,24 @@ def finish_run(
     metrics, rows = score_splits(model, aligned, meta.task, ("valid", "test"))
     save_model_folder(model, prepared.tokenizer, Preprocessing.from_meta(meta, max_len=settings.data.max_len), run.model)
     run.write_predictions(rows)
-    run.write_run_info({
-        "best_checkpoint": Path(best.best_model_path).name,
-        "best_valid_mse": float(best.best_model_score) if best.best_model_score is not None else None,
-        "epochs_run": trainer.current_epoch,
-        "world_size": trainer.world_size,
-        "wall_seconds": round(clock.seconds(), 1),  # a resumed run's earlier processes included (to their checkpoint)
-        "resumed": resumed,
-        "wall_seconds_before_resume": round(clock.before, 1),  # 0 for a run that was not resumed
-        # the share of the training loop spent waiting for batches in this process (the data path)
-        "data_wait_share": round(next(c for c in trainer.callbacks if isinstance(c, _BatchWait)).share(), 4),  # type: ignore[attr-defined]
-        "hardware": f"{platform.machine()} {os.cpu_count()} CPU"
-        + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
-        "torch_threads": torch.get_num_threads(),
-        "software": software,
-        "fusion": fusion_summary(model, split_rows(aligned, "test")),
-    })
+    run.write_run_info(
+        {
+            "best_checkpoint": Path(best.best_model_path).name,
+            "best_valid_mse": float(best.best_model_score) if best.best_model_score is not None else None,
+            "epochs_run": trainer.current_epoch,
+            "world_size": trainer.world_size,
+            "wall_seconds": round(clock.seconds(), 1),  # a resumed run's earlier processes included (to their checkpoint)
+            "resumed": resumed,
+            "wall_seconds_before_resume": round(clock.before, 1),  # 0 for a run that was not resumed
+            # the share of the training loop spent waiting for batches in this process (the data path)
+            "data_wait_share": round(next(c for c in trainer.callbacks if isinstance(c, _BatchWait)).share(), 4),  # type: ignore[attr-defined]
+            "hardware": f"{platform.machine()} {os.cpu_count()} CPU"
+            + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
+            "torch_threads": torch.get_num_threads(),
+            "software": software,
+            "fusion": fusion_summary(model, split_rows(aligned, "test")),
+        }
+    )
     run.write_metrics(metrics)  # last: its presence means "finished"
     if not settings.train.keep_checkpoints:  # model/ holds the selected weights; checkpoints only serve --resume
         shutil.rmtree(run.checkpoints, ignore_errors=True)
@@ -444,5 +487,4 @@ def train_run(settings: RunSettings, out_dir: str | Path, *, resume: bool = Fals
     trainer.fit(prepared.module, prepared.train_loader, prepared.valid_loader, ckpt_path=ckpt_path, weights_only=True)
     if not trainer.is_global_zero:
         return None
-    return finish_run(settings, run, prepared, trainer, best, clock=clock, software=software,
-                      resumed=ckpt_path is not None)
+    return finish_run(settings, run, prepared, trainer, best, clock=clock, software=software, resumed=ckpt_path is not None)

@@ -16,8 +16,10 @@ pytestmark = pytest.mark.skipif(not (SOURCE / "mosi").is_dir(), reason="../share
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
     root = tmp_path_factory.mktemp("imports")
-    return {name: load_dataset(import_release(name, SOURCE, root / name)[0])
-            for name in ("mosi-clip", "mosi-bclstm", "mosei-text", "sims-text", "sims-text-en", "sims-text-bilingual")}
+    return {
+        name: load_dataset(import_release(name, SOURCE, root / name)[0])
+        for name in ("mosi-clip", "mosi-bclstm", "mosei-text", "sims-text", "sims-text-en", "sims-text-bilingual")
+    }
 
 
 def test_mosi_clip_official_split_audio_only(imported):

@@ -20,8 +20,15 @@ def files(tmp_path, labels=LABELS, audio_rows=("v1_1,1,2", "v1_1,3,4", "v1_2,5,6
 
 
 def test_label_and_feature_tables(tmp_path):
-    path, report = convert(files(tmp_path), tmp_path / "out", name="t", task="mosi",
-                           audio=tmp_path / "audio.csv", visual=tmp_path / "visual.npz", alignment="clip")
+    path, report = convert(
+        files(tmp_path),
+        tmp_path / "out",
+        name="t",
+        task="mosi",
+        audio=tmp_path / "audio.csv",
+        visual=tmp_path / "visual.npz",
+        alignment="clip",
+    )
     table, meta = load_dataset(path)
     assert table["id"] == ["v1_1", "v1_2", "v2_1", "v2_2"]
     assert meta.audio_dim == 2 and meta.visual_dim == 3

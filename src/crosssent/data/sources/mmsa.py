@@ -95,9 +95,13 @@ def convert(source: str | Path, out_dir: str | Path, *, name: str, task: str, st
             cols.pop(f"label_{m}", None)
     lo, hi = LABEL_RANGE[task]
     meta = DatasetMeta(
-        name=name, task=task, label_min=lo, label_max=hi,  # type: ignore[arg-type]
+        name=name,
+        task=task,  # type: ignore[arg-type]
+        label_min=lo,
+        label_max=hi,
         alignment="unaligned" if dims else "none",
-        audio_dim=dims.get("audio", 0), visual_dim=dims.get("visual", 0),
+        audio_dim=dims.get("audio", 0),
+        visual_dim=dims.get("visual", 0),
         audio_features=f"MMSA audio ({dims.get('audio', 0)}-d)" if "audio" in dims else "",
         visual_features=f"MMSA vision ({dims.get('visual', 0)}-d)" if "visual" in dims else "",
         source=f"MMSA pickle {source.name}",

@@ -32,6 +32,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,10 @@ BCLSTM_NOTE = (
     "clips' labels, so training features are more label-aligned than test features: expect a "
     "model to over-trust them."
 )
+
+
+# what both MOSI imports with the bc-LSTM release's clip-level audio share
+_MOSI_CLIP_AUDIO: dict[str, Any] = {"task": "mosi", "label_min": -3, "label_max": 3, "alignment": "clip", "audio_dim": 73}
 
 
 def _need(path: Path) -> Path:
@@ -121,7 +126,8 @@ def import_mosi_clip(source: Path, out: Path) -> tuple[Path, list[str]]:
     cols["audio"] = [[feats[c]["audio"].tolist()] for c in cols["id"]]
     _check_split_leakage(cols, _video_of(labels), str(labels))
     meta = DatasetMeta(
-        name="mosi-clip", task="mosi", label_min=-3, label_max=3, alignment="clip", audio_dim=73,
+        name="mosi-clip",
+        **_MOSI_CLIP_AUDIO,
         audio_features="bc-LSTM release: 73-d openSMILE utterance vector (unsupervised)",
         source="CMU-MOSI: MERBench labels/transcripts (derived/label.csv), bc-LSTM audio; official split",
         notes=[LEAK_NOTE],
@@ -138,15 +144,15 @@ def import_mosi_bclstm(source: Path, out: Path, *, valid_videos: int = 6) -> tup
     # deterministic, content-independent choice of whole videos for validation
     valid = set(sorted(train_videos, key=lambda v: hashlib.sha1(v.encode()).hexdigest())[:valid_videos])
     cols["split"] = [
-        "test" if feats[c]["bc_split"] == "test" else ("valid" if video_of[c] in valid else "train")
-        for c in cols["id"]
+        "test" if feats[c]["bc_split"] == "test" else ("valid" if video_of[c] in valid else "train") for c in cols["id"]
     ]
     cols["audio"] = [[feats[c]["audio"].tolist()] for c in cols["id"]]
     cols["visual"] = [[feats[c]["video"].tolist()] for c in cols["id"]]
     _check_split_leakage(cols, video_of, str(labels))
     meta = DatasetMeta(
-        name="mosi-bclstm", task="mosi", label_min=-3, label_max=3, alignment="clip",
-        audio_dim=73, visual_dim=100,
+        name="mosi-bclstm",
+        **_MOSI_CLIP_AUDIO,
+        visual_dim=100,
         audio_features="bc-LSTM release: 73-d openSMILE utterance vector",
         visual_features="bc-LSTM release: 100-d 3D-CNN utterance vector (trained on this split's train labels)",
         source="CMU-MOSI with the bc-LSTM release's speaker-independent split",
@@ -169,26 +175,40 @@ class TextRelease:
 
 
 SIMS_TABLE = ("sims", "derived", "label.csv")
+_SIMS: dict[str, Any] = {"table": SIMS_TABLE, "task": "sims", "label_range": (-1.0, 1.0)}  # every CH-SIMS release
 TEXT_RELEASES = {
     "mosei-text": TextRelease(
-        table=("mosei", "mmsa_label_csv", "label.csv"), task="mosei", label_range=(-3.0, 3.0),
-        language="en", text_column="text",
+        table=("mosei", "mmsa_label_csv", "label.csv"),
+        task="mosei",
+        label_range=(-3.0, 3.0),
+        language="en",
+        text_column="text",
         note="MMSA-style label table with 22788 of the 22856 official clips (68 missing in the "
-             "source); official train/valid/test assignment as given by the table"),
+        "source); official train/valid/test assignment as given by the table",
+    ),
     "sims-text": TextRelease(
-        table=SIMS_TABLE, task="sims", label_range=(-1.0, 1.0), language="zh", text_column="text",
-        note="CH-SIMS v1 official split; original Chinese transcripts; no unimodal labels available"),
+        **_SIMS,
+        language="zh",
+        text_column="text",
+        note="CH-SIMS v1 official split; original Chinese transcripts; no unimodal labels available",
+    ),
     "sims-text-en": TextRelease(  # the same clips, labels and split as sims-text
-        table=SIMS_TABLE, task="sims", label_range=(-1.0, 1.0), language="en", text_column="text_en",
+        **_SIMS,
+        language="en",
+        text_column="text_en",
         note="CH-SIMS v1 official split; machine English translation of the Chinese transcripts "
-             "(column text_en), for English-only backbones; no unimodal labels available"),
+        "(column text_en), for English-only backbones; no unimodal labels available",
+    ),
     "sims-text-bilingual": TextRelease(  # sims-text plus English copies of the training clips
-        table=SIMS_TABLE, task="sims", label_range=(-1.0, 1.0), language="zh+en", text_column="text",
+        **_SIMS,
+        language="zh+en",
+        text_column="text",
         train_translation_column="text_en",
         note="CH-SIMS v1 official split; original Chinese transcripts, and in the training split "
-             "also each clip's machine English translation as a second row (id <clip>#en, same "
-             "label): translation as data augmentation for a multilingual backbone; validation "
-             "and test hold the Chinese clips alone; no unimodal labels available"),
+        "also each clip's machine English translation as a second row (id <clip>#en, same "
+        "label): translation as data augmentation for a multilingual backbone; validation "
+        "and test hold the Chinese clips alone; no unimodal labels available",
+    ),
 }
 
 
@@ -220,10 +240,18 @@ def import_text_only(source: Path, out: Path, *, name: str) -> tuple[Path, list[
     if release.train_translation_column:
         cols = _with_translated_training_rows(cols, read_labels(labels, text_column=release.train_translation_column))
     meta = DatasetMeta(
-        name=name, task=task, label_min=lo, label_max=hi, alignment="none", language=release.language,
+        name=name,
+        task=task,
+        label_min=lo,
+        label_max=hi,
+        alignment="none",
+        language=release.language,
         source=f"{labels.relative_to(source)}",
-        notes=[note, "No audio/visual features are available in this release: the A/V path is empty "
-                     "(GMRA injects nothing; variants differ only by adapter and objective)."],
+        notes=[
+            note,
+            "No audio/visual features are available in this release: the A/V path is empty "
+            "(GMRA injects nothing; variants differ only by adapter and objective).",
+        ],
     )
     return save_dataset(cols, meta, out, where=str(labels)), _report(cols, video_disjoint=task != "sims") + report_extra
 

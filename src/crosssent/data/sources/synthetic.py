@@ -19,12 +19,23 @@ import numpy as np
 from crosssent.data.dataset import Alignment, DatasetMeta, save_dataset
 
 POLARITY = {
-    "good": 1.0, "nice": 1.0, "fun": 1.0, "enjoyed": 1.5, "great": 2.0, "love": 2.0, "excellent": 2.0,
-    "bad": -1.0, "dull": -1.0, "boring": -1.0, "disliked": -1.5, "terrible": -2.0, "hate": -2.0, "awful": -2.0,
+    "good": 1.0,
+    "nice": 1.0,
+    "fun": 1.0,
+    "enjoyed": 1.5,
+    "great": 2.0,
+    "love": 2.0,
+    "excellent": 2.0,
+    "bad": -1.0,
+    "dull": -1.0,
+    "boring": -1.0,
+    "disliked": -1.5,
+    "terrible": -2.0,
+    "hate": -2.0,
+    "awful": -2.0,
 }
 FILLER = (
-    "the movie film plot actor story it was i this and really scenes music ending character "
-    "so just watched saw about"
+    "the movie film plot actor story it was i this and really scenes music ending character so just watched saw about"
 ).split()
 AUDIO_DIM, VISUAL_DIM = 8, 6
 
@@ -77,9 +88,7 @@ def generate(
     cols: dict[str, list] = {k: [] for k in ("id", "text", "label", "split", "audio", "visual")}
     for split, count in (("train", n_train), ("valid", n_valid), ("test", n_test)):
         for i in range(count):
-            text, label, audio, visual = _clip(
-                rng, tone_weight=tone_weight, label_noise=label_noise, feature_noise=feature_noise
-            )
+            text, label, audio, visual = _clip(rng, tone_weight=tone_weight, label_noise=label_noise, feature_noise=feature_noise)
             if shift:
                 audio, visual = np.roll(audio, shift, axis=0), np.roll(visual, shift, axis=0)
             if alignment == "unaligned":
@@ -94,8 +103,13 @@ def generate(
             cols["audio"].append([] if rng.random() < missing_audio else audio.astype(np.float32).tolist())
             cols["visual"].append([] if rng.random() < missing_visual else visual.astype(np.float32).tolist())
     meta = DatasetMeta(
-        name="synthetic", task="mosi", label_min=-3.0, label_max=3.0, alignment=alignment,
-        audio_dim=AUDIO_DIM, visual_dim=VISUAL_DIM,
+        name="synthetic",
+        task="mosi",
+        label_min=-3.0,
+        label_max=3.0,
+        alignment=alignment,
+        audio_dim=AUDIO_DIM,
+        visual_dim=VISUAL_DIM,
         audio_features="synthetic: dim 0 = tone emphasis on sentiment words, rest noise",
         visual_features="synthetic: dim 0 = smile on half of the words, rest noise",
         source=f"crosssent data synth (seed={seed})",

@@ -58,8 +58,10 @@ def _npz_features(path: Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: cannot read ({type(err).__name__}: {str(err)[:200]})") from None
     for clip, array in table.items():
         if array.ndim != 2:
-            raise ValueError(f"{path}: clip {clip!r} has a {array.ndim}-D array {array.shape}; "
-                             "expected 1-D (a clip vector) or 2-D (frames x features)")
+            raise ValueError(
+                f"{path}: clip {clip!r} has a {array.ndim}-D array {array.shape}; "
+                "expected 1-D (a clip vector) or 2-D (frames x features)"
+            )
     return table
 
 
@@ -88,8 +90,15 @@ def read_features(path: Path) -> dict[str, np.ndarray]:
 
 
 def convert(
-    labels: str | Path, out_dir: str | Path, *, name: str, task: str,
-    audio: Path | None, visual: Path | None, alignment: str, strict: bool = False,
+    labels: str | Path,
+    out_dir: str | Path,
+    *,
+    name: str,
+    task: str,
+    audio: Path | None,
+    visual: Path | None,
+    alignment: str,
+    strict: bool = False,
 ) -> tuple[Path, list[str]]:
     labels = Path(labels)
     if task not in LABEL_RANGE:
@@ -123,10 +132,16 @@ def convert(
             report.append(f"{modality}: {missing} clip(s) without features (treated as missing)")
     lo, hi = LABEL_RANGE[task]
     meta = DatasetMeta(
-        name=name, task=task, label_min=lo, label_max=hi,  # type: ignore[arg-type]
+        name=name,
+        task=task,  # type: ignore[arg-type]
+        label_min=lo,
+        label_max=hi,
         alignment=alignment if dims else "none",  # type: ignore[arg-type]
-        audio_dim=dims.get("audio", 0), visual_dim=dims.get("visual", 0),
-        audio_features=audio.name if audio else "", visual_features=visual.name if visual else "",
-        source=f"tables: {labels.name}", notes=report,
+        audio_dim=dims.get("audio", 0),
+        visual_dim=dims.get("visual", 0),
+        audio_features=audio.name if audio else "",
+        visual_features=visual.name if visual else "",
+        source=f"tables: {labels.name}",
+        notes=report,
     )
     return save_dataset(cols, meta, out_dir, where=str(labels), inputs=(labels, audio, visual)), report
