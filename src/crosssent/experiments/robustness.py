@@ -137,11 +137,14 @@ def measure(
         if not batches:
             raise ValueError(f"{data}: no clips in split {split!r}")
         power = {s: _power(batches, s) for s in STREAMS}
-        name = f"{path.parent.name} ({model.config.variant})" if path.name == "model" else str(path)
+        name = f"{'/'.join(path.parts[-3:-1])} ({model.config.variant})" if path.name == "model" else str(path)
+        present = {m for m in STREAMS if getattr(model.config, f"{m}_dim") and any(getattr(b, m) is not None for b in batches)}
         metrics, gate = _score(model, batches, meta.task)
         cells.append(Cell(name, "clean", "", metrics, gate))
         for corruption in corruptions:
             for strength in CORRUPTIONS[corruption]:
+                if corruption == "missing" and not ({"audio", "visual"} if strength == "both" else {strength}) <= present:
+                    continue  # withholding a stream the model or the data lacks changes nothing
                 generator = torch.Generator().manual_seed(seed)  # the same corrupted input for every model
                 bad = [corrupt(b, corruption, strength, generator, power) for b in batches]
                 metrics, gate = _score(model, bad, meta.task)
@@ -198,9 +201,11 @@ def write_outputs(cells: list[Cell], out: Path, *, command: str) -> list[Path]:
         labels = ["clean", *[str(s) for s in strengths]]
         for model in models:
             mine = [c for c in cells if c.model == model and c.corruption in ("clean", corruption)]
-            axes[0].plot(positions, [c.metrics["corr"] for c in mine], marker="o", label=model)
-            if has_gate and mine[0].mean_gate is not None:
-                axes[1].plot(positions, [c.mean_gate for c in mine], marker="o", label=model)
+            at = [0 if c.corruption == "clean" else 1 + strengths.index(c.strength) for c in mine]
+            axes[0].plot(at, [c.metrics["corr"] for c in mine], marker="o", label=model)
+            gated = [(x, c.mean_gate) for x, c in zip(at, mine) if c.mean_gate is not None]
+            if has_gate and gated:
+                axes[1].plot(*zip(*gated), marker="o", label=model)
         axes[0].set(
             xticks=positions,
             xticklabels=labels,

@@ -210,8 +210,8 @@ class GatedMultimodalResidualAdapter(nn.Module):
             gates = None
             fused = hidden
         else:
-            if need_weights or torch.is_grad_enabled():
-                z, weights = self._cross_attend(hidden, streams, need_weights=need_weights)
+            if need_weights:
+                z, weights = self._cross_attend(hidden, streams, need_weights=True)
             else:
                 z = self._cross_attend_folded(hidden, streams)
             gates = torch.sigmoid(self.gate(torch.cat([hidden, z], dim=-1)))  # (B, L, h)
@@ -232,24 +232,45 @@ class GatedMultimodalResidualAdapter(nn.Module):
     def _cross_attend(
         self, hidden: Tensor, streams: list[tuple[nn.Linear, Tensor, Tensor]], *, need_weights: bool = False
     ) -> tuple[Tensor, Tensor | None]:
-        """Text queries over [audio; visual] keys, as docs/method.md writes them (training, and
-        every call that asks for the attention weights): Z (B, L, h) and, with ``need_weights``,
-        the weights (B, n, L, La+Lv)."""
+        """Text queries over [audio; visual] keys, as docs/method.md writes them (every call that
+        asks for the attention weights: the plots and summaries): Z (B, L, h) and, with
+        ``need_weights``, the weights (B, n, L, La+Lv)."""
         kv = torch.cat([proj(feats) for proj, feats, _ in streams], dim=1)  # (B, La+Lv, d)
         kv_mask = torch.cat([mask for _, _, mask in streams], dim=1)  # (B, La+Lv)
         q = self.query(self.text_proj(hidden))
         return self._attend(q, self.key(kv), self.value(kv), kv_mask, need_weights=need_weights)
 
     def _cross_attend_folded(self, hidden: Tensor, streams: list[tuple[nn.Linear, Tensor, Tensor]]) -> Tensor:
-        """The same Z without gradients, with each pair of linear maps folded into one
-        (W_q W_t for the queries, W_k W_a and W_v W_a for the keys and values straight from the
-        narrow features): the same numbers to rounding, for a fraction of the work."""
-        folded = self._folded_weights()
-        q = nn.functional.linear(hidden, *folded["query"])
-        keys = torch.cat([nn.functional.linear(feats, *folded[f"key.{id(proj)}"]) for proj, feats, _ in streams], dim=1)
-        values = torch.cat([nn.functional.linear(feats, *folded[f"value.{id(proj)}"]) for proj, feats, _ in streams], dim=1)
+        """The same Z with pairs of linear maps folded into one: W_k W_a and W_v W_a (and the
+        visual ones) take keys and values straight from the narrow features; without gradients
+        W_q W_t folds the queries too. The same function, so the same numbers and gradients to
+        rounding, for a fraction of the work. Scoring keeps the folds until the weights change;
+        training folds with autograd on every call, for a stream where that saves work (more
+        frames in the batch than features per frame: folding costs d x d x width once)."""
+        keys, values = [], []
+        if torch.is_grad_enabled():
+            q = self.query(self.text_proj(hidden))
+            for proj, feats, _ in streams:
+                if feats.shape[0] * feats.shape[1] > feats.shape[2]:
+                    keys.append(nn.functional.linear(feats, *self._fold(self.key, proj)))
+                    values.append(nn.functional.linear(feats, *self._fold(self.value, proj)))
+                else:
+                    projected = proj(feats)
+                    keys.append(self.key(projected))
+                    values.append(self.value(projected))
+        else:
+            folded = self._folded_weights()
+            q = nn.functional.linear(hidden, *folded["query"])
+            for proj, feats, _ in streams:
+                keys.append(nn.functional.linear(feats, *folded[f"key.{id(proj)}"]))
+                values.append(nn.functional.linear(feats, *folded[f"value.{id(proj)}"]))
         mask = torch.cat([m for _, _, m in streams], dim=1)
-        return self._attend(q, keys, values, mask, need_weights=False)[0]
+        return self._attend(q, torch.cat(keys, dim=1), torch.cat(values, dim=1), mask, need_weights=False)[0]
+
+    @staticmethod
+    def _fold(outer: nn.Linear, inner: nn.Linear) -> tuple[Tensor, Tensor]:
+        """The weight and bias of ``outer(inner(x))`` as one linear map."""
+        return outer.weight @ inner.weight, outer.weight @ inner.bias + outer.bias
 
     def _folded_weights(self) -> dict[str, tuple[Tensor, Tensor]]:
         """W_q W_t and, per stream, W_k W_s and W_v W_s with their biases, computed once for the
@@ -262,15 +283,12 @@ class GatedMultimodalResidualAdapter(nn.Module):
         if cached is not None and cached[0] == stamp:
             return cached[1]
 
-        def fold(outer: nn.Linear, inner: nn.Linear) -> tuple[Tensor, Tensor]:
-            return outer.weight @ inner.weight, outer.weight @ inner.bias + outer.bias
-
         with torch.no_grad():
-            folded = {"query": fold(self.query, self.text_proj)}
+            folded = {"query": self._fold(self.query, self.text_proj)}
             for proj in (self.audio_proj, self.visual_proj):
                 if proj is not None:
-                    folded[f"key.{id(proj)}"] = fold(self.key, proj)
-                    folded[f"value.{id(proj)}"] = fold(self.value, proj)
+                    folded[f"key.{id(proj)}"] = self._fold(self.key, proj)
+                    folded[f"value.{id(proj)}"] = self._fold(self.value, proj)
         self.__dict__["_folded"] = (stamp, folded)  # a cache of the weights, not of any call
         return folded
 
