@@ -205,7 +205,7 @@ def test_predict_scores_new_transcripts_and_bad_input_is_one_line(tmp_path, synt
     clips.write_text("id,text\nnew1,i love this great film\nnew2,awful and boring\n", encoding="utf-8")
     scored = run("predict", "--model", model, "--text", "it was good", "--input", clips, "--out", tmp_path / "p.csv")
     assert scored.exit_code == 0, scored.output
-    assert "left empty here" in scored.output  # the model reads audio and visual; this says they are absent
+    assert "left empty" in scored.output  # the model reads audio and visual; this says they are absent
     rows = read_csv(tmp_path / "p.csv")
     assert [r["id"] for r in rows] == ["1", "new1", "new2"] and rows[1]["text"] == "i love this great film"
     for row in rows:  # the file holds the printed scores

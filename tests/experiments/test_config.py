@@ -84,7 +84,7 @@ def test_shipped_borrowed_records_are_copies_of_their_source(path, monkeypatch):
         if variant not in config.borrowed_records:
             continue
         own, source = (record_path(ROOT / r, dataset, variant, seed) for r in (config.records, config.borrowed_records[variant]))
-        if own.exists():
+        if own.exists() and source.exists():  # a cell the source grid lacks was trained here
             mine, theirs = read_record(own), read_record(source)
             assert mine["metrics"]["valid"] == theirs["metrics"]["valid"], own
             assert mine["run_info"]["best_valid_mse"] == theirs["run_info"]["best_valid_mse"], own

@@ -65,7 +65,7 @@ def test_the_command_scores_every_model_under_every_corruption(two_models, synth
     cells = json.loads((out / "robustness.json").read_text())["cells"]
     per_model = 1 + sum(len(v) for v in CORRUPTIONS.values())  # clean + every strength (synthetic data is word-aligned)
     assert len(cells) == 2 * per_model
-    gmra = [c for c in cells if c["model"].startswith("crosssent")]
+    gmra = [c for c in cells if c["model"].endswith("(crosssent)")]
     bare = [c for c in gmra if c["corruption"] == "missing" and c["strength"] == "both"]  # no stream: no gate acts
     assert all(c["mean_gate"] is not None for c in gmra if c not in bare) and bare[0]["mean_gate"] is None
     assert all(c["mean_gate"] is None for c in cells if c not in gmra)
