@@ -73,3 +73,20 @@ def synthetic_dir(tmp_path_factory):
     from crosssent.data.sources.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("data") / "synthetic", n_train=96, n_valid=32, n_test=40, seed=1)
+
+
+def sims_scale_copy(synthetic_dir, out):
+    """The synthetic clips as text-only data on CH-SIMS's [-1, 1] scale (labels divided by 3),
+    another corpus for the transfer tests."""
+    from crosssent.data.dataset import load_dataset, save_dataset
+
+    table, meta = load_dataset(synthetic_dir)
+    columns = {
+        "id": table["id"],
+        "text": table["text"],
+        "split": table["split"],
+        "label": [round(y / 3, 5) for y in table["label"]],
+    }
+    scale = {"name": "text-sims", "task": "sims", "label_min": -1.0, "label_max": 1.0, "alignment": "none"}
+    streams = {"audio_dim": 0, "visual_dim": 0, "audio_features": "", "visual_features": ""}
+    return save_dataset(columns, meta.model_copy(update={**scale, **streams}), out, where="test")

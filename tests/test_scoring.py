@@ -22,37 +22,12 @@ def test_transfer_leaves_missing_streams_empty_and_maps_the_label_scale(tmp_path
     from typer.testing import CliRunner
 
     from crosssent.cli import app
-    from crosssent.data.dataset import load_dataset, save_dataset
     from crosssent.scoring import evaluate_folder, label_scale
     from crosssent.train.trainer import train_run
-    from tests.conftest import tiny_settings
+    from tests.conftest import sims_scale_copy, tiny_settings
 
     train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1}), tmp_path / "run")
-    table, meta = load_dataset(synthetic_dir)
-    columns = {
-        "id": table["id"],
-        "text": table["text"],
-        "split": table["split"],
-        "label": [round(y / 3, 5) for y in table["label"]],
-    }
-    other = save_dataset(
-        columns,
-        meta.model_copy(
-            update={
-                "name": "text-sims",
-                "task": "sims",
-                "label_min": -1.0,
-                "label_max": 1.0,
-                "alignment": "none",
-                "audio_dim": 0,
-                "visual_dim": 0,
-                "audio_features": "",
-                "visual_features": "",
-            }
-        ),
-        tmp_path / "sims",
-        where="test",
-    )
+    other = sims_scale_copy(synthetic_dir, tmp_path / "sims")
     model = tmp_path / "run" / "model"
     refused = CliRunner().invoke(app, ["evaluate", "--model", str(model), "--data", str(other)])
     assert refused.exit_code == 2 and "audio_dim=0 but the model was trained with audio_dim=8" in refused.output

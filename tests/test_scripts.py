@@ -304,35 +304,14 @@ def test_voice_probe_finds_the_synthetic_clip_audio_and_refuses_other_alignments
 
 
 def test_the_transfer_table_scores_own_and_other_data_per_model(tmp_path, synthetic_dir):
-    from crosssent.data.dataset import load_dataset, save_dataset
     from crosssent.train.trainer import train_run
-    from tests.conftest import tiny_settings
+    from tests.conftest import sims_scale_copy, tiny_settings
 
     models = []
     for seed in (0, 1):
         train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1, "seed": seed}), tmp_path / f"run{seed}")
         models += ["--model", str(tmp_path / f"run{seed}" / "model")]
-    table, meta = load_dataset(synthetic_dir)
-    columns = {
-        "id": table["id"],
-        "text": table["text"],
-        "split": table["split"],
-        "label": [round(y / 3, 5) for y in table["label"]],
-    }
-    other = meta.model_copy(
-        update={
-            "name": "text-sims",
-            "task": "sims",
-            "label_min": -1.0,
-            "label_max": 1.0,
-            "alignment": "none",
-            "audio_dim": 0,
-            "visual_dim": 0,
-            "audio_features": "",
-            "visual_features": "",
-        }
-    )
-    save_dataset(columns, other, tmp_path / "sims", where="test")
+    sims_scale_copy(synthetic_dir, tmp_path / "sims")
     done = subprocess.run(
         [
             sys.executable,

@@ -288,7 +288,6 @@ def bench(
         _bench_interleaved(config, set_ or [], variant, out, lengths=length, batches=batch_size, rounds=rounds,
                            calls=iters, warmup=warmup, audio_dim=audio_dim, visual_dim=visual_dim, train_batch=train_batch)
         return
-    from crosssent.atomic_files import write_json_atomic, write_text_atomic
     from crosssent.inference.bench import bench_shape, format_bench, run_bench
     from crosssent.train.config import load_settings
 
@@ -310,18 +309,23 @@ def bench(
         + [f"--device {device} --warmup {warmup} --iters {iters} --batch {batch}",
            f"--audio-dim {audio_dim} --visual-dim {visual_dim}"]
     )
-    text = format_bench(report, command=command)
+    _write_bench(out, "bench", report, format_bench(report, command=command))
+
+
+def _write_bench(out: Path, stem: str, report: dict, text: str) -> None:
+    """OUT/STEM.json and OUT/STEM.md of a benchmark, and the table on the terminal."""
+    from crosssent.atomic_files import write_json_atomic, write_text_atomic
+
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "bench.json", report)
-    write_text_atomic(out / "bench.md", text)
+    write_json_atomic(out / f"{stem}.json", report)
+    write_text_atomic(out / f"{stem}.md", text)
     typer.echo(text)
-    typer.echo(f"wrote {out}/bench.md and bench.json")
+    typer.echo(f"wrote {out}/{stem}.md and {stem}.json")
 
 
 def _bench_interleaved(config: Path, overrides: list[str], variants: list[str], out: Path, *, lengths: list[int],
                        batches: list[int], rounds: int, calls: int, warmup: int, audio_dim: int, visual_dim: int,
                        train_batch: int) -> None:
-    from crosssent.atomic_files import write_json_atomic, write_text_atomic
     from crosssent.inference.bench import format_interleaved, run_interleaved
     from crosssent.train.config import load_settings
 
@@ -337,16 +341,10 @@ def _bench_interleaved(config: Path, overrides: list[str], variants: list[str], 
                        + [f"--batch-size {b}" for b in batches]
                        + [f"--rounds {rounds} --iters {calls} --warmup {warmup} --audio-dim {audio_dim} "
                           f"--visual-dim {visual_dim} --train-batch {train_batch}"])
-    text = format_interleaved(report, command=command)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "bench-interleaved.json", report)
-    write_text_atomic(out / "bench-interleaved.md", text)
-    typer.echo(text)
-    typer.echo(f"wrote {out}/bench-interleaved.md and bench-interleaved.json")
+    _write_bench(out, "bench-interleaved", report, format_interleaved(report, command=command))
 
 
 def _bench_runtimes(model: Path | None, runtimes: list[str], out: Path, *, batch: int, rounds: int, calls: int) -> None:
-    from crosssent.atomic_files import write_json_atomic, write_text_atomic
     from crosssent.inference.bench import format_runtime_bench, run_runtime_bench
 
     try:
@@ -357,12 +355,7 @@ def _bench_runtimes(model: Path | None, runtimes: list[str], out: Path, *, batch
         _fail(err)
     command = (f"crosssent bench --model {model} --out {out} " + " ".join(f"--runtime {r}" for r in runtimes)
                + f" --runtime-batch {batch} --rounds {rounds} --iters {calls}")
-    text = format_runtime_bench(report, command=command)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "bench-runtime.json", report)
-    write_text_atomic(out / "bench-runtime.md", text)
-    typer.echo(text)
-    typer.echo(f"wrote {out}/bench-runtime.md and bench-runtime.json")
+    _write_bench(out, "bench-runtime", report, format_runtime_bench(report, command=command))
 
 
 @app.command("bench-service")
@@ -376,7 +369,6 @@ def bench_service_command(
     """A bounded load test of crosssent serve on 127.0.0.1: requests/s, p50/p99 latency, errors
     and the server's memory at each number of concurrent clients."""
     _quiet_libraries()
-    from crosssent.atomic_files import write_json_atomic, write_text_atomic
     from crosssent.inference.service_bench import bench_service, format_service_bench
 
     try:
@@ -386,11 +378,7 @@ def bench_service_command(
         _fail(err)
     command = (f"crosssent bench-service --model {model} --out {out} "
                + " ".join(f"--clients {c}" for c in clients) + f" --requests {requests} --time-limit {time_limit:g}")
-    text = format_service_bench(report, command=command)
-    write_json_atomic(out / "service-bench.json", report)
-    write_text_atomic(out / "service-bench.md", text)
-    typer.echo(text)
-    typer.echo(f"wrote {out}/service-bench.md and service-bench.json")
+    _write_bench(out, "service-bench", report, format_service_bench(report, command=command))
 
 
 @app.command()
