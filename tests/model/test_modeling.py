@@ -419,3 +419,26 @@ def test_training_through_the_folded_maps_gives_the_methods_gradients(frames):
         grads.append({n: p.grad.clone() for n, p in gmra.named_parameters()})
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_a_gmra_built_inside_inference_mode_scores_without_a_cache():
+    """Weights made inside torch.inference_mode keep no version counter: the folds are made anew
+    each call, never cached against a stamp that could not see a change."""
+    from crosssent.model.modeling import GatedMultimodalResidualAdapter
+
+    with torch.inference_mode():
+        gmra = GatedMultimodalResidualAdapter(
+            hidden_size=16, audio_dim=4, visual_dim=0, fusion_dim=8, num_heads=2, adapter_dim=4, gate_bias_init=-1.0, dropout=0.0
+        ).eval()
+        inputs = dict(
+            audio=torch.randn(2, 3, 4),
+            audio_mask=torch.ones(2, 3, dtype=torch.bool),
+            visual=None,
+            visual_mask=None,
+            text_mask=torch.ones(2, 5),
+        )
+        hidden = torch.randn(2, 5, 16)
+        fast = gmra(hidden, **inputs)
+        explicit = gmra(hidden, **inputs, need_weights=True)
+    torch.testing.assert_close(fast.hidden, explicit.hidden, atol=1e-5, rtol=1e-5)
+    assert "_folded" not in gmra.__dict__

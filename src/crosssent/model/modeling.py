@@ -278,9 +278,12 @@ class GatedMultimodalResidualAdapter(nn.Module):
         another device changes the version or the storage it is keyed on). Two threads may both
         compute it on first use; both get the same numbers."""
         layers = [self.text_proj, self.query, self.key, self.value, self.audio_proj, self.visual_proj]
-        stamp = tuple((t._version, t.data_ptr()) for layer in layers if layer is not None for t in (layer.weight, layer.bias))
+        try:
+            stamp = tuple((t._version, t.data_ptr()) for layer in layers if layer is not None for t in (layer.weight, layer.bias))
+        except RuntimeError:  # weights made inside torch.inference_mode keep no version: fold anew, keep nothing
+            stamp = None
         cached = self.__dict__.get("_folded")
-        if cached is not None and cached[0] == stamp:
+        if stamp is not None and cached is not None and cached[0] == stamp:
             return cached[1]
 
         with torch.no_grad():
@@ -289,7 +292,8 @@ class GatedMultimodalResidualAdapter(nn.Module):
                 if proj is not None:
                     folded[f"key.{id(proj)}"] = self._fold(self.key, proj)
                     folded[f"value.{id(proj)}"] = self._fold(self.value, proj)
-        self.__dict__["_folded"] = (stamp, folded)  # a cache of the weights, not of any call
+        if stamp is not None:
+            self.__dict__["_folded"] = (stamp, folded)  # a cache of the weights, not of any call
         return folded
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, kv_mask: Tensor, *, need_weights: bool) -> tuple[Tensor, Tensor | None]:
