@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-extraction"))
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--only", nargs=3, metavar=("AUDIO", "VISUAL", "ALIGNMENT"), help="time this one setting alone")
     args = parser.parse_args()
     if args.out.exists():
         shutil.rmtree(args.out)
@@ -80,7 +81,7 @@ def main() -> None:
         "| audio | visual | alignment | workers | clips/s | MOSI-size (2199 clips) |",
         "|---|---|---|---:|---:|---:|",
     ]
-    for audio, visual, alignment in SETTINGS:
+    for audio, visual, alignment in [tuple(args.only)] if args.only else SETTINGS:
         for workers in args.workers:
             out = args.out / f"data-{audio}-{visual}-{alignment}-{workers}"
             started = time.monotonic()
