@@ -201,7 +201,11 @@ def _native_logs_muted() -> Iterator[None]:
     user of this library. Held while one recording is read (a fraction of a second), so in the
     service a line another thread writes to stderr in that time is lost as well."""
     sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no standard error to mute (a daemon): nothing to do
+        yield
+        return
     try:
         with open(os.devnull, "wb") as devnull:
             os.dup2(devnull.fileno(), 2)
