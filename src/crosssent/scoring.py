@@ -6,6 +6,8 @@ experiment reports; the model folder itself is ``crosssent.model.folder``'s, the
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 
 from crosssent.data.align import align_dataset, default_cache_root
-from crosssent.data.collate import collate
+from crosssent.data.collate import Batch, collate
 from crosssent.data.dataset import DatasetMeta, drop_modalities, load_dataset, split_rows
 from crosssent.metrics import compute_metrics
 from crosssent.model.folder import check_compatible, load_preprocessing
@@ -32,32 +34,48 @@ def model_device(model: Any) -> torch.device:
     return first.device if first is not None else torch.device("cpu")
 
 
-@torch.inference_mode()
+def outputs(
+    model: Any,
+    rows: Dataset,
+    *,
+    batch_size: int = 64,
+    attentions: bool = False,
+    transform: Callable[[Batch], Batch] | None = None,
+) -> Iterator[tuple[Batch, Any]]:
+    """Each batch of ``rows`` in order with the model's output for it, without gradients;
+    ``transform`` changes a batch before the model sees it (a withheld stream, a corruption)."""
+    model.eval()
+    device = model_device(model)
+    for batch in DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collate):
+        batch = (transform(batch) if transform is not None else batch).to(device)
+        with torch.inference_mode():  # held per batch: never across the yield, into the caller
+            out = model(**batch.model_inputs(), output_attentions=attentions) if attentions else model(**batch.model_inputs())
+        yield batch, out
+
+
+def without(streams: tuple[str, ...]) -> Callable[[Batch], Batch]:
+    """A batch transform that withholds ``streams`` from every clip, as if missing."""
+    gone: dict[str, Any] = {name: None for m in streams for name in (m, f"{m}_mask")}
+    return lambda batch: replace(batch, **gone)
+
+
 def predict(
-    model: CrossSentModel, aligned: Dataset, *, batch_size: int = 64, hide: tuple[str, ...] = ()
+    model: Any, aligned: Dataset, *, batch_size: int = 64, hide: tuple[str, ...] = ()
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(ids, labels, predictions) for every row of an aligned table, in order. ``hide``: streams
     withheld from every clip, as if missing (the robustness check of ``crosssent evaluate --hide``)."""
     unknown = [m for m in hide if m not in STREAMS]
     if unknown:
         raise ValueError(f"--hide {unknown[0]}: choose from {', '.join(STREAMS)}")
-    model.eval()
-    device = model_device(model)
     ids: list[str] = []
     labels, preds = [], []
-    for batch in DataLoader(aligned, batch_size=batch_size, shuffle=False, collate_fn=collate):
-        batch = batch.to(device)
-        inputs = batch.model_inputs()
-        for stream in hide:
-            inputs[stream] = inputs[f"{stream}_mask"] = None
-        out = model(**inputs)
+    for batch, out in outputs(model, aligned, batch_size=batch_size, transform=without(hide) if hide else None):
         ids.extend(batch.id)
         labels.append(batch.label.cpu().numpy())
         preds.append(out.prediction.float().cpu().numpy())
     return ids, np.concatenate(labels), np.concatenate(preds)
 
 
-@torch.inference_mode()
 def fusion_summary(model: CrossSentModel, aligned: Dataset, *, batch_size: int = 64) -> dict[str, float] | None:
     """What a trained GMRA does, averaged over the real text tokens of ``aligned``: the mean
     gate value, and how the cross-attention splits between audio and visual keys. (The gate
@@ -65,13 +83,9 @@ def fusion_summary(model: CrossSentModel, aligned: Dataset, *, batch_size: int =
     which modality Z is made of.) None for variants without GMRA."""
     if model.config.variant != "crosssent" or not (model.config.audio_dim or model.config.visual_dim):
         return None
-    model.eval()
-    device = model_device(model)
     totals = {"mean_gate": 0.0, "attention_to_audio": 0.0, "attention_to_visual": 0.0}
     tokens = 0
-    for batch in DataLoader(aligned, batch_size=batch_size, shuffle=False, collate_fn=collate):
-        batch = batch.to(device)
-        out = model(**batch.model_inputs(), output_attentions=True)
+    for batch, out in outputs(model, aligned, batch_size=batch_size, attentions=True):
         mask = batch.attention_mask.bool()
         tokens += int(mask.sum())
         totals["mean_gate"] += float(out.gates.mean(-1)[mask].sum())
@@ -83,13 +97,21 @@ def fusion_summary(model: CrossSentModel, aligned: Dataset, *, batch_size: int =
 
 
 def score_splits(
-    model: CrossSentModel, aligned: Dataset, task: str, splits: tuple[str, ...], *, hide: tuple[str, ...] = ()
+    model: Any,
+    aligned: Dataset,
+    task: str,
+    splits: tuple[str, ...],
+    *,
+    hide: tuple[str, ...] = (),
+    scale: float = 1.0,
 ) -> tuple[dict[str, dict[str, float]], list[PredictionRow]]:
-    """Metrics per split and prediction rows (id, split, label, prediction)."""
+    """Metrics per split and prediction rows (id, split, label, prediction); ``scale`` maps the
+    predictions onto the data's label range first (``label_scale``)."""
     metrics: dict[str, dict[str, float]] = {}
     rows: list[PredictionRow] = []
     for split in splits:
         ids, labels, preds = predict(model, split_rows(aligned, split), hide=hide)
+        preds = preds * scale
         metrics[split] = compute_metrics(preds, labels, task)
         rows.extend((i, split, float(y), float(p)) for i, y, p in zip(ids, labels, preds))
     return metrics, rows
@@ -109,18 +131,11 @@ def evaluate_folder(
     ``transfer``: data from another corpus, see ``load_for_scoring``, with the predictions mapped
     linearly from the model's label range to the data's before the data's metrics are taken)."""
     model, _, aligned, meta = load_for_scoring(model_dir, data_dir, runtime=runtime, transfer=transfer)
-    if not transfer:
-        return score_splits(model, aligned, meta.task, splits, hide=hide)
-    prep = load_preprocessing(Path(model_dir))
-    scale = label_scale(prep.label_min, prep.label_max, meta.label_min, meta.label_max)
-    metrics: dict[str, dict[str, float]] = {}
-    rows: list[PredictionRow] = []
-    for split in splits:
-        ids, labels, preds = predict(model, split_rows(aligned, split), hide=hide)
-        preds = preds * scale
-        metrics[split] = compute_metrics(preds, labels, meta.task)
-        rows.extend((i, split, float(y), float(p)) for i, y, p in zip(ids, labels, preds))
-    return metrics, rows
+    scale = 1.0
+    if transfer:
+        prep = load_preprocessing(Path(model_dir))
+        scale = label_scale(prep.label_min, prep.label_max, meta.label_min, meta.label_max)
+    return score_splits(model, aligned, meta.task, splits, hide=hide, scale=scale)
 
 
 def label_scale(model_min: float, model_max: float, data_min: float, data_max: float) -> float:

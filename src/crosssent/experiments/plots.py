@@ -168,31 +168,18 @@ def _model_and_split(run_path: Path, data: Path | None, split: str) -> tuple[Any
     return model, tokenizer, rows, meta
 
 
-def _outputs(model: Any, rows: Any, *, attentions: bool = False, batch_size: int = 64) -> list[Any]:
-    """The model's outputs over ``rows``, batch by batch, with each batch."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from crosssent.data.collate import collate
-
-    model.eval()
-    found = []
-    with torch.inference_mode():
-        for batch in DataLoader(rows, batch_size=batch_size, shuffle=False, collate_fn=collate):
-            found.append((batch, model(**batch.model_inputs(), output_attentions=attentions)))  # type: ignore[arg-type]
-    return found
-
-
 def plot_tsne(runs: list[Path], out: Path, *, data: Path | None = None, split: str = "test", seed: int = 0) -> Path:
     """The fused clip embeddings of ``split``, one t-SNE panel per run, coloured by the true score."""
     from sklearn.manifold import TSNE
+
+    from crosssent.scoring import outputs
 
     fig = Figure(figsize=(5.2 * len(runs) + 0.8, 4.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(runs)))
     image = None
     for ax, run_path in zip(axes, runs):
         model, _, rows, meta = _model_and_split(run_path, data, split)
-        found = _outputs(model, rows)
+        found = list(outputs(model, rows))
         embeddings = np.concatenate([out.embedding.float().numpy() for _, out in found])
         labels = np.concatenate([batch.label.float().numpy() for batch, _ in found])
         if len(embeddings) < 5:
@@ -223,6 +210,8 @@ def plot_attention(
 ) -> Path:
     """For each chosen clip (default: the first two of ``split``): GMRA's cross-attention map with
     the tokens as labels, the mean gate per token, and the encoder self-attention at ``layer``."""
+    from crosssent.scoring import outputs
+
     model, tokenizer, rows, meta = _model_and_split(run_path, data, split)
     if model.config.variant != "crosssent" or not (model.config.audio_dim or model.config.visual_dim):
         raise ValueError(f"{run_path}: a {model.config.variant} model has no GMRA attention to draw")
@@ -235,7 +224,7 @@ def plot_attention(
     if missing:
         raise ValueError(f"clip {missing[0]!r} is not in the {split!r} split")
     chosen = rows.select([ids.index(c) for c in wanted])
-    ((batch, output),) = _outputs(model, chosen, attentions=True, batch_size=len(wanted))
+    ((batch, output),) = list(outputs(model, chosen, attentions=True, batch_size=len(wanted)))
     audio_keys = batch.audio.shape[1] if batch.audio is not None and model.config.audio_dim else 0
     fig = Figure(figsize=(15, 4.2 * len(wanted)), layout="constrained")
     grid = fig.subplots(len(wanted), 3, squeeze=False, gridspec_kw={"width_ratios": [3, 1, 3]})
@@ -243,8 +232,12 @@ def plot_attention(
         n = int(batch.attention_mask[i].sum())
         tokens = tokenizer.convert_ids_to_tokens(batch.input_ids[i, :n].tolist())
         word = meta.alignment == "word"
-        keys = _frame_names("audio", batch.audio_mask[i].tolist(), tokens, word) if audio_keys else []
-        if batch.visual is not None and model.config.visual_dim:
+        keys = (
+            _frame_names("audio", batch.audio_mask[i].tolist(), tokens, word)
+            if audio_keys and batch.audio_mask is not None
+            else []
+        )
+        if batch.visual_mask is not None and model.config.visual_dim:
             keys += _frame_names("visual", batch.visual_mask[i].tolist(), tokens, word)
         real = [k for k, (_, m) in enumerate(keys) if m]
         cross = output.cross_attentions[i].float().mean(0)[:n][:, real].numpy()  # (tokens, real keys)

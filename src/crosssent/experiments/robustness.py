@@ -21,7 +21,8 @@ the recordings and a rebuild of the dataset (see docs/results.md).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from crosssent.data.collate import Batch, collate
 from crosssent.data.dataset import split_rows
 from crosssent.experiments.figures import save_png
 from crosssent.metrics import compute_metrics
-from crosssent.scoring import STREAMS, load_for_scoring
+from crosssent.scoring import STREAMS, load_for_scoring, outputs
 
 CORRUPTIONS: dict[str, list[Any]] = {
     "noise": [20.0, 10.0, 0.0],
@@ -96,17 +97,15 @@ def corrupt(
         else:
             raise ValueError(f"unknown corruption {corruption!r}; choose from {', '.join(CORRUPTIONS)}")
         changed[stream], changed[f"{stream}_mask"] = frames, mask
-    return Batch(**{**batch.__dict__, **changed})
+    return replace(batch, **changed)
 
 
-@torch.inference_mode()
-def _score(model: Any, batches: list[Batch], task: str) -> tuple[dict[str, float], float | None]:
-    model.eval()
+def _score(model: Any, rows: Any, task: str, transform: Any = None) -> tuple[dict[str, float], float | None]:
+    """The split's metrics and the mean GMRA gate over real text tokens (None without a gate)."""
     preds, labels, gate_sum, tokens = [], [], 0.0, 0
-    for batch in batches:
-        out = model(**batch.model_inputs())
-        preds.append(out.prediction.float().numpy())
-        labels.append(batch.label.numpy())
+    for batch, out in outputs(model, rows, transform=transform):
+        preds.append(out.prediction.float().cpu().numpy())
+        labels.append(batch.label.cpu().numpy())
         if model.config.variant == "crosssent" and getattr(out, "gates", None) is not None:
             real = batch.attention_mask.bool()
             gate_sum += float(out.gates.mean(-1)[real].sum())
@@ -133,21 +132,26 @@ def measure(
         model, _, aligned, meta = load_for_scoring(path, data)
         if "shift" in corruptions and meta.alignment != "word":
             raise ValueError(f"{data}: --corruption shift needs word-aligned data (this is {meta.alignment}); leave shift out")
-        batches = list(DataLoader(split_rows(aligned, split), batch_size=64, shuffle=False, collate_fn=collate))
+        rows = split_rows(aligned, split)
+        batches = list(DataLoader(rows, batch_size=64, shuffle=False, collate_fn=collate))  # the streams' power
         if not batches:
             raise ValueError(f"{data}: no clips in split {split!r}")
         power = {s: _power(batches, s) for s in STREAMS}
         name = f"{'/'.join(path.parts[-3:-1])} ({model.config.variant})" if path.name == "model" else str(path)
         present = {m for m in STREAMS if getattr(model.config, f"{m}_dim") and any(getattr(b, m) is not None for b in batches)}
-        metrics, gate = _score(model, batches, meta.task)
+        metrics, gate = _score(model, rows, meta.task)
         cells.append(Cell(name, "clean", "", metrics, gate))
         for corruption in corruptions:
             for strength in CORRUPTIONS[corruption]:
                 if corruption == "missing" and not ({"audio", "visual"} if strength == "both" else {strength}) <= present:
                     continue  # withholding a stream the model or the data lacks changes nothing
                 generator = torch.Generator().manual_seed(seed)  # the same corrupted input for every model
-                bad = [corrupt(b, corruption, strength, generator, power) for b in batches]
-                metrics, gate = _score(model, bad, meta.task)
+                metrics, gate = _score(
+                    model,
+                    rows,
+                    meta.task,
+                    partial(corrupt, corruption=corruption, strength=strength, generator=generator, power=power),
+                )
                 cells.append(Cell(name, corruption, strength, metrics, gate))
                 report(
                     f"  {name}: {corruption} {strength}: Corr {metrics['corr']:.3f}"
