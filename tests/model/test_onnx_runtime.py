@@ -2,6 +2,7 @@
 (padded tokens, masked and missing streams), int8 as an option, the scoring paths through it,
 and a folder it cannot export refused in one line."""
 
+import json
 import shutil
 
 import numpy as np
@@ -83,6 +84,13 @@ def test_int8_and_the_command_line(runs, tmp_path):
         assert done.exit_code == 0, done.output
         scores[runtime] = float(next(line for line in done.output.splitlines() if line.startswith("1 ")).split()[1])
     assert abs(scores["onnx"] - scores["torch"]) < 1e-3 and abs(scores["int8"] - scores["torch"]) < 0.5
+    # the three runtimes timed side by side, with the paired ratio to the first
+    bench = ["bench", "--model", str(model_dir), "--out", str(tmp_path / "bench"), "--rounds", "2", "--iters", "2"]
+    done = CliRunner().invoke(app, [*bench, "--runtime", "torch", "--runtime", "onnx", "--runtime", "int8"])
+    assert done.exit_code == 0, done.output
+    report = json.loads((tmp_path / "bench" / "bench-runtime.json").read_text())
+    assert list(report["runtimes"]) == ["torch", "onnx", "int8"] and report["runtimes"]["torch"]["ratio"] == 1.0
+    assert all(r["clips_per_s"] > 0 and r["range"][0] <= r["clips_per_s"] <= r["range"][1] for r in report["runtimes"].values())
 
 
 def test_what_cannot_be_exported_or_run_is_one_line(runs, tmp_path):

@@ -16,6 +16,8 @@ import os
 import platform
 import resource
 import time
+from collections.abc import Callable
+from functools import partial
 from queue import Empty
 from typing import Any, get_args
 
@@ -226,6 +228,43 @@ def format_bench(report: dict[str, Any], *, command: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# interleaved timing: every contender once a round, the order rotated from round to round
+# --------------------------------------------------------------------------------------------
+def _rotated_rounds(
+    names: list[str], measure: Callable[[str], float], rounds: int, after_round: Callable[[dict], None] | None = None
+) -> dict[str, list[float]]:
+    """``measure(name)`` for every name, round after round (A B C, B C A, ...), all in this
+    process, so a slow spell of the machine hits every contender alike: name -> one value a round."""
+    values: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            values[name].append(measure(name))
+        if after_round is not None:
+            after_round(values)
+    return values
+
+
+def _paired(values: dict[str, list[float]], *, value: str, value_range: str, scale: float = 1.0) -> dict[str, dict]:
+    """Per name: the median and range over rounds (times ``scale``), and the per-round ratio to
+    the first name, its median and range."""
+    import numpy as np
+
+    base = np.array(next(iter(values.values())))
+    paired = {}
+    for name, found in values.items():
+        mine = np.array(found)
+        ratio = mine / base
+        paired[name] = {
+            value: float(np.median(mine) * scale),
+            value_range: [float(mine.min() * scale), float(mine.max() * scale)],
+            "ratio": float(np.median(ratio)),
+            "ratio_range": [float(ratio.min()), float(ratio.max())],
+        }
+    return paired
+
+
+# --------------------------------------------------------------------------------------------
 # runtimes side by side: crosssent bench --model MODEL_DIR --runtime torch --runtime onnx ...
 # --------------------------------------------------------------------------------------------
 def run_runtime_bench(
@@ -246,8 +285,6 @@ def run_runtime_bench(
     with A/V, word-length random streams of its widths."""
     from pathlib import Path
 
-    import numpy as np
-
     from crosssent.model.onnx_runtime import load_runtime
 
     models = {runtime: load_runtime(Path(model_dir), runtime) for runtime in runtimes}
@@ -260,13 +297,13 @@ def run_runtime_bench(
             inputs[name] = inputs[name][:, :frames]  # type: ignore[index]
             inputs[f"{name}_mask"] = inputs[f"{name}_mask"][:, :frames]  # type: ignore[index]
     timing = BenchShape(max_len=prep.max_len, warmup=warmup, iters=calls)
-    rates: dict[str, list[float]] = {r: [] for r in runtimes}
-    for round_ in range(rounds):
-        order = runtimes[round_ % len(runtimes) :] + runtimes[: round_ % len(runtimes)]
-        for runtime in order:
-            rates[runtime].append(batch / _seconds_per_call(models[runtime][0], inputs, timing, torch.device("cpu")))
-        progress(f"  round {round_ + 1}/{rounds}: " + ", ".join(f"{r} {rates[r][-1]:.1f} clips/s" for r in runtimes))
-    base = np.array(rates[runtimes[0]])
+
+    def show(rates: dict[str, list[float]]) -> None:
+        progress(f"  round {len(rates[runtimes[0]])}/{rounds}: " + ", ".join(f"{r} {rates[r][-1]:.1f} clips/s" for r in runtimes))
+
+    rates = _rotated_rounds(
+        runtimes, lambda r: batch / _seconds_per_call(models[r][0], inputs, timing, torch.device("cpu")), rounds, show
+    )
     report: dict[str, Any] = {
         "model": str(model_dir),
         "batch": batch,
@@ -276,17 +313,8 @@ def run_runtime_bench(
         "variant": model.config.variant,
         "threads": torch.get_num_threads(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
-        "runtimes": {},
+        "runtimes": _paired(rates, value="clips_per_s", value_range="range"),
     }
-    for runtime in runtimes:
-        mine = np.array(rates[runtime])
-        ratio = mine / base
-        report["runtimes"][runtime] = {
-            "clips_per_s": float(np.median(mine)),
-            "range": [float(mine.min()), float(mine.max())],
-            "ratio": float(np.median(ratio)),
-            "ratio_range": [float(ratio.min()), float(ratio.max())],
-        }
     return report
 
 
@@ -332,6 +360,13 @@ def _train_step_seconds(model: torch.nn.Module, inputs: dict, calls: int, warmup
     return (time.perf_counter() - start) / calls
 
 
+def _time_variant(variant: str, *, models: dict, kind: str, inputs: dict, shape: BenchShape) -> float:
+    """Seconds of one forward call or one training step of ``models[variant]``."""
+    if kind == "forward":
+        return _seconds_per_call(models[variant], inputs, shape, torch.device("cpu"))
+    return _train_step_seconds(models[variant], inputs, shape.iters, shape.warmup)
+
+
 def run_interleaved(
     model_settings: ModelSettings,
     variants: list[str],
@@ -351,7 +386,6 @@ def run_interleaved(
     shape (tokens x batch) the median seconds per call over rounds, its range, and the per-round
     ratio to the first variant (median and range). ``train_batch`` > 0 adds a training step
     (forward, backward, AdamW) at that batch and the first length."""
-    import numpy as np
 
     from crosssent.model.backbones import load_backbone
     from crosssent.model.modeling import build_model
@@ -376,25 +410,13 @@ def run_interleaved(
     for kind, length, batch in shapes:
         shape = BenchShape(max_len=length, audio_dim=audio_dim, visual_dim=visual_dim, warmup=warmup, iters=calls)
         inputs = _inputs(batch, shape, vocab, torch.device("cpu"))
-        seconds: dict[str, list[float]] = {v: [] for v in variants}
-        for round_ in range(rounds):
-            shift = round_ % len(variants)
-            for variant in variants[shift:] + variants[:shift]:
-                if kind == "forward":
-                    seconds[variant].append(_seconds_per_call(models[variant], inputs, shape, torch.device("cpu")))
-                else:
-                    seconds[variant].append(_train_step_seconds(models[variant], inputs, calls, warmup))
-        base = np.array(seconds[variants[0]])
-        row: dict[str, Any] = {"kind": kind, "length": length, "batch": batch, "variants": {}}
-        for variant in variants:
-            mine = np.array(seconds[variant])
-            ratio = mine / base
-            row["variants"][variant] = {
-                "ms": float(np.median(mine) * 1e3),
-                "ms_range": [float(mine.min() * 1e3), float(mine.max() * 1e3)],
-                "ratio": float(np.median(ratio)),
-                "ratio_range": [float(ratio.min()), float(ratio.max())],
-            }
+        seconds = _rotated_rounds(variants, partial(_time_variant, models=models, kind=kind, inputs=inputs, shape=shape), rounds)
+        row: dict[str, Any] = {
+            "kind": kind,
+            "length": length,
+            "batch": batch,
+            "variants": _paired(seconds, value="ms", value_range="ms_range", scale=1e3),
+        }
         progress(
             f"  {kind}, {length} tokens, batch {batch}: "
             + ", ".join(f"{v} {r['ms']:.1f} ms ({r['ratio']:.3f}x)" for v, r in row["variants"].items())
