@@ -19,6 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
+from crosssent.features.media import SAMPLE_RATE
+
 AUDIO_EXTRACTORS = ("whisper", "egemaps")
 WINDOW_SECONDS = 30  # Whisper's input window
 
@@ -57,7 +59,7 @@ class WhisperStates:
         self.info = ExtractorInfo(name="whisper", version=extractor_version("whisper"), width=512, frames_per_second=50.0)
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
-        step = WINDOW_SECONDS * 16_000
+        step = WINDOW_SECONDS * SAMPLE_RATE
         states = []
         for start in range(0, max(len(audio), 1), step):
             mel = self._mel(audio[start : start + step])  # (80, frames at 100/s)
@@ -87,7 +89,7 @@ class Egemaps:
         )
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
-        frames = self._smile.process_signal(audio, 16_000)
+        frames = self._smile.process_signal(audio, SAMPLE_RATE)
         return np.nan_to_num(frames.to_numpy(dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 

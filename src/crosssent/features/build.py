@@ -33,7 +33,7 @@ from crosssent.data.csv_files import read_csv
 from crosssent.data.dataset import DatasetMeta, check_output_dir, save_dataset
 from crosssent.data.sources.mmsa import LABEL_RANGE
 from crosssent.features.audio import AudioExtractor
-from crosssent.features.media import MEDIA_SUFFIXES, is_silent, read_audio
+from crosssent.features.media import MEDIA_SUFFIXES, SAMPLE_RATE, is_silent, read_audio
 from crosssent.features.pooling import POOLED, pool
 
 RAVDESS_SPLIT = {"train": range(1, 15), "valid": range(15, 17), "test": range(17, 21)}  # by actor
@@ -172,7 +172,7 @@ class _Computer:
             else:
                 said, _, words = self.transcriber.recognise(samples, where=clip.media, word_times=self.alignment == "word")
                 extra["text"] = np.array(said)
-            spans = word_spans(said, words, len(samples) / 16_000)
+            spans = word_spans(said, words, len(samples) / SAMPLE_RATE)
         problems = []
         for stream in todo:
             extractor = self.extractors[stream.modality]
