@@ -411,18 +411,21 @@ def robustness(
     corruption: Annotated[list[str], typer.Option(help="noise (SNR 20/10/0 dB), dropout (p 0.1/0.3/0.5), frame_drop (p 0.1/0.3/0.5), missing (audio/visual/both), shift (1/2/4 tokens, word-aligned data only); repeatable, default all that apply")] = [],
     split: Annotated[str, typer.Option(help="which split is corrupted and scored")] = "test",
     seed: Annotated[int, typer.Option(help="seed of the corruptions (the same corrupted input for every model)")] = 0,
+    waveform: Annotated[list[Path], typer.Option(help="a noisy copy of --data, built from the same recordings with white noise on the waveform before extraction (crosssent data build ... --noise-snr DB --split test); repeat for several SNRs")] = [],
 ) -> None:
     """Score models under test-time corruptions of their audio/visual input, each at several
-    strengths, with the mean GMRA gate under each: a table and one curve figure per corruption."""
+    strengths, with the mean GMRA gate under each: a table and one curve figure per corruption.
+    With --waveform, also under real-world noise added to the recordings before extraction."""
     _quiet_libraries()
     from crosssent.data.dataset import load_dataset
     from crosssent.experiments.robustness import CORRUPTIONS, measure, write_outputs
 
     try:
         chosen = corruption or [c for c in CORRUPTIONS if c != "shift" or load_dataset(data)[1].alignment == "word"]
-        cells = measure(model, data, corruptions=chosen, split=split, seed=seed, report=_echo_err)
+        cells = measure(model, data, corruptions=chosen, split=split, seed=seed, waveform=tuple(waveform), report=_echo_err)
         command = "crosssent robustness " + " ".join(
             [*(f"--model {m}" for m in model), f"--data {data}", f"--out {out}", *(f"--corruption {c}" for c in corruption),
+             *(f"--waveform {w}" for w in waveform),
              *([f"--split {split}"] if split != "test" else []), *([f"--seed {seed}"] if seed else [])])
         written = write_outputs(cells, out, command=command)
     except ValueError as err:
@@ -553,6 +556,8 @@ def data_import(
     audio: Annotated[str, typer.Option(help="ravdess: audio features from the recordings, whisper or egemaps")] = "whisper",
     alignment: Annotated[str, typer.Option(help="ravdess: clip (mean and std per clip), word or unaligned")] = "clip",
     workers: Annotated[int, typer.Option(help="ravdess: processes extracting features at once")] = 1,
+    noise_snr: Annotated[float | None, typer.Option(help="ravdess: add white noise at this SNR (dB) to every waveform before extraction (a corrupted copy for crosssent robustness --waveform)")] = None,
+    split: Annotated[list[str], typer.Option(help="ravdess: compute streams only for this split's clips, the others kept without (repeatable; default all)")] = [],
 ) -> None:
     """Import a public release (see docs/data.md) into the canonical format, with checks."""
     _quiet_libraries()
@@ -560,7 +565,7 @@ def data_import(
         from crosssent.features.build import import_ravdess
 
         _write_dataset(lambda: import_ravdess(source, out, audio=audio, alignment=alignment, workers=workers,
-                                              report=typer.echo))
+                                              noise_snr=noise_snr, splits=tuple(split), report=typer.echo))
         return
     from crosssent.data.sources.releases import import_release
 
@@ -583,6 +588,8 @@ def data_build(
     text_column: Annotated[str, typer.Option(help="transcript column (empty or absent: recognised by Whisper base)")] = "text",
     workers: Annotated[int, typer.Option(help="processes extracting features at once")] = 1,
     shard: Annotated[str | None, typer.Option(help="i/n: compute only every n-th clip from the i-th into the cache (spread a corpus over machines; then crosssent data merge)")] = None,
+    noise_snr: Annotated[float | None, typer.Option(help="add white noise at this SNR (dB) to every waveform before extraction (a corrupted copy for crosssent robustness --waveform)")] = None,
+    split: Annotated[list[str], typer.Option(help="compute streams only for this split's clips, the others kept without (repeatable; default all)")] = [],
 ) -> None:
     """Build a canonical dataset from recordings and a label table, with real audio and visual
     features (cached per clip: an interrupted build resumes)."""
@@ -600,7 +607,7 @@ def data_build(
     _write_dataset(lambda: build_from_table(
         media_dir, labels, out, audio=audio, alignment=alignment, task=task, name=name, id_column=id_column,
         label_column=label_column, split_column=split_column, text_column=text_column, visual=visual,
-        workers=workers, shard=part, report=typer.echo))
+        workers=workers, shard=part, noise_snr=noise_snr, splits=tuple(split), report=typer.echo))
 
 
 @data_app.command("merge")

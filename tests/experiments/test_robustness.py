@@ -13,6 +13,8 @@ from crosssent.data.collate import Batch
 from crosssent.experiments.robustness import CORRUPTIONS, corrupt
 from crosssent.train.trainer import train_run
 from tests.conftest import tiny_settings
+from tests.features.test_audio import needs_opensmile
+from tests.features.test_build import _labels, _recordings, build
 
 
 def _batch():
@@ -84,3 +86,29 @@ def test_an_unknown_corruption_is_one_line(two_models, synthetic_dir, tmp_path):
         app, ["robustness", "--model", model, "--data", str(synthetic_dir), "--out", str(tmp_path), "--corruption", "blur"]
     )
     assert done.exit_code == 2 and "--corruption blur: choose from noise, dropout" in done.output
+
+
+@needs_opensmile
+def test_noise_on_the_waveform_is_scored_from_noisy_copies_of_the_data(tmp_path):
+    media = _recordings(tmp_path / "media")
+    labels = _labels(tmp_path / "labels.csv", [f"c{i}" for i in range(8)])
+    clean, _ = build(media, labels, tmp_path / "clean")
+    copies = [build(media, labels, tmp_path / f"snr{snr}", noise_snr=snr, splits=("test",))[0] for snr in (0.0, 20.0)]
+    train_run(tiny_settings(clean, train={"max_epochs": 1}), tmp_path / "run")
+    out, model = tmp_path / "robust", str(tmp_path / "run" / "model")
+    base = ["robustness", "--model", model, "--data", str(clean), "--out", str(out), "--corruption", "noise"]
+    done = CliRunner().invoke(app, [*base, *(f"--waveform={c}" for c in copies)])
+    assert done.exit_code == 0, done.output
+    cells = json.loads((out / "robustness.json").read_text())["cells"]
+    noisy = [c for c in cells if c["corruption"] == "waveform"]
+    assert [c["strength"] for c in noisy] == [20.0, 0.0] and all(c["mean_gate"] is not None for c in noisy)
+    clean_mae = next(c for c in cells if c["corruption"] == "clean")["metrics"]["mae"]
+    assert noisy[1]["metrics"]["mae"] != clean_mae  # 0 dB reached the features and the prediction
+    assert "--waveform" in json.loads((out / "robustness.json").read_text())["command"]
+    assert matplotlib.image.imread(out / "robustness-waveform.png").std() > 0.05
+    refused = CliRunner().invoke(app, [*base, f"--waveform={clean}"])
+    assert refused.exit_code == 2 and "not a noisy copy (build one with --noise-snr DB)" in refused.output
+    shuffled = _labels(tmp_path / "l2.csv", [f"c{i}" for i in (1, 0, 2, 3, 4, 5, 7, 6)])
+    other = build(media, shuffled, tmp_path / "o", noise_snr=5.0, splits=("test",))[0]
+    mixed = CliRunner().invoke(app, [*base, f"--waveform={other}"])
+    assert mixed.exit_code == 2 and "test clips are not those of" in mixed.output

@@ -5,7 +5,7 @@ import pytest
 import torch
 import yaml
 
-from crosssent.experiments.config import ExperimentConfig, grid, load_experiment, run_dir
+from crosssent.experiments.config import ExperimentConfig, TransferSettings, grid, load_experiment, run_dir
 from crosssent.experiments.report import write_reports
 from crosssent.experiments.runner import GridIncomplete, run_grid
 from crosssent.train.config import load_settings
@@ -230,3 +230,61 @@ def test_a_lock_whose_pid_now_names_another_process_is_stale(tmp_path):
     lines = []
     run_grid(config, tmp_path, run_fn=_fake_run, echo=lines.append)
     assert (target / "metrics.json").exists() and not (target / ".lock").exists(), lines
+
+
+def test_the_transfer_stage_scores_each_run_on_the_other_corpora_once_and_records_it(tmp_path, synthetic_dir):
+    from crosssent.scoring import evaluate_folder
+    from tests.conftest import sims_scale_copy
+
+    sims = sims_scale_copy(synthetic_dir, tmp_path / "sims-scale")
+    other = sims_scale_copy(synthetic_dir, tmp_path / "held-out")
+    config = tiny_experiment(synthetic_dir).model_copy(
+        update={
+            "datasets": {"synthetic": [f"data.path={synthetic_dir}"], "sims-scale": [f"data.path={sims}"]},
+            "variants": ["crosssent"],
+            "seeds": [0],
+            "extra_pairs": [],
+            "records": tmp_path / "records",
+            "transfer": TransferSettings(variants=["crosssent"], datasets={"held-out": other}),
+        }
+    )
+    out = tmp_path / "exp"
+    said: list[str] = []
+    payload = run_grid(config, out, echo=said.append)
+    run = run_dir(out, "synthetic", "crosssent", 0)
+    scores = json.loads((run / "transfer.json").read_text())
+    assert list(scores) == ["sims-scale", "held-out"]
+    expected, _ = evaluate_folder(run / "model", sims, ("test",), transfer=True)
+    assert scores["sims-scale"]["metrics"] == pytest.approx(expected["test"])
+    rows = payload["transfer"]["rows"]
+    assert payload["transfer"]["columns"] == ["synthetic", "sims-scale", "held-out"]
+    own = json.loads((run / "metrics.json").read_text())["test"]["corr"]
+    assert rows["synthetic (crosssent)"]["synthetic"]["corr"]["mean"] == pytest.approx(own)
+    assert rows["synthetic (crosssent)"]["sims-scale"]["corr"]["mean"] == pytest.approx(expected["test"]["corr"])
+    assert "acc2" in rows["synthetic (crosssent)"]["sims-scale"] and "acc2_non0" in rows["sims-scale (crosssent)"]["synthetic"]
+    assert "## Transfer (test splits)" in (out / "results.md").read_text()
+    assert sum("transfer:" in line for line in said) == 4  # two runs, two other corpora each
+    # a second pass scores nothing again; a fresh checkout rebuilds the table from the records alone
+    said.clear()
+    run_grid(config, out, echo=said.append)
+    assert not any("transfer:" in line for line in said)
+    record = json.loads((tmp_path / "records" / "synthetic" / "crosssent" / "seed0.json").read_text())
+    assert record["transfer"]["held-out"]["metrics"] == pytest.approx(scores["held-out"]["metrics"])
+    again = run_grid(config, tmp_path / "fresh", echo=lambda _: None, run_fn=lambda *a, **k: pytest.fail("trained again"))
+    means = lambda rows: {(r, c): cell["corr"]["mean"] for r, cells in rows.items() for c, cell in cells.items()}  # noqa: E731
+    assert means(again["transfer"]["rows"]) == pytest.approx(means(rows)) and len(means(rows)) == 6
+
+
+def test_a_transfer_stage_needs_the_grids_variants_and_test_numbers(tmp_path):
+    path = tmp_path / "t.yaml"
+    base = str(ROOT / "configs" / "synthetic.yaml")
+    tree = {"name": "t", "base": base, "datasets": {"d": ["data.path=x"]}, "variants": ["crosssent"]}
+    path.write_text(yaml.safe_dump({**tree, "transfer": {"variants": ["mag"]}}))
+    with pytest.raises(ValueError, match="transfer: variant 'mag' is not a variant of this experiment"):
+        load_experiment(path)
+    path.write_text(yaml.safe_dump({**tree, "report_test": False, "transfer": {}}))
+    with pytest.raises(ValueError, match="which a search .* must not see"):
+        load_experiment(path)
+    path.write_text(yaml.safe_dump({**tree, "transfer": {"datasets": {"d": "y"}}}))
+    with pytest.raises(ValueError, match="'d' is already a dataset of the grid"):
+        load_experiment(path)

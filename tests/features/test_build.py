@@ -101,6 +101,27 @@ def test_ravdess_is_split_by_actor(tmp_path):
     assert json.loads((out / "crosssent.json").read_text())["audio_dim"] == 50
 
 
+@needs_opensmile
+def test_a_noisy_copy_of_chosen_splits_says_its_snr_and_differs_from_the_clean_build(tmp_path):
+    media = _recordings(tmp_path / "media")
+    labels = _labels(tmp_path / "labels.csv", [f"c{i}" for i in range(8)])
+    clean, _ = build(media, labels, tmp_path / "clean")
+    noisy, report = build(media, labels, tmp_path / "snr0", noise_snr=0.0, splits=("test",))
+    (clean_table, clean_meta), (table, meta) = load_dataset(clean), load_dataset(noisy)
+    assert clean_meta.audio_noise_snr_db is None and meta.audio_noise_snr_db == 0.0
+    assert "white noise at 0 dB SNR" in meta.audio_features and any("0 dB SNR" in line for line in report)
+    assert table["id"] == clean_table["id"] and table["audio_length"] == [0] * 6 + [1, 1]  # only the test clips computed
+    assert any("6 other clips kept without them" in line for line in report)
+    assert all(not np.allclose(a, b) for a, b in zip(clean_table["audio"][6:], table["audio"][6:]))
+    assert (tmp_path / "snr0.build-cache" / "egemaps-clip-snr0" / "c6.npz").is_file()
+    again, _ = build(media, labels, tmp_path / "snr0-again", noise_snr=0.0, splits=("test",))
+    assert load_dataset(again)[0]["audio"] == table["audio"]  # seeded by clip and SNR: the same noise
+    with pytest.raises(ValueError, match="--split dev: no clip is in that split"):
+        build(media, labels, tmp_path / "o", splits=("dev",))
+    with pytest.raises(ValueError, match="--noise-snr adds noise to the waveform before audio extraction"):
+        build(media, labels, tmp_path / "o", audio="none", noise_snr=10.0)
+
+
 @needs_whisper
 @needs_face
 @needs_raw_clips

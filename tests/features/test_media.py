@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crosssent.features.media import SAMPLE_RATE, is_silent, read_audio
+from crosssent.features.media import SAMPLE_RATE, add_noise, is_silent, read_audio
 
 
 def write_tone(path: Path, *, seconds: float = 1.0, rate: int = 22_050, amplitude: float = 0.3, hz: float = 220.0) -> Path:
@@ -37,3 +37,13 @@ def test_unreadable_recordings_are_one_line_naming_the_file(tmp_path):
     (tmp_path / "text.mp4").write_text("not a video")
     with pytest.raises(ValueError, match="text.mp4: cannot read it as audio or video"):
         read_audio(tmp_path / "text.mp4")
+
+
+def test_waveform_noise_has_the_asked_snr_and_is_the_same_for_the_same_seed():
+    tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(SAMPLE_RATE * 2) / SAMPLE_RATE)).astype(np.float32)
+    for snr in (20.0, 10.0, 0.0):
+        noisy = add_noise(tone, snr, seed=3)
+        measured = 10 * np.log10(np.mean(tone.astype(np.float64) ** 2) / np.mean((noisy - tone).astype(np.float64) ** 2))
+        assert abs(measured - snr) < 0.2 and noisy.dtype == np.float32
+    assert np.array_equal(add_noise(tone, 10.0, seed=3), add_noise(tone, 10.0, seed=3))
+    assert not np.array_equal(add_noise(tone, 10.0, seed=3), add_noise(tone, 10.0, seed=4))

@@ -442,3 +442,24 @@ def test_a_gmra_built_inside_inference_mode_scores_without_a_cache():
         explicit = gmra(hidden, **inputs, need_weights=True)
     torch.testing.assert_close(fast.hidden, explicit.hidden, atol=1e-5, rtol=1e-5)
     assert "_folded" not in gmra.__dict__
+
+
+def test_feature_dropout_acts_in_training_only():
+    torch.manual_seed(0)
+    model = make(feature_dropout=0.5)
+    batch = toy_batch()
+    _train_steps(model, batch, steps=2)  # the A/V now reach the output
+    plain = make(feature_dropout=0.0, backbone=tiny_random_backbone(seed=7))
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(model.eval()(**batch).prediction, plain.eval()(**batch).prediction)
+        model.train()
+        torch.manual_seed(1)
+        first = model(**batch).prediction
+        torch.manual_seed(2)
+        assert not torch.equal(first, model(**batch).prediction)  # features dropped at random
+        model.fusion.feature_dropout.p = 0.0  # then training mode draws the same as without it
+        torch.manual_seed(3)
+        off = model(**batch).prediction
+        torch.manual_seed(3)
+        assert torch.equal(off, plain.train()(**batch).prediction)

@@ -58,6 +58,9 @@ class DatasetMeta(BaseModel):
     audio_extractor_version: str = ""
     visual_extractor: str = ""
     visual_extractor_version: str = ""
+    # White noise added to every waveform before extraction (dB SNR; crosssent data build
+    # --noise-snr): a corrupted copy of a dataset for robustness tests, never training data.
+    audio_noise_snr_db: float | None = None
     language: str = "en"
     source: str = ""
     notes: list[str] = []

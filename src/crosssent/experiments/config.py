@@ -35,6 +35,18 @@ VARIANT_OVERRIDES: dict[str, list[str]] = {
 }
 
 
+class TransferSettings(BaseModel):
+    """The transfer stage: each finished run of ``variants`` also scored on the test split of
+    every other dataset of the grid and of each test-only dataset here (label -> dataset path),
+    with ``crosssent evaluate --transfer``'s rules (streams the model never read or the data
+    lacks left empty, labels mapped linearly through 0, the target's metric convention)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    variants: list[str] = Field(default_factory=lambda: ["crosssent"])
+    datasets: dict[str, Path] = {}
+
+
 class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,6 +75,8 @@ class ExperimentConfig(BaseModel):
     # label -> metric -> value on the scale of metrics.json (accuracies as fractions). Drawn as
     # dashed lines in the figures and listed under the figure, always marked as quoted.
     quoted: dict[str, dict[str, dict[str, float]]] = {}
+    # The transfer stage (rows: the grid's datasets; columns: these and ``transfer.datasets``).
+    transfer: TransferSettings | None = None
 
     def variant_overrides(self, variant: str) -> list[str]:
         return self.custom_variants.get(variant, VARIANT_OVERRIDES.get(variant, []))
@@ -97,12 +111,29 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
             unknown_metric = next((k for k in values if k not in ALL_METRIC_KEYS), None)
             if unknown_metric:
                 raise ValueError(f"{path}: quoted: {dataset}: {label}: unknown metric {unknown_metric!r}")
+    if config.transfer is not None:
+        if not config.report_test:
+            raise ValueError(f"{path}: transfer: scores test splits, which a search (report_test: false) must not see")
+        outside = next((v for v in config.transfer.variants if v not in config.variants), None)
+        if outside is not None:
+            raise ValueError(f"{path}: transfer: variant {outside!r} is not a variant of this experiment")
+        clash = next((d for d in config.transfer.datasets if d in config.datasets), None)
+        if clash is not None:
+            raise ValueError(f"{path}: transfer: {clash!r} is already a dataset of the grid (its column comes with it)")
     for variant in config.borrowed_records:
         if variant not in config.variants or config.records is None:
             raise ValueError(
                 f"{path}: borrowed_records: {variant!r} needs to be a variant of this experiment and 'records' to be set"
             )
     return config
+
+
+def transfer_targets(config: ExperimentConfig, dataset: str, variant: str, seed: int) -> dict[str, Path]:
+    """The datasets (label -> path) that the run of this cell is scored on by the transfer
+    stage: every other dataset of the grid, then the transfer's own."""
+    assert config.transfer is not None
+    others = {d: Path(cell_settings(config, d, variant, seed).data.path) for d in config.datasets if d != dataset}
+    return {**others, **config.transfer.datasets}
 
 
 def grid(config: ExperimentConfig) -> list[tuple[str, str, int]]:

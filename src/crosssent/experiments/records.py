@@ -5,7 +5,8 @@ and logs and lives outside git, so a fresh checkout has none of them and a grid 
 several sittings would start again from nothing. A record is one small JSON file per finished
 run, ``RECORDS/DATASET/VARIANT/seedN.json``, holding what the reports need: the run's settings,
 its metrics, its run info (wall time, hardware, gate summary), the metric convention (task) and
-its test-split predictions as clip id -> score. A search grid (``report_test: false``) chooses
+its test-split predictions as clip id -> score, and the transfer stage's scores on other
+corpora where it has any (``transfer``, optional; ``RunDir.transfer_file``). A search grid (``report_test: false``) chooses
 settings on validation, so its records keep no test number at all: no test metrics, no test
 predictions (``null``), no gate summary (measured on test).
 
@@ -61,6 +62,9 @@ def write_record(run: Path, path: Path, *, with_test: bool = True) -> None:
         "run_info": run_info,
         "test_predictions": predictions,
     }
+    transfer = folder.read_transfer()
+    if transfer and with_test:
+        payload["transfer"] = transfer
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, payload if with_test else _without_test(payload))
 
@@ -149,4 +153,6 @@ def _write_run(run: Path, record: dict[str, Any], rows: list[tuple[str, str, flo
     if rows is not None:
         folder.write_predictions(rows)
     folder.write_run_info(record["run_info"])
+    if record.get("transfer"):
+        folder.write_transfer(record["transfer"])
     folder.write_metrics(record["metrics"])  # last: its presence means "finished"

@@ -331,6 +331,72 @@ def render_markdown(
     return buf.getvalue()
 
 
+def collect_transfer(config: ExperimentConfig, out: Path) -> dict[str, Any]:
+    """The transfer table: per trained dataset and variant (rows), per test dataset (columns:
+    the grid's, then the transfer's own), Corr and the binary accuracy over the seeds that
+    have a score there (the run's own test metrics on its own dataset)."""
+    assert config.transfer is not None
+    columns = [*config.datasets, *config.transfer.datasets]
+    rows: dict[str, Any] = {}
+    for dataset in config.datasets:
+        for variant in config.transfer.variants:
+            folders = [RunDir(run_dir(out, dataset, variant, s)) for s in config.seeds_of(variant)]
+            finished = [f for f in folders if f.is_finished()]
+            if not finished:
+                continue
+            cells: dict[str, Any] = {}
+            for column in columns:
+                scored = [
+                    f.read_metrics()["test"] if column == dataset else f.read_transfer().get(column, {}).get("metrics")
+                    for f in finished
+                ]
+                scored = [m for m in scored if m]
+                if not scored:
+                    continue
+                accuracy = "acc2_non0" if "acc2_non0" in scored[0] else "acc2"
+                cells[column] = {
+                    "seeds": len(scored),
+                    "corr": mean_ci([m["corr"] for m in scored]),
+                    accuracy: mean_ci([m[accuracy] for m in scored]),
+                }
+            rows[f"{dataset} ({variant})"] = cells
+    return {"columns": columns, "rows": rows}
+
+
+def _interval(stat: dict[str, float], scale: float, digits: int) -> str:
+    if stat["n"] < 2:
+        return f"{stat['mean'] * scale:.{digits}f} (one seed)"
+    return f"{stat['mean'] * scale:.{digits}f} ± {(stat['ci_high'] - stat['mean']) * scale:.{digits}f}"
+
+
+def render_transfer(transfer: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    buf.write(
+        "\n## Transfer (test splits)\n\nRows: the data a model was trained on; columns: the test split it is "
+        "scored on (its own: the grid's numbers above). Streams the model never read or the data lacks are left "
+        "empty; predictions are mapped linearly through 0 from the model's label range to the data's (x1 between "
+        "[-3, 3] corpora, x3 from [-1, 1] to [-3, 3], x1/3 back), and the data's metric convention applies. "
+        "Mean ± 95 % t half-width over seeds; the binary accuracy is Non0-ACC2 on MOSI's scale, ACC2 on "
+        "CH-SIMS's.\n\n"
+    )
+    columns = transfer["columns"]
+    buf.write("| trained on | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns) + "\n")
+    for row, cells in transfer["rows"].items():
+        shown = []
+        for column in columns:
+            cell = cells.get(column)
+            if cell is None:
+                shown.append("not scored yet")
+                continue
+            accuracy = "acc2_non0" if "acc2_non0" in cell else "acc2"
+            name = "Non0-ACC2" if accuracy == "acc2_non0" else "ACC2"
+            shown.append(
+                f"Corr {_interval(cell['corr'], 1, 3)}, {name} {_interval(cell[accuracy], 100, 2)} ({cell['seeds']} seeds)"
+            )
+        buf.write(f"| {row} | " + " | ".join(shown) + " |\n")
+    return buf.getvalue()
+
+
 def write_reports(config: ExperimentConfig, out: Path, *, wall_seconds: float, command: str | None = None) -> dict[str, Any]:
     results = collect(config, out)
     comparisons = compare(config, out, results)
@@ -351,10 +417,14 @@ def write_reports(config: ExperimentConfig, out: Path, *, wall_seconds: float, c
         "comparisons": comparisons,
         "extra_comparisons": extra,
     }
+    markdown = render_markdown(config, results, comparisons, meta, extra)
+    if config.transfer is not None:
+        payload["transfer"] = collect_transfer(config, out)
+        markdown += render_transfer(payload["transfer"])
     write_json_atomic(out / "results.json", payload)
     split = "test" if config.report_test else "valid"
     write_figures(config.name, out, results, split=split, keys=headline_keys(results, split), quoted=config.quoted)
-    write_text_atomic(out / "results.md", render_markdown(config, results, comparisons, meta, extra))
+    write_text_atomic(out / "results.md", markdown)
     write_text_atomic(out / "results.csv", _csv(results, split))
     return payload
 

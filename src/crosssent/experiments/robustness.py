@@ -14,8 +14,13 @@ same corrupted input for every model of the comparison), after alignment and bef
 For each model, corruption and strength: the split's metrics and, for ``crosssent`` models, the
 mean GMRA gate over real text tokens (does the gate close when the A/V turn to noise?). Output:
 ``robustness.md`` / ``.csv`` / ``.json`` and one ``robustness-CORRUPTION.png`` per corruption,
-every model a line. Noise added to the waveform before extraction is not offered here: it needs
-the recordings and a rebuild of the dataset (see docs/results.md).
+every model a line.
+
+- ``waveform`` (real-world noise): white noise added to the recordings themselves at given SNRs
+  before any feature is extracted. It needs the recordings, so it is not computed here: each
+  strength is a noisy copy of the dataset built from them (``crosssent data build ...
+  --noise-snr DB``, with ``--split test`` to build only what is scored), passed with
+  ``--waveform``; its clips must be those of the clean split, its SNR is read from its metadata.
 """
 
 from __future__ import annotations
@@ -45,7 +50,14 @@ CORRUPTIONS: dict[str, list[Any]] = {
     "missing": ["audio", "visual", "both"],
     "shift": [1, 2, 4],
 }
-UNITS = {"noise": "SNR (dB)", "dropout": "p", "frame_drop": "p", "missing": "withheld", "shift": "tokens"}
+UNITS = {  # the x-axis of each corruption's figure
+    "waveform": "SNR of the waveform (dB)",
+    "noise": "SNR (dB)",
+    "dropout": "p",
+    "frame_drop": "p",
+    "missing": "withheld",
+    "shift": "tokens",
+}
 SHOWN = ("corr", "acc2_non0", "mae")
 
 
@@ -121,12 +133,15 @@ def measure(
     corruptions: list[str],
     split: str = "test",
     seed: int = 0,
+    waveform: tuple[Path, ...] = (),
     report: Callable[[str], None] = print,
 ) -> list[Cell]:
-    """Every model under every corruption and strength (and clean)."""
+    """Every model under every corruption and strength (and clean); ``waveform``: noisy copies
+    of ``data`` (see the module's docstring), scored as the corruption ``waveform``."""
     unknown = [c for c in corruptions if c not in CORRUPTIONS]
     if unknown:
         raise ValueError(f"--corruption {unknown[0]}: choose from {', '.join(CORRUPTIONS)}")
+    noisy = _noisy_copies(waveform)
     cells: list[Cell] = []
     for path in models:
         model, _, aligned, meta = load_for_scoring(path, data)
@@ -157,7 +172,32 @@ def measure(
                     f"  {name}: {corruption} {strength}: Corr {metrics['corr']:.3f}"
                     + (f", gate {gate:.3f}" if gate is not None else "")
                 )
+        for snr, copy in noisy:
+            _, _, copy_aligned, _ = load_for_scoring(path, copy)
+            copy_rows = split_rows(copy_aligned, split)
+            if list(copy_rows["id"]) != list(rows["id"]):
+                raise ValueError(f"{copy}: its {split} clips are not those of {data}; build it from the same recordings")
+            metrics, gate = _score(model, copy_rows, meta.task)
+            cells.append(Cell(name, "waveform", snr, metrics, gate))
+            gated = f", gate {gate:.3f}" if gate is not None else ""
+            report(f"  {name}: waveform {snr:g} dB: Corr {metrics['corr']:.3f}{gated}")
     return cells
+
+
+def _noisy_copies(paths: tuple[Path, ...]) -> list[tuple[float, Path]]:
+    """(SNR, dataset) of each noisy copy, from the cleanest down; each must say its SNR."""
+    from crosssent.data.dataset import load_dataset
+
+    found = []
+    for path in paths:
+        snr = load_dataset(path)[1].audio_noise_snr_db
+        if snr is None:
+            raise ValueError(f"--waveform {path}: not a noisy copy (build one with --noise-snr DB)")
+        found.append((snr, path))
+    snrs = [snr for snr, _ in found]
+    if len(set(snrs)) < len(snrs):
+        raise ValueError(f"--waveform: two copies have the same SNR ({sorted(snrs)})")
+    return sorted(found, key=lambda item: -item[0])
 
 
 def write_outputs(cells: list[Cell], out: Path, *, command: str) -> list[Path]:
@@ -197,12 +237,12 @@ def write_outputs(cells: list[Cell], out: Path, *, command: str) -> list[Path]:
     written = [out / "robustness.md"]
     models = list(dict.fromkeys(c.model for c in cells))
     for corruption in dict.fromkeys(c.corruption for c in cells if c.corruption != "clean"):
-        strengths = CORRUPTIONS[corruption]
+        strengths = list(dict.fromkeys(c.strength for c in cells if c.corruption == corruption))
         has_gate = any(c.mean_gate is not None for c in cells)
         fig = Figure(figsize=(11 if has_gate else 6, 4.2), layout="constrained")
         axes = np.atleast_1d(fig.subplots(1, 2 if has_gate else 1))  # type: ignore[arg-type]
         positions = list(range(len(strengths) + 1))
-        labels = ["clean", *[str(s) for s in strengths]]
+        labels = ["clean", *[f"{s:g}" if isinstance(s, float) else str(s) for s in strengths]]
         for model in models:
             mine = [c for c in cells if c.model == model and c.corruption in ("clean", corruption)]
             at = [0 if c.corruption == "clean" else 1 + strengths.index(c.strength) for c in mine]

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from crosssent.experiments.config import ExperimentConfig, cell_settings, grid, run_dir
+from crosssent.experiments.config import ExperimentConfig, cell_settings, grid, run_dir, transfer_targets
 from crosssent.experiments.records import borrow_record, record_path, restore_run, write_record
 from crosssent.experiments.report import write_reports
 from crosssent.train.config import first_difference
@@ -77,7 +77,43 @@ def run_grid(
         made += 1
         _sync_record(config, target, (dataset, variant, seed), settings)
         echo(f"{label}: finished in {time.time() - t0:.0f}s")
+    if config.transfer is not None:
+        transfer_stage(config, out, echo=echo)
     return write_reports(config, out, wall_seconds=time.time() - started, command=command)
+
+
+def transfer_stage(config: ExperimentConfig, out: Path, *, echo: Callable[[str], None] = print) -> None:
+    """Score every finished run of the transfer's variants on its targets' test splits
+    (``transfer_targets``), once: the scores go to the run's ``transfer.json`` and its record.
+    A run whose scores are recorded needs no model; one without needs its model folder."""
+    from crosssent.scoring import evaluate_folder
+
+    for dataset, variant, seed in grid(config):
+        if config.transfer is None or variant not in config.transfer.variants:
+            continue
+        folder = RunDir(run_dir(out, dataset, variant, seed))
+        if not folder.is_finished():
+            continue
+        scores = folder.read_transfer()
+        todo = {
+            label: path
+            for label, path in transfer_targets(config, dataset, variant, seed).items()
+            if scores.get(label, {}).get("data") != str(path)
+        }
+        if not todo:
+            continue
+        if not folder.model.exists():
+            raise ValueError(
+                f"{folder.path}: no model to score on {next(iter(todo))} (a run restored from its record keeps no "
+                "weights); delete that run folder and its record to train it again"
+            )
+        for label, path in todo.items():
+            echo(f"transfer: {dataset} {variant} seed {seed} -> {label} ...")
+            metrics, _ = evaluate_folder(folder.model, path, ("test",), transfer=True)
+            scores[label] = {"data": str(path), "metrics": metrics["test"]}
+            folder.write_transfer(scores)
+        if config.records is not None:
+            write_record(folder.path, record_path(config.records, dataset, variant, seed), with_test=True)
 
 
 def sync_records(config: ExperimentConfig, out: str | Path) -> int:

@@ -33,7 +33,7 @@ from crosssent.data.csv_files import read_csv
 from crosssent.data.dataset import DatasetMeta, check_output_dir, save_dataset
 from crosssent.data.sources.mmsa import LABEL_RANGE
 from crosssent.features.audio import AudioExtractor
-from crosssent.features.media import MEDIA_SUFFIXES, SAMPLE_RATE, is_silent, read_audio
+from crosssent.features.media import MEDIA_SUFFIXES, SAMPLE_RATE, add_noise, is_silent, read_audio
 from crosssent.features.pooling import POOLED, pool
 
 RAVDESS_SPLIT = {"train": range(1, 15), "valid": range(15, 17), "test": range(17, 21)}  # by actor
@@ -128,9 +128,17 @@ class _Computer:
     """Computes one clip's streams into their caches; the extractors (and the speech model, when
     the transcript or word times are needed) are loaded on first use, once per process."""
 
-    def __init__(self, streams: tuple[Stream, ...], alignment: str, need_transcriber: bool, language: str = "en") -> None:
+    def __init__(
+        self,
+        streams: tuple[Stream, ...],
+        alignment: str,
+        need_transcriber: bool,
+        language: str = "en",
+        noise_snr: float | None = None,
+    ) -> None:
         self.streams, self.alignment, self.need_transcriber = streams, alignment, need_transcriber
         self.language = language  # of the given transcripts, for their forced alignment
+        self.noise_snr = noise_snr  # white noise added to every waveform first (dB SNR), or None
         self.extractors: dict[str, Any] = {}
         self.transcriber: Any = None  # features.transcribe.Transcriber, loaded when needed
 
@@ -165,6 +173,8 @@ class _Computer:
                     raise ValueError(f"{clip.media}: silent")
             except ValueError as err:
                 samples, heard = None, str(err)
+        if samples is not None and self.noise_snr is not None:
+            samples = add_noise(samples, self.noise_snr, seed=noise_seed(clip.id, self.noise_snr))
         if samples is not None and need_words:
             if clip.text:  # a given transcript is timed by forced alignment, not recognised again
                 said = clip.text
@@ -198,9 +208,16 @@ class _Computer:
 _WORKER: _Computer | None = None  # one per worker process
 
 
-def _start_worker(streams: tuple[Stream, ...], alignment: str, need_transcriber: bool, language: str) -> None:
+def noise_seed(clip: str, snr_db: float) -> int:
+    """The seed of a clip's waveform noise: fixed by its id and the SNR, in any process."""
+    return int.from_bytes(hashlib.sha256(f"{clip}|{snr_db:g}".encode()).digest()[:8], "little")
+
+
+def _start_worker(
+    streams: tuple[Stream, ...], alignment: str, need_transcriber: bool, language: str, noise_snr: float | None
+) -> None:
     global _WORKER
-    _WORKER = _Computer(streams, alignment, need_transcriber, language)
+    _WORKER = _Computer(streams, alignment, need_transcriber, language, noise_snr)
 
 
 def _work(clips: list[Clip]) -> list[str]:
@@ -208,10 +225,11 @@ def _work(clips: list[Clip]) -> list[str]:
     return [problem for clip in clips for problem in _WORKER(clip)]
 
 
-def cache_folder(cache_root: Path, extractor: str, alignment: str) -> Path:
-    """Where a build keeps one extractor's per-clip streams; it holds ``extractor.txt``, the
-    version that made them, and is refused when another version would add to it."""
-    folder = cache_root / f"{extractor}-{alignment}"
+def cache_folder(cache_root: Path, extractor: str, alignment: str, noise_snr: float | None = None) -> Path:
+    """Where a build keeps one extractor's per-clip streams (``-snrDB`` for streams of noisy
+    waveforms); it holds ``extractor.txt``, the version that made them, and is refused when
+    another version would add to it."""
+    folder = cache_root / (f"{extractor}-{alignment}" + ("" if noise_snr is None else f"-snr{noise_snr:g}"))
     version = stream_extractor_version(extractor)
     stamp = folder / "extractor.txt"
     if stamp.is_file() and stamp.read_text(encoding="utf-8").strip() != version:
@@ -233,6 +251,7 @@ def fill_cache(
     workers: int,
     report: Callable[[str], None],
     language: str = "en",
+    noise_snr: float | None = None,
 ) -> list[str]:
     """Compute every stream of every clip not in its cache yet (in ``workers`` processes); the problems."""
     pending = [c for c in clips if any(not (s.cache / cache_name(c.id)).is_file() for s in streams)]
@@ -240,7 +259,7 @@ def fill_cache(
         report(f"{len(clips) - len(pending)} of {len(clips)} clips already in {', '.join(str(s.cache) for s in streams)}")
     started, done, problems = time.monotonic(), 0, []
     if workers <= 1:
-        compute = _Computer(streams, alignment, need_transcriber, language)
+        compute = _Computer(streams, alignment, need_transcriber, language, noise_snr)
         for clip in pending:
             problems += compute(clip)
             done += 1
@@ -253,7 +272,7 @@ def fill_cache(
         max_workers=workers,
         mp_context=context,
         initializer=_start_worker,
-        initargs=(streams, alignment, need_transcriber, language),
+        initargs=(streams, alignment, need_transcriber, language, noise_snr),
     ) as pool:
         for chunk, found in zip(chunks, pool.map(_work, chunks)):
             problems += found
@@ -355,11 +374,24 @@ def build_dataset(
     visual: str = "none",
     workers: int = 1,
     shard: tuple[int, int] | None = None,
+    noise_snr: float | None = None,
+    splits: tuple[str, ...] = (),
     report: Callable[[str], None] = print,
 ) -> tuple[Path, list[str]]:
     """Extract, pool and write the canonical dataset (atomically); the report's lines. With
     ``shard`` (i, n), only every n-th clip from the i-th (1-based) is computed into the caches
-    and no dataset is written: the path returned is the (first stream's) cache."""
+    and no dataset is written: the path returned is the (first stream's) cache. With
+    ``noise_snr``, white noise at that SNR (dB) is added to every waveform before anything is
+    extracted from it (a test of robustness to real-world noise; the dataset says so in its
+    metadata). ``splits``: streams are computed for the clips of those splits only (all when
+    empty); every other clip is kept, without streams, so the dataset keeps its three splits."""
+    if splits:
+        unknown = sorted(set(splits) - {c.split for c in clips})
+        if unknown:
+            raise ValueError(f"{source}: --split {unknown[0]}: no clip is in that split")
+    chosen = [c for c in clips if not splits or c.split in splits]
+    if noise_snr is not None and audio == "none":
+        raise ValueError("--noise-snr adds noise to the waveform before audio extraction: it needs --audio")
     if task not in LABEL_RANGE:
         raise ValueError(f"--task must be one of {sorted(LABEL_RANGE)}, got {task!r}")
     if alignment not in POOLED:
@@ -371,7 +403,7 @@ def build_dataset(
     resolved = check_output_dir(out, inputs)
     cache_root = resolved.with_name(resolved.name + ".build-cache")
     streams = tuple(
-        Stream(modality, extractor, cache_folder(cache_root, extractor, alignment))
+        Stream(modality, extractor, cache_folder(cache_root, extractor, alignment, noise_snr))
         for modality, extractor in (("audio", audio), ("visual", visual))
         if extractor != "none"
     )
@@ -385,13 +417,14 @@ def build_dataset(
     meta_extra: dict[str, object] = {}
     if streams:
         problems = fill_cache(
-            clips if shard is None else clips[shard[0] - 1 :: shard[1]],
+            chosen if shard is None else chosen[shard[0] - 1 :: shard[1]],
             streams=streams,
             alignment=alignment,
-            need_transcriber=any(not c.text for c in clips),
+            need_transcriber=any(not c.text for c in chosen),
             workers=workers,
             report=report,
             language="zh" if task == "sims" else "en",
+            noise_snr=noise_snr,
         )
         if shard is not None:
             return streams[0].cache, problems + [
@@ -400,7 +433,7 @@ def build_dataset(
             ]
         lines += problems
     for stream in streams:
-        found, texts = read_cache(clips, stream.cache)
+        found, texts = read_cache(chosen, stream.cache)
         widths = {f.shape[1] for f in found.values()}
         if not widths:
             raise ValueError(f"{source}: no clip gave {stream.extractor} features ({problems[0] if problems else 'no clips'})")
@@ -415,6 +448,14 @@ def build_dataset(
             f"{m}_extractor_version": version,
         }
         lines.append(f"{m}: {len(found)} of {len(clips)} clips with {stream.extractor} features ({alignment})")
+    if len(chosen) < len(clips):
+        left = len(clips) - len(chosen)
+        lines.append(f"streams computed for the {', '.join(splits)} split(s) only: {left} other clips kept without them")
+    if noise_snr is not None:
+        meta_extra["audio_noise_snr_db"] = noise_snr
+        noted = f"white noise at {noise_snr:g} dB SNR added to the waveform"
+        meta_extra["audio_features"] = f"{meta_extra['audio_features']}; {noted}"
+        lines.append(f"white noise at {noise_snr:g} dB SNR added to every waveform before extraction")
     missing_text = [c for c, t in zip(cols["id"], cols["text"]) if not t]
     if missing_text:
         raise ValueError(f"{source}: clip {missing_text[0]!r} has no transcript and none could be recognised")
@@ -448,6 +489,8 @@ def build_from_table(
     visual: str = "none",
     workers: int = 1,
     shard: tuple[int, int] | None = None,
+    noise_snr: float | None = None,
+    splits: tuple[str, ...] = (),
     report: Callable[[str], None] = print,
 ) -> tuple[Path, list[str]]:
     """``crosssent data build``."""
@@ -470,12 +513,22 @@ def build_from_table(
         visual=visual,
         workers=workers,
         shard=shard,
+        noise_snr=noise_snr,
+        splits=splits,
         report=report,
     )
 
 
 def import_ravdess(
-    source: Path, out: Path, *, audio: str, alignment: str = "clip", workers: int = 1, report: Callable[[str], None] = print
+    source: Path,
+    out: Path,
+    *,
+    audio: str,
+    alignment: str = "clip",
+    workers: int = 1,
+    noise_snr: float | None = None,
+    splits: tuple[str, ...] = (),
+    report: Callable[[str], None] = print,
 ) -> tuple[Path, list[str]]:
     """RAVDESS speech, actors 1-20 (``SOURCE/ravdess``): valence in [-3, 3] as the label, the
     spoken sentence as the text, split by actor (train 1-14, valid 15-16, test 17-20)."""
@@ -501,5 +554,7 @@ def import_ravdess(
         source="RAVDESS speech, actors 1-20, split by actor (1-14 / 15-16 / 17-20)",
         inputs=(source,),
         workers=workers,
+        noise_snr=noise_snr,
+        splits=splits,
         report=report,
     )

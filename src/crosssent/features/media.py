@@ -40,3 +40,12 @@ def is_silent(audio: np.ndarray, *, threshold_db: float = -70.0) -> bool:
     usable = audio[: len(audio) // window * window].reshape(-1, window) if len(audio) >= window else audio[None, :]
     rms = np.sqrt(np.mean(np.square(usable, dtype=np.float64), axis=1))
     return bool(20 * np.log10(rms.max() + 1e-12) < threshold_db)
+
+
+def add_noise(audio: np.ndarray, snr_db: float, *, seed: int) -> np.ndarray:
+    """``audio`` with white Gaussian noise added at ``snr_db`` against the recording's own mean
+    power (a real-world corruption, applied before any feature is extracted); seeded, so the same
+    clip gets the same noise in every build."""
+    power = float(np.mean(np.square(audio, dtype=np.float64)))
+    noise = np.random.default_rng(seed).standard_normal(len(audio)) * np.sqrt(power / 10 ** (snr_db / 10))
+    return (audio + noise).astype(np.float32)

@@ -20,7 +20,7 @@ from crosssent.validation_errors import first_problem
 Variant = Literal["crosssent", "text_only", "mag", "late_fusion"]
 Pooling = Literal["cls", "mean"]
 
-_GMRA_FIELDS = frozenset({"inject_layer", "fusion_dim", "fusion_heads", "adapter_dim", "gate_bias_init"})
+_GMRA_FIELDS = frozenset({"inject_layer", "fusion_dim", "fusion_heads", "adapter_dim", "gate_bias_init", "feature_dropout"})
 # Fields a variant never reads (changing them cannot change its model or its training).
 UNUSED_FIELDS: dict[str, frozenset[str]] = {
     "crosssent": frozenset({"mag_beta", "late_fusion_hidden"}),
@@ -51,6 +51,8 @@ class CrossSentConfig(BaseModel):
             0 leaves the adapter out (an ablation: GMRA is then ``H + g * Z`` only).
         gate_bias_init: initial bias of the sigmoid gate; negative starts nearly closed.
             [choice: -2.0, i.e. the gate opens at sigmoid(-2) = 0.12]
+        feature_dropout: dropout on each audio/visual feature as it enters GMRA (training
+            only), as late fusion's head drops its input features. [choice: 0.0, off]
         pooling: ``cls`` (first token, the paper's head) or ``mean`` (masked mean).
         head_hidden: hidden width of the regression MLP.
         dropout: dropout in GMRA, adapter and head.
@@ -71,6 +73,7 @@ class CrossSentConfig(BaseModel):
     fusion_heads: int = Field(default=4, ge=1)
     adapter_dim: int = Field(default=64, ge=0)
     gate_bias_init: float = -2.0
+    feature_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     pooling: Pooling = "cls"
     head_hidden: int = Field(default=128, ge=1)
     dropout: float = Field(default=0.1, ge=0.0, lt=1.0)

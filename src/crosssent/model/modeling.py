@@ -149,6 +149,7 @@ class GatedMultimodalResidualAdapter(nn.Module):
         adapter_dim: int,
         gate_bias_init: float,
         dropout: float,
+        feature_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         d = fusion_dim or hidden_size
@@ -163,6 +164,7 @@ class GatedMultimodalResidualAdapter(nn.Module):
         self.value = nn.Linear(d, d)
         self.out = nn.Linear(d, hidden_size)  # W_O, also maps d back to h
         self.attn_dropout = nn.Dropout(dropout)
+        self.feature_dropout = nn.Dropout(feature_dropout)  # on each A/V feature, before W_a / W_v
         self.gate = nn.Linear(2 * hidden_size, hidden_size)  # W_g, b_g
         # adapter_dim 0 leaves the adapter out (an ablation); names kept for saved checkpoints.
         self.adapter_norm: nn.LayerNorm | None = None
@@ -186,9 +188,10 @@ class GatedMultimodalResidualAdapter(nn.Module):
         visual: Tensor | None,
         visual_mask: Tensor | None,
     ) -> list[tuple[nn.Linear, Tensor, Tensor]]:
-        """(projection W_a or W_v, frames, mask) of each stream this call brings."""
+        """(projection W_a or W_v, frames, mask) of each stream this call brings; in training the
+        frames' features are dropped out here (padded frames stay zero)."""
         return [
-            (proj, feats, mask)
+            (proj, self.feature_dropout(feats), mask)
             for proj, feats, mask in ((self.audio_proj, audio, audio_mask), (self.visual_proj, visual, visual_mask))
             if proj is not None and feats is not None and mask is not None
         ]
@@ -542,6 +545,7 @@ class CrossSentModel(nn.Module):
                 adapter_dim=config.adapter_dim,
                 gate_bias_init=config.gate_bias_init,
                 dropout=config.dropout,
+                feature_dropout=config.feature_dropout,
             )
             index = config.inject_layer - 1
             injector = _InjectAfter(layers[index], self.fusion)

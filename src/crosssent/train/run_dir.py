@@ -12,6 +12,8 @@ spelled here and nowhere else.
   ``metrics.json`` (``{"valid": {...}, "test": {...}}``). A run without ``metrics.json`` is not
   finished;
 - ``evaluations/NAME/``: ``metrics.json`` and ``predictions.csv`` of ``crosssent evaluate``;
+- ``transfer.json``: the experiment runner's transfer stage, ``{LABEL: {"data": PATH,
+  "metrics": {...}}}``, the run's model scored on other corpora's test splits;
 - ``.lock``: held by the experiment runner while it trains the run;
 - ``record.json``: in a run restored from its committed record instead of trained, that record.
 """
@@ -81,6 +83,10 @@ class RunDir:
         """In a run restored from its record (``crosssent.experiments.records``): that record."""
         return self.path / "record.json"
 
+    @property
+    def transfer_file(self) -> Path:
+        return self.path / "transfer.json"
+
     def evaluation(self, name: str) -> Path:
         """Where ``crosssent evaluate`` of this run's model on dataset ``name`` writes."""
         return self.path / "evaluations" / name
@@ -110,6 +116,12 @@ class RunDir:
     def read_predictions(self, split: str) -> list[tuple[str, float, float]]:
         return read_predictions(self.predictions_file, split)
 
+    def read_transfer(self) -> dict[str, Any]:
+        """The transfer stage's scores (empty when it has none)."""
+        if not self.transfer_file.exists():
+            return {}
+        return json.loads(self.transfer_file.read_text(encoding="utf-8"))
+
     # -- writers (each atomic) ------------------------------------------------------------------
     def write_settings(self, text: str) -> None:
         write_text_atomic(self.config_file, text)
@@ -119,6 +131,9 @@ class RunDir:
 
     def write_run_info(self, info: dict[str, Any]) -> None:
         write_json_atomic(self.run_info_file, info)
+
+    def write_transfer(self, scores: dict[str, Any]) -> None:
+        write_json_atomic(self.transfer_file, scores)
 
     def write_metrics(self, metrics: dict[str, dict[str, float]]) -> None:
         """Last of a run's files: its presence means the run has finished."""
