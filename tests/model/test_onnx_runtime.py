@@ -93,6 +93,17 @@ def test_int8_and_the_command_line(runs, tmp_path):
     assert all(r["clips_per_s"] > 0 and r["range"][0] <= r["clips_per_s"] <= r["range"][1] for r in report["runtimes"].values())
 
 
+def test_the_onnx_runtimes_never_load_the_torch_weights(runs, monkeypatch):
+    model_dir = runs["crosssent"] / "model"
+    export_onnx(model_dir)
+    torch_model, _, _ = load_runtime(model_dir, "torch")
+    import crosssent.model.folder as folder
+
+    monkeypatch.setattr(folder, "load_weights", lambda *_: pytest.fail("the torch weights were loaded"))
+    model, tokenizer, prep = load_runtime(model_dir, "onnx")
+    assert isinstance(model, OnnxModel) and model.config == torch_model.config and len(tokenizer) > 0 and prep.max_len == 24
+
+
 def test_what_cannot_be_exported_or_run_is_one_line(runs, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(runs["text_only"] / "model", broken, ignore=shutil.ignore_patterns("*.onnx"))

@@ -153,38 +153,47 @@ def load_weights(folder: str | Path) -> CrossSentModel:
     return model
 
 
-def load_model_folder(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTokenizerBase, Preprocessing]:
-    """Model, tokenizer and preprocessing of a complete model folder; an incomplete or
-    inconsistent one is refused, never patched up (a missing tokenizer.json would otherwise
-    load a stand-in vocabulary that makes every word unknown)."""
+def read_model_folder(folder: str | Path) -> tuple[CrossSentConfig, PreTrainedTokenizerBase, Preprocessing]:
+    """Model config, tokenizer and preprocessing of a complete model folder, checked against each
+    other without building the model (what a runtime that does not run the torch weights needs);
+    an incomplete or inconsistent folder is refused, never patched up (a missing tokenizer.json
+    would otherwise load a stand-in vocabulary that makes every word unknown)."""
     folder = Path(folder)
     prep = load_preprocessing(folder)
-    model = load_weights(folder)
-    for name in TOKENIZER_FILES:
-        if not (folder / name).is_file():
-            raise ValueError(f"{folder}: not a complete model folder ({name} is missing)")
+    for needed in (CONFIG_NAME, WEIGHTS_NAME, f"{BACKBONE_CONFIG_DIR}/config.json", *TOKENIZER_FILES):
+        if not (folder / needed).is_file():
+            raise ValueError(f"{folder}: not a complete model folder ({needed} is missing)")
+    config = CrossSentConfig.load(folder / CONFIG_NAME)
+    backbone_config = _backbone_config(folder / BACKBONE_CONFIG_DIR)
     for name in ("audio_dim", "visual_dim"):
-        if getattr(prep, name) != getattr(model.config, name):
+        if getattr(prep, name) != getattr(config, name):
             raise ValueError(
                 f"{folder}: {PREPROCESSING_NAME} has {name}={getattr(prep, name)} but "
-                f"{CONFIG_NAME} has {name}={getattr(model.config, name)}"
+                f"{CONFIG_NAME} has {name}={getattr(config, name)}"
             )
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError, TypeError, KeyError) as err:  # transformers' messages run over several lines
         raise ValueError(f"{folder}: its tokenizer files cannot be loaded ({str(err).splitlines()[0].strip()})") from None
-    rows = int(model.backbone.get_input_embeddings().num_embeddings)  # type: ignore[arg-type]
+    rows = int(backbone_config.vocab_size)  # the encoder's embedding rows
     if len(tokenizer) > rows:
         raise ValueError(
             f"{folder}: its tokenizer has {len(tokenizer)} tokens but the encoder's embedding "
             f"has {rows} rows (tokenizer files from another model?)"
         )
-    positions = usable_positions(model.backbone.config)
+    positions = usable_positions(backbone_config)
     if positions is not None and prep.max_len > positions:
         raise ValueError(
             f"{folder / PREPROCESSING_NAME}: max_len={prep.max_len} but the encoder reads at most {positions} tokens"
         )
-    return model, tokenizer, prep
+    return config, tokenizer, prep
+
+
+def load_model_folder(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTokenizerBase, Preprocessing]:
+    """Model (with its weights), tokenizer and preprocessing of a complete model folder, checked
+    as ``read_model_folder`` checks them."""
+    _, tokenizer, prep = read_model_folder(folder)
+    return load_weights(folder), tokenizer, prep
 
 
 def check_compatible(prep: Preprocessing, meta: DatasetMeta, *, where: str) -> None:

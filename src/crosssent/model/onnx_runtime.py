@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from crosssent.model.configuration import CrossSentConfig
-from crosssent.model.folder import ONNX_INT8_NAME, ONNX_NAME, load_model_folder
+from crosssent.model.folder import ONNX_INT8_NAME, ONNX_NAME, load_model_folder, read_model_folder
 
 RUNTIMES = ("torch", "onnx", "int8")
 OPSET = 17
@@ -219,11 +219,11 @@ def load_runtime(model_dir: Path, runtime: str) -> tuple[Any, Any, Any]:
     its exported ONNX file in ONNX Runtime (refused, naming the command, when it is not there)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"--runtime {runtime}: choose from {', '.join(RUNTIMES)}")
-    model, tokenizer, prep = load_model_folder(model_dir)
     if runtime == "torch":
-        return model, tokenizer, prep
+        return load_model_folder(model_dir)
+    config, tokenizer, prep = read_model_folder(model_dir)  # the torch weights are never loaded
     path = model_dir / (ONNX_NAME if runtime == "onnx" else ONNX_INT8_NAME)
     if not path.is_file():
         how = "crosssent export --onnx" + (" --quantize int8" if runtime == "int8" else "")
         raise ValueError(f"{model_dir}: no {path.name}; write it first with {how} {model_dir}")
-    return OnnxModel(path, model.config), tokenizer, prep
+    return OnnxModel(path, config), tokenizer, prep
