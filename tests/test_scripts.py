@@ -302,30 +302,3 @@ def test_voice_probe_finds_the_synthetic_clip_audio_and_refuses_other_alignments
     refused = subprocess.run([sys.executable, str(SCRIPTS / "probe_voice.py"), str(word)], capture_output=True, text=True)
     assert refused.returncode == 2 and "needs clip-level audio" in refused.stderr
 
-
-def test_the_transfer_table_scores_own_and_other_data_per_model(tmp_path, synthetic_dir):
-    from crosssent.train.trainer import train_run
-    from tests.conftest import sims_scale_copy, tiny_settings
-
-    models = []
-    for seed in (0, 1):
-        train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1, "seed": seed}), tmp_path / f"run{seed}")
-        models += ["--model", str(tmp_path / f"run{seed}" / "model")]
-    sims_scale_copy(synthetic_dir, tmp_path / "sims")
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPTS / "transfer_table.py"),
-            *models,
-            "--data",
-            f"own={synthetic_dir}",
-            "--data",
-            f"sims={tmp_path / 'sims'}",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
-    row = done.stdout.strip().splitlines()[-1]
-    assert row.startswith("| own (2 models) | Corr ") and "Non0-ACC2" in row and "ACC2" in row.split("|")[3]
-    assert " ± " in row
