@@ -105,3 +105,44 @@ def test_the_mosi_video_has_a_face_in_every_sampled_frame(tmp_path):
     assert 0.3 < measures["mouth_width"] < 0.8 and abs(measures["yaw"]) < 0.5
     again, _ = extractor(RAW / "Oz06ZWiO20M_6.mp4")
     np.testing.assert_array_equal(again, frames)  # no tracking state carried from one recording to the next
+
+
+def _write_sideways(path: Path, images: list[np.ndarray], *, fps: int, turned: int) -> Path:
+    """A video whose frames are stored turned ``turned`` degrees counter-clockwise from upright,
+    with the display rotation that shows them upright again (as a phone writes portrait video)."""
+    import av
+
+    stored = [np.ascontiguousarray(np.rot90(image, k=turned // 90)) for image in images]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = stored[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.set_display_rotation(-turned)
+        for image in stored:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def test_frames_stored_sideways_come_out_upright(tmp_path):
+    upright = np.zeros((64, 32, 3), dtype=np.uint8)
+    upright[:32] = 255  # the top half white
+    for turned in (90, -90, 180):
+        video = _write_sideways(tmp_path / f"turned{turned}.mp4", [upright] * 10, fps=10, turned=turned)
+        _, image = next(iter(read_video_frames(video)))
+        assert image.shape[:2] == (64, 32)
+        assert image[:28].mean() > 200 and image[36:].mean() < 50, turned
+
+
+@needs_face
+@needs_raw_clips
+def test_a_face_filmed_sideways_is_found_as_upright(tmp_path):
+    from crosssent.features.visual import visual_extractor
+
+    images = [image for slot, image in read_video_frames(RAW / "Oz06ZWiO20M_6.mp4") if slot < 20]
+    video = _write_sideways(tmp_path / "portrait.mp4", images, fps=10, turned=90)
+    extractor = visual_extractor("face")
+    frames, has_face = extractor(video)
+    upright, _ = extractor(_write_sideways(tmp_path / "upright.mp4", images, fps=10, turned=0))
+    assert has_face.all() and len(frames) == 20
+    np.testing.assert_allclose(frames.mean(0), upright.mean(0), atol=0.05)

