@@ -301,4 +301,3 @@ def test_voice_probe_finds_the_synthetic_clip_audio_and_refuses_other_alignments
     word = generate(tmp_path / "word", n_train=40, n_valid=10, n_test=10, seed=0)
     refused = subprocess.run([sys.executable, str(SCRIPTS / "probe_voice.py"), str(word)], capture_output=True, text=True)
     assert refused.returncode == 2 and "needs clip-level audio" in refused.stderr
-
