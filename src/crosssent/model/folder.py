@@ -191,9 +191,12 @@ def read_model_folder(folder: str | Path) -> tuple[CrossSentConfig, PreTrainedTo
 
 def load_model_folder(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTokenizerBase, Preprocessing]:
     """Model (with its weights), tokenizer and preprocessing of a complete model folder, checked
-    as ``read_model_folder`` checks them."""
+    as ``read_model_folder`` checks them; the stored tensors are checked against the configs
+    first (a config edited after saving is named by the tensor it no longer fits)."""
+    load_preprocessing(folder)
+    model = load_weights(folder)
     _, tokenizer, prep = read_model_folder(folder)
-    return load_weights(folder), tokenizer, prep
+    return model, tokenizer, prep
 
 
 def check_compatible(prep: Preprocessing, meta: DatasetMeta, *, where: str) -> None:
