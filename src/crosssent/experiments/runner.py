@@ -58,6 +58,8 @@ def run_grid(
             echo(f"{label}: done, skipped")
             continue
         if max_runs is not None and made >= max_runs:
+            if config.transfer is not None:  # a partial grid's finished runs are scored elsewhere too
+                transfer_stage(config, out, echo=echo)
             write_reports(config, out, wall_seconds=time.time() - started, command=command)
             raise GridIncomplete(f"stopped after {made} new run(s); {len(cells) - i + 1} cell(s) left")
         lock = _claim(target)
