@@ -364,8 +364,8 @@ def collect_transfer(config: ExperimentConfig, out: Path) -> dict[str, Any]:
 
 
 def _interval(stat: dict[str, float], scale: float, digits: int) -> str:
-    if stat["n"] < 2:
-        return f"{stat['mean'] * scale:.{digits}f} (one seed)"
+    if stat["n"] < 2:  # no interval from one seed; the cell says how many seeds it has
+        return f"{stat['mean'] * scale:.{digits}f}"
     return f"{stat['mean'] * scale:.{digits}f} ± {(stat['ci_high'] - stat['mean']) * scale:.{digits}f}"
 
 
@@ -391,7 +391,8 @@ def render_transfer(transfer: dict[str, Any]) -> str:
             accuracy = "acc2_non0" if "acc2_non0" in cell else "acc2"
             name = "Non0-ACC2" if accuracy == "acc2_non0" else "ACC2"
             shown.append(
-                f"Corr {_interval(cell['corr'], 1, 3)}, {name} {_interval(cell[accuracy], 100, 2)} ({cell['seeds']} seeds)"
+                f"Corr {_interval(cell['corr'], 1, 3)}, {name} {_interval(cell[accuracy], 100, 2)} "
+                + ("(1 seed)" if cell["seeds"] == 1 else f"({cell['seeds']} seeds)")
             )
         buf.write(f"| {row} | " + " | ".join(shown) + " |\n")
     return buf.getvalue()
