@@ -116,6 +116,11 @@ def test_a_noisy_copy_of_chosen_splits_says_its_snr_and_differs_from_the_clean_b
     assert (tmp_path / "snr0.build-cache" / "egemaps-clip-snr0" / "c6.npz").is_file()
     again, _ = build(media, labels, tmp_path / "snr0-again", noise_snr=0.0, splits=("test",))
     assert load_dataset(again)[0]["audio"] == table["audio"]  # seeded by clip and SNR: the same noise
+    untold = tmp_path / "test-text-only.csv"  # transcripts for the test clips only: nothing else is needed
+    rows = labels.read_text().splitlines()
+    untold.write_text("\n".join([rows[0], *(r if ",test," in r else r.rsplit(",", 1)[0] + "," for r in rows[1:])]) + "\n")
+    partial, _ = build(media, untold, tmp_path / "partial", noise_snr=0.0, splits=("test",))
+    assert load_dataset(partial)[0]["text"][:1] == [""] and load_dataset(partial)[0]["audio"][6:] == table["audio"][6:]
     with pytest.raises(ValueError, match="--split dev: no clip is in that split"):
         build(media, labels, tmp_path / "o", splits=("dev",))
     with pytest.raises(ValueError, match="--noise-snr adds noise to the waveform before audio extraction"):

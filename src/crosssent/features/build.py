@@ -456,7 +456,8 @@ def build_dataset(
         noted = f"white noise at {noise_snr:g} dB SNR added to the waveform"
         meta_extra["audio_features"] = f"{meta_extra['audio_features']}; {noted}"
         lines.append(f"white noise at {noise_snr:g} dB SNR added to every waveform before extraction")
-    missing_text = [c for c, t in zip(cols["id"], cols["text"]) if not t]
+    computed = {c.id for c in chosen}  # a clip outside --split keeps the table's text, if any
+    missing_text = [c for c, t in zip(cols["id"], cols["text"]) if not t and c in computed]
     if missing_text:
         raise ValueError(f"{source}: clip {missing_text[0]!r} has no transcript and none could be recognised")
     lo, hi = LABEL_RANGE[task]
