@@ -417,11 +417,11 @@ def robustness(
     strengths, with the mean GMRA gate under each: a table and one curve figure per corruption.
     With --waveform, also under real-world noise added to the recordings before extraction."""
     _quiet_libraries()
-    from crosssent.data.dataset import load_dataset
+    from crosssent.data.dataset import load_meta
     from crosssent.experiments.robustness import CORRUPTIONS, measure, write_outputs
 
     try:
-        chosen = corruption or [c for c in CORRUPTIONS if c != "shift" or load_dataset(data)[1].alignment == "word"]
+        chosen = corruption or [c for c in CORRUPTIONS if c != "shift" or load_meta(data).alignment == "word"]
         cells = measure(model, data, corruptions=chosen, split=split, seed=seed, waveform=tuple(waveform), report=_echo_err)
         command = "crosssent robustness " + " ".join(
             [*(f"--model {m}" for m in model), f"--data {data}", f"--out {out}", *(f"--corruption {c}" for c in corruption),

@@ -20,7 +20,7 @@ from crosssent.data.align import align_dataset, default_cache_root
 from crosssent.data.collate import Batch, collate
 from crosssent.data.dataset import DatasetMeta, drop_modalities, load_dataset, split_rows
 from crosssent.metrics import compute_metrics
-from crosssent.model.folder import check_compatible, load_preprocessing
+from crosssent.model.folder import Preprocessing, check_compatible
 from crosssent.model.modeling import CrossSentModel
 from crosssent.model.onnx_runtime import load_runtime
 
@@ -126,15 +126,29 @@ def evaluate_folder(
     runtime: str = "torch",
     transfer: bool = False,
 ) -> tuple[dict, list]:
-    """Load an exported model, align a canonical dataset the way it was trained, score it
-    (``hide``: streams withheld from every clip, see ``predict``; ``runtime``: torch, onnx, int8;
-    ``transfer``: data from another corpus, see ``load_for_scoring``, with the predictions mapped
-    linearly from the model's label range to the data's before the data's metrics are taken)."""
-    model, _, aligned, meta = load_for_scoring(model_dir, data_dir, runtime=runtime, transfer=transfer)
-    scale = 1.0
-    if transfer:
-        prep = load_preprocessing(Path(model_dir))
-        scale = label_scale(prep.label_min, prep.label_max, meta.label_min, meta.label_max)
+    """Load an exported model (``runtime``: torch, onnx, int8) and score it on a canonical
+    dataset, as ``evaluate_loaded`` does."""
+    model, tokenizer, prep = load_runtime(Path(model_dir), runtime)
+    return evaluate_loaded(model, tokenizer, prep, data_dir, splits, hide=hide, transfer=transfer)
+
+
+def evaluate_loaded(
+    model: Any,
+    tokenizer: Any,
+    prep: Preprocessing,
+    data_dir: str | Path,
+    splits: tuple[str, ...],
+    *,
+    hide: tuple[str, ...] = (),
+    transfer: bool = False,
+) -> tuple[dict, list]:
+    """Align a canonical dataset the way a loaded model was trained and score it (``hide``:
+    streams withheld from every clip, see ``predict``; ``transfer``: data from another corpus,
+    see ``align_for_model``, with the predictions mapped linearly from the model's label range to
+    the data's before the data's metrics are taken). A model scored on several datasets is
+    loaded once."""
+    aligned, meta = align_for_model(prep, tokenizer, data_dir, transfer=transfer)
+    scale = label_scale(prep.label_min, prep.label_max, meta.label_min, meta.label_max) if transfer else 1.0
     return score_splits(model, aligned, meta.task, splits, hide=hide, scale=scale)
 
 
@@ -155,8 +169,17 @@ def load_for_scoring(
     """An exported model (in ``runtime``), its tokenizer, and a canonical dataset aligned the way
     it was trained. ``transfer``: the data comes from another corpus: a stream it lacks, or has
     at another width or alignment, is left empty for every clip (as for a clip whose stream is
-    missing), and one the model never read is dropped; the text is tokenized as the model's was."""
+    missing; and one the model never read is dropped; the text is tokenized as the model's was."""
     model, tokenizer, prep = load_runtime(Path(model_dir), runtime)
+    aligned, meta = align_for_model(prep, tokenizer, data_dir, transfer=transfer)
+    return model, tokenizer, aligned, meta
+
+
+def align_for_model(
+    prep: Preprocessing, tokenizer: Any, data_dir: str | Path, *, transfer: bool = False
+) -> tuple[Dataset, DatasetMeta]:
+    """A canonical dataset aligned the way the model of ``prep`` and ``tokenizer`` was trained
+    (``transfer``: see ``load_for_scoring``), and its metadata as aligned."""
     table, meta = load_dataset(data_dir)
     # A model trained without a stream (data.drop_modalities) ignores it in new data too.
     unused = [m for m in STREAMS if getattr(meta, f"{m}_dim") and not getattr(prep, f"{m}_dim")]
@@ -180,7 +203,7 @@ def load_for_scoring(
     check_compatible(prep, meta, where=str(data_dir))
     cache = default_cache_root(Path(data_dir)) if not transfer else None
     aligned = align_dataset(table, meta, tokenizer, max_len=prep.max_len, cache_root=cache)
-    return model, tokenizer, aligned, meta
+    return aligned, meta
 
 
 def format_table(metrics: dict[str, dict[str, float]]) -> str:

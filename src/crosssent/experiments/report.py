@@ -341,15 +341,13 @@ def collect_transfer(config: ExperimentConfig, out: Path) -> dict[str, Any]:
     for dataset in config.datasets:
         for variant in config.transfer.variants:
             folders = [RunDir(run_dir(out, dataset, variant, s)) for s in config.seeds_of(variant)]
-            finished = [f for f in folders if f.is_finished()]
-            if not finished:
+            # per finished run: its own test metrics and its transfer scores, each read once
+            runs = [(f.read_metrics()["test"], f.read_transfer()) for f in folders if f.is_finished()]
+            if not runs:
                 continue
             cells: dict[str, Any] = {}
             for column in columns:
-                scored = [
-                    f.read_metrics()["test"] if column == dataset else f.read_transfer().get(column, {}).get("metrics")
-                    for f in finished
-                ]
+                scored = [own if column == dataset else elsewhere.get(column, {}).get("metrics") for own, elsewhere in runs]
                 scored = [m for m in scored if m]
                 if not scored:
                     continue

@@ -41,7 +41,8 @@ from crosssent.data.collate import Batch, collate
 from crosssent.data.dataset import split_rows
 from crosssent.experiments.figures import save_png
 from crosssent.metrics import compute_metrics
-from crosssent.scoring import STREAMS, load_for_scoring, outputs
+from crosssent.model.onnx_runtime import load_runtime
+from crosssent.scoring import STREAMS, align_for_model, outputs
 
 CORRUPTIONS: dict[str, list[Any]] = {
     "noise": [20.0, 10.0, 0.0],
@@ -144,7 +145,8 @@ def measure(
     noisy = _noisy_copies(waveform)
     cells: list[Cell] = []
     for path in models:
-        model, _, aligned, meta = load_for_scoring(path, data)
+        model, tokenizer, prep = load_runtime(path, "torch")  # once for the clean data and every noisy copy
+        aligned, meta = align_for_model(prep, tokenizer, data)
         if "shift" in corruptions and meta.alignment != "word":
             raise ValueError(f"{data}: --corruption shift needs word-aligned data (this is {meta.alignment}); leave shift out")
         rows = split_rows(aligned, split)
@@ -173,8 +175,7 @@ def measure(
                     + (f", gate {gate:.3f}" if gate is not None else "")
                 )
         for snr, copy in noisy:
-            _, _, copy_aligned, _ = load_for_scoring(path, copy)
-            copy_rows = split_rows(copy_aligned, split)
+            copy_rows = split_rows(align_for_model(prep, tokenizer, copy)[0], split)
             if list(copy_rows["id"]) != list(rows["id"]):
                 raise ValueError(f"{copy}: its {split} clips are not those of {data}; build it from the same recordings")
             metrics, gate = _score(model, copy_rows, meta.task)
@@ -186,11 +187,11 @@ def measure(
 
 def _noisy_copies(paths: tuple[Path, ...]) -> list[tuple[float, Path]]:
     """(SNR, dataset) of each noisy copy, from the cleanest down; each must say its SNR."""
-    from crosssent.data.dataset import load_dataset
+    from crosssent.data.dataset import load_meta
 
     found = []
     for path in paths:
-        snr = load_dataset(path)[1].audio_noise_snr_db
+        snr = load_meta(path).audio_noise_snr_db  # the metadata alone; the table is read when scored
         if snr is None:
             raise ValueError(f"--waveform {path}: not a noisy copy (build one with --noise-snr DB)")
         found.append((snr, path))

@@ -88,7 +88,8 @@ def transfer_stage(config: ExperimentConfig, out: Path, *, echo: Callable[[str],
     """Score every finished run of the transfer's variants on its targets' test splits
     (``transfer_targets``), once: the scores go to the run's ``transfer.json`` and its record.
     A run whose scores are recorded needs no model; one without needs its model folder."""
-    from crosssent.scoring import evaluate_folder
+    from crosssent.model.onnx_runtime import load_runtime
+    from crosssent.scoring import evaluate_loaded
 
     for dataset, variant, seed in grid(config):
         if config.transfer is None or variant not in config.transfer.variants:
@@ -109,9 +110,10 @@ def transfer_stage(config: ExperimentConfig, out: Path, *, echo: Callable[[str],
                 f"{folder.path}: no model to score on {next(iter(todo))} (a run restored from its record keeps no "
                 "weights); delete that run folder and its record to train it again"
             )
+        model, tokenizer, prep = load_runtime(folder.model, "torch")  # once for every target
         for label, path in todo.items():
             echo(f"transfer: {dataset} {variant} seed {seed} -> {label} ...")
-            metrics, _ = evaluate_folder(folder.model, path, ("test",), transfer=True)
+            metrics, _ = evaluate_loaded(model, tokenizer, prep, path, ("test",), transfer=True)
             scores[label] = {"data": str(path), "metrics": metrics["test"]}
             folder.write_transfer(scores)
         if config.records is not None:

@@ -156,15 +156,35 @@ def load_weights(folder: str | Path) -> CrossSentModel:
 def read_model_folder(folder: str | Path) -> tuple[CrossSentConfig, PreTrainedTokenizerBase, Preprocessing]:
     """Model config, tokenizer and preprocessing of a complete model folder, checked against each
     other without building the model (what a runtime that does not run the torch weights needs);
-    an incomplete or inconsistent folder is refused, never patched up (a missing tokenizer.json
-    would otherwise load a stand-in vocabulary that makes every word unknown)."""
+    an incomplete or inconsistent folder is refused, never patched up."""
     folder = Path(folder)
     prep = load_preprocessing(folder)
-    for needed in (CONFIG_NAME, WEIGHTS_NAME, f"{BACKBONE_CONFIG_DIR}/config.json", *TOKENIZER_FILES):
+    for needed in (CONFIG_NAME, WEIGHTS_NAME, f"{BACKBONE_CONFIG_DIR}/config.json"):
         if not (folder / needed).is_file():
             raise ValueError(f"{folder}: not a complete model folder ({needed} is missing)")
     config = CrossSentConfig.load(folder / CONFIG_NAME)
-    backbone_config = _backbone_config(folder / BACKBONE_CONFIG_DIR)
+    return config, _checked_tokenizer(folder, prep, config, _backbone_config(folder / BACKBONE_CONFIG_DIR)), prep
+
+
+def load_model_folder(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTokenizerBase, Preprocessing]:
+    """Model (with its weights), tokenizer and preprocessing of a complete model folder, checked
+    as ``read_model_folder`` checks them; the stored tensors are checked against the configs
+    first (a config edited after saving is named by the tensor it no longer fits)."""
+    folder = Path(folder)
+    prep = load_preprocessing(folder)
+    model = load_weights(folder)
+    return model, _checked_tokenizer(folder, prep, model.config, model.backbone.config), prep
+
+
+def _checked_tokenizer(
+    folder: Path, prep: Preprocessing, config: CrossSentConfig, backbone_config: Any
+) -> PreTrainedTokenizerBase:
+    """The folder's tokenizer, once the tokenizer files, the streams' widths, the vocabulary and
+    the length agree with the model's configs (a missing tokenizer.json would otherwise load a
+    stand-in vocabulary that makes every word unknown)."""
+    for name in TOKENIZER_FILES:
+        if not (folder / name).is_file():
+            raise ValueError(f"{folder}: not a complete model folder ({name} is missing)")
     for name in ("audio_dim", "visual_dim"):
         if getattr(prep, name) != getattr(config, name):
             raise ValueError(
@@ -186,17 +206,7 @@ def read_model_folder(folder: str | Path) -> tuple[CrossSentConfig, PreTrainedTo
         raise ValueError(
             f"{folder / PREPROCESSING_NAME}: max_len={prep.max_len} but the encoder reads at most {positions} tokens"
         )
-    return config, tokenizer, prep
-
-
-def load_model_folder(folder: str | Path) -> tuple[CrossSentModel, PreTrainedTokenizerBase, Preprocessing]:
-    """Model (with its weights), tokenizer and preprocessing of a complete model folder, checked
-    as ``read_model_folder`` checks them; the stored tensors are checked against the configs
-    first (a config edited after saving is named by the tensor it no longer fits)."""
-    load_preprocessing(folder)
-    model = load_weights(folder)
-    _, tokenizer, prep = read_model_folder(folder)
-    return model, tokenizer, prep
+    return tokenizer
 
 
 def check_compatible(prep: Preprocessing, meta: DatasetMeta, *, where: str) -> None:
