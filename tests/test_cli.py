@@ -444,3 +444,29 @@ def test_resume_refuses_other_settings_and_a_bad_checkpoint(tmp_path, synthetic_
     bad = run("train", "--config", cfg, "--out", out, "--set", "train.max_epochs=2", "--resume")
     assert_clean_error(bad, "last.ckpt: not a checkpoint that loads as weights only")
     assert "Traceback" not in bad.output
+
+
+def _commands(group, prefix=()):
+    """Every (path, command) under a Typer group, groups included (Typer carries its own click)."""
+    yield prefix, group
+    if hasattr(group, "list_commands"):
+        context = type(group).context_class(group)
+        for name in group.list_commands(context):
+            yield from _commands(group.get_command(context, name), prefix + (name,))
+
+
+def test_every_command_and_option_is_described_in_help():
+    import typer.main
+
+    missing = []
+    commands = list(_commands(typer.main.get_command(app)))
+    assert len(commands) > 15  # train, evaluate, predict, serve, experiment, robustness, plot, data ...
+    for path, command in commands:
+        if not (command.help or "").strip():
+            missing.append(" ".join(path) or "crosssent")
+        for param in command.params:
+            if param.name != "help" and not (getattr(param, "help", None) or "").strip():
+                missing.append(f"{' '.join(path)} {param.name}")
+        result = run(*path, "--help")
+        assert result.exit_code == 0, (path, result.output)
+    assert not missing, f"no help text: {missing}"

@@ -22,6 +22,18 @@ data_app = typer.Typer(help="Create, convert and inspect canonical datasets.", n
 app.add_typer(data_app, name="data")
 
 
+# Options that several commands take, declared once (Typer reads the help from the alias).
+Runtime = Annotated[
+    str,
+    typer.Option(help="torch, onnx (MODEL/model.onnx) or int8 (MODEL/model.int8.onnx); write them with crosssent export --onnx"),
+]
+Language = Annotated[str | None, typer.Option(help="spoken language of a recording, e.g. en or zh (detected if not given)")]
+Script = Annotated[
+    ChineseScript,
+    typer.Option(help="script of a Chinese transcript (simplified matches CH-SIMS, the data Chinese models are trained on)"),
+]
+
+
 def _fail(err: Exception) -> NoReturn:
     typer.echo(f"error: {err}", err=True)
     raise typer.Exit(code=2)
@@ -97,8 +109,16 @@ def evaluate(
     split: Annotated[list[str], typer.Option(help="split(s) to score")] = ["test"],
     out: Annotated[Path | None, typer.Option(help="write metrics (and predictions) here")] = None,
     hide: Annotated[list[str], typer.Option(help="withhold a stream (audio, visual) from every clip, as if missing")] = [],
-    runtime: Annotated[str, typer.Option(help="torch, onnx (MODEL/model.onnx) or int8 (MODEL/model.int8.onnx); write them with crosssent export --onnx")] = "torch",
-    transfer: Annotated[bool, typer.Option("--transfer", help="data from another corpus: streams it lacks (or has at another width) are left empty, and predictions are mapped linearly from the model's label range to the data's (e.g. x3 from CH-SIMS's [-1, 1] to MOSI's [-3, 3]); the data's metric convention applies")] = False,
+    runtime: Runtime = "torch",
+    transfer: Annotated[
+        bool,
+        typer.Option(
+            "--transfer",
+            help="data from another corpus: streams it lacks (or has at another width) are left empty, and predictions are "
+            "mapped linearly from the model's label range to the data's (e.g. x3 from CH-SIMS's [-1, 1] to MOSI's [-3, "
+            "3]); the data's metric convention applies",
+        ),
+    ] = False,
 ) -> None:
     """Score an exported model on a dataset; prints the metrics table and writes JSON."""
     _quiet_libraries()
@@ -124,12 +144,19 @@ def predict(
     model: Annotated[Path, typer.Option(help="exported model folder (RUN_DIR/model)")],
     text: Annotated[list[str], typer.Option(help="a transcript to score (repeatable)")] = [],
     input: Annotated[Path | None, typer.Option(help="CSV of new clips: a 'text' column, optionally 'id'")] = None,
-    media: Annotated[list[Path], typer.Option(help="a recording (wav, mp4, ...) to transcribe and score; its id is the file name without suffix (repeatable)")] = [],
-    speech_model: Annotated[str, typer.Option(help="for --media: 'whisper-base' or a CTranslate2 Whisper folder")] = "whisper-base",
-    language: Annotated[str | None, typer.Option(help="for --media: spoken language, e.g. en or zh (detected if not given)")] = None,
-    chinese_script: Annotated[ChineseScript, typer.Option(help="for --media: script of a Chinese transcript (simplified matches CH-SIMS, the data Chinese models are trained on)")] = ChineseScript.simplified,
+    media: Annotated[
+        list[Path],
+        typer.Option(
+            help="a recording (wav, mp4, ...) to transcribe and score; its id is the file name without suffix (repeatable)"
+        ),
+    ] = [],
+    speech_model: Annotated[
+        str, typer.Option(help="for --media: 'whisper-base' or a CTranslate2 Whisper folder")
+    ] = "whisper-base",
+    language: Language = None,
+    chinese_script: Script = ChineseScript.simplified,
     out: Annotated[Path | None, typer.Option(help="also write id,prediction,polarity,text as CSV here")] = None,
-    runtime: Annotated[str, typer.Option(help="torch, onnx (MODEL/model.onnx) or int8 (MODEL/model.int8.onnx); write them with crosssent export --onnx")] = "torch",
+    runtime: Runtime = "torch",
 ) -> None:
     """Score new clips from their transcripts, or from recordings transcribed first, with an
     exported model. A model trained on audio/visual streams computed from recordings (crosssent
@@ -156,8 +183,9 @@ def predict(
         prep = load_preprocessing(model)  # a wrong folder, bad text or bad CSV fails before any transcribing
         clips = gather_clips(text, input, more_to_come=bool(media))
         none: list = [None] * len(clips)
-        heard, heard_audio, heard_visual = read_recordings(media, prep, speech_model=speech_model, language=language,
-                                                           chinese_script=chinese_script, report=_echo_err)
+        heard, heard_audio, heard_visual = read_recordings(
+            media, prep, speech_model=speech_model, language=language, chinese_script=chinese_script, report=_echo_err
+        )
         clips, audio, visual = clips + heard, none + heard_audio, none + heard_visual
         check_clips(clips)  # a recording's id may repeat a transcript's
         prep, preds = score_folder(model, clips, audio, visual, runtime=runtime)
@@ -178,8 +206,8 @@ def transcribe(
     media: Annotated[list[Path], typer.Argument(help="recordings to transcribe (wav, mp3, mp4, ...)")],
     out: Annotated[Path, typer.Option(help="CSV to write: id,text,language,duration_s (crosssent predict --input reads it)")],
     speech_model: Annotated[str, typer.Option(help="'whisper-base' or a CTranslate2 Whisper folder")] = "whisper-base",
-    language: Annotated[str | None, typer.Option(help="spoken language, e.g. en or zh (detected if not given)")] = None,
-    chinese_script: Annotated[ChineseScript, typer.Option(help="script of a Chinese transcript (simplified matches CH-SIMS, the data Chinese models are trained on)")] = ChineseScript.simplified,
+    language: Language = None,
+    chinese_script: Script = ChineseScript.simplified,
 ) -> None:
     """Transcribe recordings with a speech model, into a CSV that predict --input scores."""
     _quiet_libraries()
@@ -188,8 +216,9 @@ def transcribe(
 
     try:
         check_file_target(out)
-        transcripts = transcribe_files(media, model=speech_model, language=language, chinese_script=chinese_script,
-                                       report=_echo_err)
+        transcripts = transcribe_files(
+            media, model=speech_model, language=language, chinese_script=chinese_script, report=_echo_err
+        )
         write_transcripts(out, transcripts)
     except ValueError as err:
         _fail(err)
@@ -201,10 +230,13 @@ def serve(
     model: Annotated[Path, typer.Option(help="exported model folder (RUN_DIR/model)")],
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
-    speech_model: Annotated[str | None, typer.Option(help="also take recordings (POST /predict-recording): 'whisper-base' or a CTranslate2 Whisper folder")] = None,
-    language: Annotated[str | None, typer.Option(help="with --speech-model: spoken language, e.g. en or zh (detected if not given)")] = None,
-    chinese_script: Annotated[ChineseScript, typer.Option(help="with --speech-model: script of a Chinese transcript (simplified matches CH-SIMS, the data Chinese models are trained on)")] = ChineseScript.simplified,
-    runtime: Annotated[str, typer.Option(help="torch, onnx (MODEL/model.onnx) or int8 (MODEL/model.int8.onnx); write them with crosssent export --onnx")] = "torch",
+    speech_model: Annotated[
+        str | None,
+        typer.Option(help="also take recordings (POST /predict-recording): 'whisper-base' or a CTranslate2 Whisper folder"),
+    ] = None,
+    language: Language = None,
+    chinese_script: Script = ChineseScript.simplified,
+    runtime: Runtime = "torch",
 ) -> None:
     """Serve an exported model over HTTP: POST /predict with transcripts, GET /health, and with
     --speech-model POST /predict-recording with a recording."""
@@ -225,8 +257,9 @@ def serve(
         prep = load_preprocessing(model)
         transcriber = None
         if speech_model:  # a model trained on streams built from recordings gets the same streams
-            transcriber = RecordingReader.for_model(prep, speech_model=speech_model, language=language,
-                                                    chinese_script=chinese_script)
+            transcriber = RecordingReader.for_model(
+                prep, speech_model=speech_model, language=language, chinese_script=chinese_script
+            )
         service = create_app(model, transcriber=transcriber, runtime=runtime)
     except ValueError as err:
         _fail(err)
@@ -237,8 +270,12 @@ def serve(
 @app.command()
 def export(
     model: Annotated[Path, typer.Argument(help="exported model folder (RUN_DIR/model)")],
-    onnx: Annotated[bool, typer.Option("--onnx", help="write MODEL/model.onnx for ONNX Runtime (dynamic batch, token and frame axes)")] = False,
-    quantize: Annotated[str | None, typer.Option(help="int8: also write MODEL/model.int8.onnx (dynamic int8 quantisation of the weights)")] = None,
+    onnx: Annotated[
+        bool, typer.Option("--onnx", help="write MODEL/model.onnx for ONNX Runtime (dynamic batch, token and frame axes)")
+    ] = False,
+    quantize: Annotated[
+        str | None, typer.Option(help="int8: also write MODEL/model.int8.onnx (dynamic int8 quantisation of the weights)")
+    ] = None,
 ) -> None:
     """Export a model folder for another runtime; predict and serve then take --runtime onnx|int8.
     Each file is checked against the torch model before it is kept."""
@@ -267,11 +304,26 @@ def bench(
     batch: Annotated[int, typer.Option(help="batch size of the throughput measurement")] = 64,
     audio_dim: Annotated[int, typer.Option(help="width of the audio sequence fed in")] = 74,
     visual_dim: Annotated[int, typer.Option(help="width of the visual sequence fed in")] = 35,
-    model: Annotated[Path | None, typer.Option(help="with --runtime: exported model folder (RUN_DIR/model; crosssent export --onnx --quantize int8 first)")] = None,
-    runtime: Annotated[list[str], typer.Option(help="torch, onnx, int8 (repeatable; the first is the reference): time one model's runtimes side by side")] = [],
+    model: Annotated[
+        Path | None,
+        typer.Option(help="with --runtime: exported model folder (RUN_DIR/model; crosssent export --onnx --quantize int8 first)"),
+    ] = None,
+    runtime: Annotated[
+        list[str],
+        typer.Option(help="torch, onnx, int8 (repeatable; the first is the reference): time one model's runtimes side by side"),
+    ] = [],
     runtime_batch: Annotated[int, typer.Option(help="with --runtime: clips per call")] = 1,
-    rounds: Annotated[int, typer.Option(help="with --runtime or --interleave: interleaved rounds (each times every runtime / variant once)")] = 5,
-    interleave: Annotated[bool, typer.Option("--interleave", help="time the variants in one process, round after round, with paired ratios to the first (shapes: --length x --batch-size)")] = False,
+    rounds: Annotated[
+        int, typer.Option(help="with --runtime or --interleave: interleaved rounds (each times every runtime / variant once)")
+    ] = 5,
+    interleave: Annotated[
+        bool,
+        typer.Option(
+            "--interleave",
+            help="time the variants in one process, round after round, with paired ratios to the first (shapes: --length x "
+            "--batch-size)",
+        ),
+    ] = False,
     length: Annotated[list[int], typer.Option(help="with --interleave: token lengths (repeatable)")] = [32, 50, 128],
     batch_size: Annotated[list[int], typer.Option(help="with --interleave: batch sizes (repeatable)")] = [1, 8, 64],
     train_batch: Annotated[int, typer.Option(help="with --interleave: also time a training step at this batch (0: no)")] = 0,
@@ -285,8 +337,20 @@ def bench(
     if config is None:
         _fail(ValueError("give --config (variants) or --model with --runtime (runtimes)"))
     if interleave:
-        _bench_interleaved(config, set_ or [], variant, out, lengths=length, batches=batch_size, rounds=rounds,
-                           calls=iters, warmup=warmup, audio_dim=audio_dim, visual_dim=visual_dim, train_batch=train_batch)
+        _bench_interleaved(
+            config,
+            set_ or [],
+            variant,
+            out,
+            lengths=length,
+            batches=batch_size,
+            rounds=rounds,
+            calls=iters,
+            warmup=warmup,
+            audio_dim=audio_dim,
+            visual_dim=visual_dim,
+            train_batch=train_batch,
+        )
         return
     from crosssent.inference.bench import bench_shape, format_bench, run_bench
     from crosssent.train.config import load_settings
@@ -298,16 +362,25 @@ def bench(
 
             if not torch.cuda.is_available():
                 raise ValueError(f"--device {device}: no CUDA device is visible")
-        shape = bench_shape(max_len=settings.data.max_len, audio_dim=audio_dim, visual_dim=visual_dim,
-                            throughput_batch=batch, warmup=warmup, iters=iters)
+        shape = bench_shape(
+            max_len=settings.data.max_len,
+            audio_dim=audio_dim,
+            visual_dim=visual_dim,
+            throughput_batch=batch,
+            warmup=warmup,
+            iters=iters,
+        )
         report = run_bench(settings.model, variant, shape, device=device, progress=typer.echo)
     except ValueError as err:
         _fail(err)
     command = " ".join(
-        [f"crosssent bench --config {config} --out {out}"] + [f"--set {o}" for o in set_ or []]
+        [f"crosssent bench --config {config} --out {out}"]
+        + [f"--set {o}" for o in set_ or []]
         + [f"--variant {v}" for v in variant]
-        + [f"--device {device} --warmup {warmup} --iters {iters} --batch {batch}",
-           f"--audio-dim {audio_dim} --visual-dim {visual_dim}"]
+        + [
+            f"--device {device} --warmup {warmup} --iters {iters} --batch {batch}",
+            f"--audio-dim {audio_dim} --visual-dim {visual_dim}",
+        ]
     )
     _write_bench(out, "bench", report, format_bench(report, command=command))
 
@@ -323,24 +396,52 @@ def _write_bench(out: Path, stem: str, report: dict, text: str) -> None:
     typer.echo(f"wrote {out}/{stem}.md and {stem}.json")
 
 
-def _bench_interleaved(config: Path, overrides: list[str], variants: list[str], out: Path, *, lengths: list[int],
-                       batches: list[int], rounds: int, calls: int, warmup: int, audio_dim: int, visual_dim: int,
-                       train_batch: int) -> None:
+def _bench_interleaved(
+    config: Path,
+    overrides: list[str],
+    variants: list[str],
+    out: Path,
+    *,
+    lengths: list[int],
+    batches: list[int],
+    rounds: int,
+    calls: int,
+    warmup: int,
+    audio_dim: int,
+    visual_dim: int,
+    train_batch: int,
+) -> None:
     from crosssent.inference.bench import format_interleaved, run_interleaved
     from crosssent.train.config import load_settings
 
     try:
         settings = load_settings(config, overrides)
-        report = run_interleaved(settings.model, variants, lengths=lengths, batches=batches, audio_dim=audio_dim,
-                                 visual_dim=visual_dim, rounds=rounds, calls=calls, warmup=warmup,
-                                 train_batch=train_batch, progress=_echo_err)
+        report = run_interleaved(
+            settings.model,
+            variants,
+            lengths=lengths,
+            batches=batches,
+            audio_dim=audio_dim,
+            visual_dim=visual_dim,
+            rounds=rounds,
+            calls=calls,
+            warmup=warmup,
+            train_batch=train_batch,
+            progress=_echo_err,
+        )
     except ValueError as err:
         _fail(err)
-    command = " ".join([f"crosssent bench --config {config} --out {out} --interleave"] + [f"--set {o}" for o in overrides]
-                       + [f"--variant {v}" for v in variants] + [f"--length {n}" for n in lengths]
-                       + [f"--batch-size {b}" for b in batches]
-                       + [f"--rounds {rounds} --iters {calls} --warmup {warmup} --audio-dim {audio_dim} "
-                          f"--visual-dim {visual_dim} --train-batch {train_batch}"])
+    command = " ".join(
+        [f"crosssent bench --config {config} --out {out} --interleave"]
+        + [f"--set {o}" for o in overrides]
+        + [f"--variant {v}" for v in variants]
+        + [f"--length {n}" for n in lengths]
+        + [f"--batch-size {b}" for b in batches]
+        + [
+            f"--rounds {rounds} --iters {calls} --warmup {warmup} --audio-dim {audio_dim} "
+            f"--visual-dim {visual_dim} --train-batch {train_batch}"
+        ]
+    )
     _write_bench(out, "bench-interleaved", report, format_interleaved(report, command=command))
 
 
@@ -353,8 +454,11 @@ def _bench_runtimes(model: Path | None, runtimes: list[str], out: Path, *, batch
         report = run_runtime_bench(model, runtimes, batch=batch, rounds=rounds, calls=calls, progress=_echo_err)
     except ValueError as err:
         _fail(err)
-    command = (f"crosssent bench --model {model} --out {out} " + " ".join(f"--runtime {r}" for r in runtimes)
-               + f" --runtime-batch {batch} --rounds {rounds} --iters {calls}")
+    command = (
+        f"crosssent bench --model {model} --out {out} "
+        + " ".join(f"--runtime {r}" for r in runtimes)
+        + f" --runtime-batch {batch} --rounds {rounds} --iters {calls}"
+    )
     _write_bench(out, "bench-runtime", report, format_runtime_bench(report, command=command))
 
 
@@ -372,23 +476,36 @@ def bench_service_command(
     from crosssent.inference.service_bench import bench_service, format_service_bench
 
     try:
-        report = bench_service(model, clients=clients, requests=requests, time_limit_s=time_limit,
-                               progress=typer.echo)
+        report = bench_service(model, clients=clients, requests=requests, time_limit_s=time_limit, progress=typer.echo)
     except ValueError as err:
         _fail(err)
-    command = (f"crosssent bench-service --model {model} --out {out} "
-               + " ".join(f"--clients {c}" for c in clients) + f" --requests {requests} --time-limit {time_limit:g}")
+    command = (
+        f"crosssent bench-service --model {model} --out {out} "
+        + " ".join(f"--clients {c}" for c in clients)
+        + f" --requests {requests} --time-limit {time_limit:g}"
+    )
     _write_bench(out, "service-bench", report, format_service_bench(report, command=command))
 
 
 @app.command()
 def plot(
-    kind: Annotated[str, typer.Argument(help="scatter (predicted vs true, level confusion), curves (training and validation by epoch), tsne (fused clip embeddings, one panel per run) or attention (GMRA cross-attention, gates, encoder self-attention of chosen clips)")],
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="scatter (predicted vs true, level confusion), curves (training and validation by epoch), tsne (fused clip "
+            "embeddings, one panel per run) or attention (GMRA cross-attention, gates, encoder self-attention of chosen "
+            "clips)"
+        ),
+    ],
     runs: Annotated[list[Path], typer.Argument(help="finished run directories (RUN_DIR); tsne takes several, side by side")],
     out: Annotated[Path, typer.Option(help="PNG file to write")],
     split: Annotated[str, typer.Option(help="which split's clips (scatter, tsne, attention)")] = "test",
-    data: Annotated[Path | None, typer.Option(help="tsne, attention: dataset to run the model on (default: the run's own data.path)")] = None,
-    clip: Annotated[list[str], typer.Option(help="attention: a clip id to draw (repeatable; default: the split's first two)")] = [],
+    data: Annotated[
+        Path | None, typer.Option(help="tsne, attention: dataset to run the model on (default: the run's own data.path)")
+    ] = None,
+    clip: Annotated[
+        list[str], typer.Option(help="attention: a clip id to draw (repeatable; default: the split's first two)")
+    ] = [],
     layer: Annotated[int, typer.Option(help="attention: encoder layer whose self-attention is drawn (1 = first)")] = 1,
     seed: Annotated[int, typer.Option(help="tsne: random seed of the t-SNE layout")] = 0,
 ) -> None:
@@ -405,13 +522,29 @@ def plot(
 
 @app.command()
 def robustness(
-    model: Annotated[list[Path], typer.Option(help="exported model folder (RUN_DIR/model); repeat to compare models on one plot")],
+    model: Annotated[
+        list[Path], typer.Option(help="exported model folder (RUN_DIR/model); repeat to compare models on one plot")
+    ],
     data: Annotated[Path, typer.Option(help="canonical dataset folder the models were trained on")],
-    out: Annotated[Path, typer.Option(help="folder for robustness.md/.csv/.json and one robustness-CORRUPTION.png per corruption")],
-    corruption: Annotated[list[str], typer.Option(help="noise (SNR 20/10/0 dB), dropout (p 0.1/0.3/0.5), frame_drop (p 0.1/0.3/0.5), missing (audio/visual/both), shift (1/2/4 tokens, word-aligned data only); repeatable, default all that apply")] = [],
+    out: Annotated[
+        Path, typer.Option(help="folder for robustness.md/.csv/.json and one robustness-CORRUPTION.png per corruption")
+    ],
+    corruption: Annotated[
+        list[str],
+        typer.Option(
+            help="noise (SNR 20/10/0 dB), dropout (p 0.1/0.3/0.5), frame_drop (p 0.1/0.3/0.5), missing (audio/visual/both), "
+            "shift (1/2/4 tokens, word-aligned data only); repeatable, default all that apply"
+        ),
+    ] = [],
     split: Annotated[str, typer.Option(help="which split is corrupted and scored")] = "test",
     seed: Annotated[int, typer.Option(help="seed of the corruptions (the same corrupted input for every model)")] = 0,
-    waveform: Annotated[list[Path], typer.Option(help="a noisy copy of --data, built from the same recordings with white noise on the waveform before extraction (crosssent data build ... --noise-snr DB --split test); repeat for several SNRs")] = [],
+    waveform: Annotated[
+        list[Path],
+        typer.Option(
+            help="a noisy copy of --data, built from the same recordings with white noise on the waveform before extraction "
+            "(crosssent data build ... --noise-snr DB --split test); repeat for several SNRs"
+        ),
+    ] = [],
 ) -> None:
     """Score models under test-time corruptions of their audio/visual input, each at several
     strengths, with the mean GMRA gate under each: a table and one curve figure per corruption.
@@ -424,9 +557,16 @@ def robustness(
         chosen = corruption or [c for c in CORRUPTIONS if c != "shift" or load_meta(data).alignment == "word"]
         cells = measure(model, data, corruptions=chosen, split=split, seed=seed, waveform=tuple(waveform), report=_echo_err)
         command = "crosssent robustness " + " ".join(
-            [*(f"--model {m}" for m in model), f"--data {data}", f"--out {out}", *(f"--corruption {c}" for c in corruption),
-             *(f"--waveform {w}" for w in waveform),
-             *([f"--split {split}"] if split != "test" else []), *([f"--seed {seed}"] if seed else [])])
+            [
+                *(f"--model {m}" for m in model),
+                f"--data {data}",
+                f"--out {out}",
+                *(f"--corruption {c}" for c in corruption),
+                *(f"--waveform {w}" for w in waveform),
+                *([f"--split {split}"] if split != "test" else []),
+                *([f"--seed {seed}"] if seed else []),
+            ]
+        )
         written = write_outputs(cells, out, command=command)
     except ValueError as err:
         _fail(err)
@@ -455,7 +595,14 @@ def experiment(
     out: Annotated[Path | None, typer.Option(help="experiment folder (default runs/experiments/NAME)")] = None,
     max_runs: Annotated[int | None, typer.Option(help="make at most N new runs, then stop (continue later)")] = None,
     report_only: Annotated[bool, typer.Option(help="only rebuild the reports from finished (or recorded) runs")] = False,
-    publish_to: Annotated[Path | None, typer.Option("--publish", help="also publish results.md: as the page NAME.md of a folder, whose index.md is regenerated (docs/results), or as a marked section of a Markdown file")] = None,
+    publish_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--publish",
+            help="also publish results.md: as the page NAME.md of a folder, whose index.md is regenerated (docs/results), or "
+            "as a marked section of a Markdown file",
+        ),
+    ] = None,
 ) -> None:
     """Run datasets x variants x seeds (resumable) and write results.{md,csv,json}."""
     _quiet_libraries(lightning=True)
@@ -491,10 +638,14 @@ def experiment(
 @data_app.command("synth")
 def data_synth(
     out: Annotated[Path, typer.Option(help="dataset folder to write")],
-    n_train: int = 800, n_valid: int = 200, n_test: int = 300, seed: int = 0,
+    n_train: Annotated[int, typer.Option(help="clips in the train split")] = 800,
+    n_valid: Annotated[int, typer.Option(help="clips in the valid split")] = 200,
+    n_test: Annotated[int, typer.Option(help="clips in the test split")] = 300,
+    seed: Annotated[int, typer.Option(help="random seed: the same seed writes the same dataset")] = 0,
     alignment: Annotated[str, typer.Option(help="word | unaligned | clip")] = "word",
     tone_weight: Annotated[float, typer.Option(help="share of the label carried by A/V only")] = 1.5,
-    label_noise: float = 0.2, feature_noise: float = 0.5,
+    label_noise: Annotated[float, typer.Option(help="std of the Gaussian noise added to each label")] = 0.2,
+    feature_noise: Annotated[float, typer.Option(help="std of the Gaussian noise in every A/V feature")] = 0.5,
     missing_audio: Annotated[float, typer.Option(help="share of clips without audio")] = 0.0,
     missing_visual: Annotated[float, typer.Option(help="share of clips without visual")] = 0.0,
     shift: Annotated[int, typer.Option(help="delay A/V by this many words")] = 0,
@@ -507,9 +658,18 @@ def data_synth(
         _fail(ValueError(f"--alignment must be word, unaligned or clip, got {alignment!r}"))
     try:
         path = generate(
-            out, n_train=n_train, n_valid=n_valid, n_test=n_test, seed=seed, alignment=alignment,  # type: ignore[arg-type]
-            tone_weight=tone_weight, label_noise=label_noise, feature_noise=feature_noise,
-            missing_audio=missing_audio, missing_visual=missing_visual, shift=shift,
+            out,
+            n_train=n_train,
+            n_valid=n_valid,
+            n_test=n_test,
+            seed=seed,
+            alignment=alignment,  # type: ignore[arg-type]
+            tone_weight=tone_weight,
+            label_noise=label_noise,
+            feature_noise=feature_noise,
+            missing_audio=missing_audio,
+            missing_visual=missing_visual,
+            shift=shift,
         )
     except ValueError as err:
         _fail(err)
@@ -540,8 +700,14 @@ def data_convert(
             return mmsa.convert(source, out, name=name or source.stem, task=task, strict=strict)
         if kind == "tables":
             return tables.convert(
-                source, out, name=name or source.stem, task=task, audio=audio, visual=visual,
-                alignment=alignment, strict=strict,
+                source,
+                out,
+                name=name or source.stem,
+                task=task,
+                audio=audio,
+                visual=visual,
+                alignment=alignment,
+                strict=strict,
             )
         raise ValueError(f"unknown source kind {kind!r}; use mmsa or tables")
 
@@ -550,22 +716,46 @@ def data_convert(
 
 @data_app.command("import")
 def data_import(
-    name: Annotated[str, typer.Argument(help="mosi-clip | mosi-bclstm | mosei-text | sims-text | sims-text-en | sims-text-bilingual | ravdess")],
+    name: Annotated[
+        str,
+        typer.Argument(help="mosi-clip | mosi-bclstm | mosei-text | sims-text | sims-text-en | sims-text-bilingual | ravdess"),
+    ],
     source: Annotated[Path, typer.Argument(help="folder holding mosi/, mosei/, sims/, ravdess/ (e.g. ../shared/data)")],
     out: Annotated[Path, typer.Option(help="dataset folder to write")],
     audio: Annotated[str, typer.Option(help="ravdess: audio features from the recordings, whisper or egemaps")] = "whisper",
     alignment: Annotated[str, typer.Option(help="ravdess: clip (mean and std per clip), word or unaligned")] = "clip",
     workers: Annotated[int, typer.Option(help="ravdess: processes extracting features at once")] = 1,
-    noise_snr: Annotated[float | None, typer.Option(help="ravdess: add white noise at this SNR (dB) to every waveform before extraction (a corrupted copy for crosssent robustness --waveform)")] = None,
-    split: Annotated[list[str], typer.Option(help="ravdess: compute streams only for this split's clips, the others kept without (repeatable; default all)")] = [],
+    noise_snr: Annotated[
+        float | None,
+        typer.Option(
+            help="ravdess: add white noise at this SNR (dB) to every waveform before extraction (a corrupted copy for "
+            "crosssent robustness --waveform)"
+        ),
+    ] = None,
+    split: Annotated[
+        list[str],
+        typer.Option(
+            help="ravdess: compute streams only for this split's clips, the others kept without (repeatable; default all)"
+        ),
+    ] = [],
 ) -> None:
     """Import a public release (see docs/data.md) into the canonical format, with checks."""
     _quiet_libraries()
     if name == "ravdess":
         from crosssent.features.build import import_ravdess
 
-        _write_dataset(lambda: import_ravdess(source, out, audio=audio, alignment=alignment, workers=workers,
-                                              noise_snr=noise_snr, splits=tuple(split), report=typer.echo))
+        _write_dataset(
+            lambda: import_ravdess(
+                source,
+                out,
+                audio=audio,
+                alignment=alignment,
+                workers=workers,
+                noise_snr=noise_snr,
+                splits=tuple(split),
+                report=typer.echo,
+            )
+        )
         return
     from crosssent.data.sources.releases import import_release
 
@@ -577,9 +767,19 @@ def data_build(
     media_dir: Annotated[Path, typer.Argument(help="folder of recordings: <id>.<ext>, or MMSA's Raw/VIDEO_ID/CLIP_ID.mp4")],
     labels: Annotated[Path, typer.Option(help="label table (CSV): MMSA's label.csv layout, or name the columns below")],
     out: Annotated[Path, typer.Option(help="dataset folder to write")],
-    audio: Annotated[str, typer.Option(help="audio features: whisper (Whisper base encoder states), egemaps (openSMILE eGeMAPS v02) or none")] = "whisper",
-    visual: Annotated[str, typer.Option(help="visual features: face (MediaPipe face-mesh measures: head pose and expression, 10 frames/s, faceless frames masked) or none")] = "none",
-    alignment: Annotated[str, typer.Option(help="clip (mean and std per clip), word (per word, from word time stamps) or unaligned")] = "clip",
+    audio: Annotated[
+        str, typer.Option(help="audio features: whisper (Whisper base encoder states), egemaps (openSMILE eGeMAPS v02) or none")
+    ] = "whisper",
+    visual: Annotated[
+        str,
+        typer.Option(
+            help="visual features: face (MediaPipe face-mesh measures: head pose and expression, 10 frames/s, faceless frames "
+            "masked) or none"
+        ),
+    ] = "none",
+    alignment: Annotated[
+        str, typer.Option(help="clip (mean and std per clip), word (per word, from word time stamps) or unaligned")
+    ] = "clip",
     task: Annotated[str, typer.Option(help="metric convention: mosi | mosei | sims")] = "mosi",
     name: Annotated[str, typer.Option(help="dataset name (default: the label table's file name)")] = "",
     id_column: Annotated[str | None, typer.Option(help="clip id column (default: MMSA's video_id + clip_id)")] = None,
@@ -587,9 +787,24 @@ def data_build(
     split_column: Annotated[str, typer.Option(help="split column: train / valid / test")] = "mode",
     text_column: Annotated[str, typer.Option(help="transcript column (empty or absent: recognised by Whisper base)")] = "text",
     workers: Annotated[int, typer.Option(help="processes extracting features at once")] = 1,
-    shard: Annotated[str | None, typer.Option(help="i/n: compute only every n-th clip from the i-th into the cache (spread a corpus over machines; then crosssent data merge)")] = None,
-    noise_snr: Annotated[float | None, typer.Option(help="add white noise at this SNR (dB) to every waveform before extraction (a corrupted copy for crosssent robustness --waveform)")] = None,
-    split: Annotated[list[str], typer.Option(help="compute streams only for this split's clips, the others kept without (repeatable; default all)")] = [],
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="i/n: compute only every n-th clip from the i-th into the cache (spread a corpus over machines; then "
+            "crosssent data merge)"
+        ),
+    ] = None,
+    noise_snr: Annotated[
+        float | None,
+        typer.Option(
+            help="add white noise at this SNR (dB) to every waveform before extraction (a corrupted copy for crosssent "
+            "robustness --waveform)"
+        ),
+    ] = None,
+    split: Annotated[
+        list[str],
+        typer.Option(help="compute streams only for this split's clips, the others kept without (repeatable; default all)"),
+    ] = [],
 ) -> None:
     """Build a canonical dataset from recordings and a label table, with real audio and visual
     features (cached per clip: an interrupted build resumes)."""
@@ -604,15 +819,35 @@ def data_build(
         part = (int(i), int(n))
     if workers < 1:
         _fail(ValueError(f"--workers {workers}: at least 1"))
-    _write_dataset(lambda: build_from_table(
-        media_dir, labels, out, audio=audio, alignment=alignment, task=task, name=name, id_column=id_column,
-        label_column=label_column, split_column=split_column, text_column=text_column, visual=visual,
-        workers=workers, shard=part, noise_snr=noise_snr, splits=tuple(split), report=typer.echo))
+    _write_dataset(
+        lambda: build_from_table(
+            media_dir,
+            labels,
+            out,
+            audio=audio,
+            alignment=alignment,
+            task=task,
+            name=name,
+            id_column=id_column,
+            label_column=label_column,
+            split_column=split_column,
+            text_column=text_column,
+            visual=visual,
+            workers=workers,
+            shard=part,
+            noise_snr=noise_snr,
+            splits=tuple(split),
+            report=typer.echo,
+        )
+    )
 
 
 @data_app.command("merge")
 def data_merge(
-    caches: Annotated[list[Path], typer.Argument(help="build caches of the shards, one stream (OUT.build-cache/EXTRACTOR-ALIGNMENT on each machine)")],
+    caches: Annotated[
+        list[Path],
+        typer.Argument(help="build caches of the shards, one stream (OUT.build-cache/EXTRACTOR-ALIGNMENT on each machine)"),
+    ],
     into: Annotated[Path, typer.Option(help="the cache of the final build: OUT.build-cache/EXTRACTOR-ALIGNMENT")],
 ) -> None:
     """Merge the per-clip streams of several --shard builds into one cache (once per stream:
