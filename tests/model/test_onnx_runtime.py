@@ -122,3 +122,25 @@ def test_what_cannot_be_exported_or_run_is_one_line(runs, tmp_path):
     (fresh / ONNX_NAME).write_bytes(b"not a graph")
     with pytest.raises(ValueError, match="model.onnx: cannot be loaded by ONNX Runtime"):
         load_runtime(fresh, "onnx")
+
+
+def _spins(model: OnnxModel) -> str:
+    return model.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+
+def test_scoring_sessions_spin_and_the_service_session_does_not(runs, monkeypatch):
+    model_dir = runs["crosssent"] / "model"
+    export_onnx(model_dir)
+    assert _spins(load_runtime(model_dir, "onnx")[0]) == "1"  # predict, evaluate, bench: the cores are theirs
+    import crosssent.inference.serve as serve
+
+    loaded = []
+
+    def spy(*args, **kwargs):
+        result = load_runtime(*args, **kwargs)
+        loaded.append(result[0])
+        return result
+
+    monkeypatch.setattr(serve, "load_runtime", spy)
+    serve.create_app(model_dir, runtime="onnx")
+    assert len(loaded) == 1 and _spins(loaded[0]) == "0"  # the service shares them with speech and extractors

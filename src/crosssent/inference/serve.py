@@ -125,7 +125,8 @@ def create_app(
     """The service for one model folder (a bad folder fails here, before serving); recordings
     are accepted when a ``transcriber`` is given (``features.recording.RecordingReader``, or a
     plain ``features.transcribe.Transcriber`` for transcripts alone)."""
-    model, tokenizer, prep = load_runtime(model_dir, runtime)
+    # ONNX Runtime's threads never busy-wait here: the speech model and extractors need the cores
+    model, tokenizer, prep = load_runtime(model_dir, runtime, spin=False)
     app = FastAPI(title="CrossSent", summary=f"sentiment of transcripts, model trained on {prep.trained_on}")
     app.add_exception_handler(RequestValidationError, _validation_answer)  # type: ignore[arg-type]
     app.add_middleware(BodyLimits, limits=limits)

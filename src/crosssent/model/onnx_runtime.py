@@ -161,14 +161,16 @@ class OnnxModel:
     """An exported ``model.onnx`` (or its int8 form) in ONNX Runtime, called like ``CrossSentModel``.
     One session serves every thread (ONNX Runtime's ``run`` is thread-safe)."""
 
-    def __init__(self, path: Path, config: CrossSentConfig, *, threads: int = 0) -> None:
+    def __init__(self, path: Path, config: CrossSentConfig, *, threads: int = 0, spin: bool = True) -> None:
         ort = _onnxruntime()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # 0: ONNX Runtime's default (one per core)
         options.log_severity_level = 3
-        # no busy-waiting between calls: its threads would hold the cores that the service's other
-        # work (speech recognition, torch, a benchmark's other runtime) needs
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Spinning: the session's threads busy-wait for the next piece of work instead of sleeping
+        # (ONNX Runtime's default, as torch's OpenMP threads do). It makes a batch-1 call about 1.3x
+        # faster here (docs/performance.md), but the waiting threads hold the cores: the service
+        # turns it off, because its speech model and A/V extractors share them.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # a missing or corrupt file
@@ -214,9 +216,10 @@ class OnnxModel:
         return OnnxOutput(prediction=torch.from_numpy(np.asarray(prediction, dtype=np.float32)))
 
 
-def load_runtime(model_dir: Path, runtime: str) -> tuple[Any, Any, Any]:
+def load_runtime(model_dir: Path, runtime: str, *, spin: bool = True) -> tuple[Any, Any, Any]:
     """(model, tokenizer, preprocessing) of a model folder for ``runtime``: the torch model, or
-    its exported ONNX file in ONNX Runtime (refused, naming the command, when it is not there)."""
+    its exported ONNX file in ONNX Runtime (refused, naming the command, when it is not there).
+    ``spin``: ONNX Runtime's threads busy-wait between pieces of work (``OnnxModel``)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"--runtime {runtime}: choose from {', '.join(RUNTIMES)}")
     if runtime == "torch":
@@ -226,4 +229,4 @@ def load_runtime(model_dir: Path, runtime: str) -> tuple[Any, Any, Any]:
     if not path.is_file():
         how = "crosssent export --onnx" + (" --quantize int8" if runtime == "int8" else "")
         raise ValueError(f"{model_dir}: no {path.name}; write it first with {how} {model_dir}")
-    return OnnxModel(path, config), tokenizer, prep
+    return OnnxModel(path, config, spin=spin), tokenizer, prep
