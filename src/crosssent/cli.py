@@ -115,8 +115,8 @@ def evaluate(
         typer.Option(
             "--transfer",
             help="data from another corpus: streams it lacks (or has at another width) are left empty, and predictions are "
-            "mapped linearly from the model's label range to the data's (e.g. x3 from CH-SIMS's [-1, 1] to MOSI's [-3, "
-            "3]); the data's metric convention applies",
+            "mapped linearly from the model's label range to the data's (e.g. x3 from CH-SIMS's [-1, 1] to MOSI's "
+            "[-3, 3]); the data's metric convention applies",
         ),
     ] = False,
 ) -> None:
