@@ -1,0 +1,55 @@
+"""How large is what GMRA adds to the text states? For each exported crosssent model: the median
+over the first test clips' tokens (clip-level audio data) of |g * Z| / |h| (the gated A/V term against the hidden state
+it is added to) and the mean gate.
+
+    .venv/bin/python scripts/gmra_injection_size.py data/ravdess-whisper \\
+        runs/experiments/ravdess-minilm/runs/ravdess-whisper/crosssent_layer3/seed0/model \\
+        runs/experiments/ravdess-minilm/runs/ravdess-whisper/crosssent/seed0/model
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import typer
+
+from crosssent.data.dataset import load_dataset
+from crosssent.model.folder import load_model_folder
+
+
+def main(data: Path, models: list[Path], clips: int = 64) -> None:
+    table, meta = load_dataset(data)
+    if meta.alignment != "clip":
+        raise SystemExit(f"error: {data}: needs clip-level streams (alignment {meta.alignment})")
+    rows = [i for i, split in enumerate(table["split"]) if split == "test"][:clips]
+    for folder in models:
+        model, tokenizer, prep = load_model_folder(folder)
+        if model.fusion is None or model.config.variant != "crosssent":
+            raise SystemExit(f"error: {folder}: not a crosssent model")
+        tokens = tokenizer(
+            [table["text"][i] for i in rows], padding=True, truncation=True, max_length=prep.max_len, return_tensors="pt"
+        )
+        audio = torch.from_numpy(np.stack([np.asarray(table["audio"][i], dtype=np.float32) for i in rows]))  # (B, 1, da)
+        audio_mask = torch.ones(audio.shape[:2], dtype=torch.bool)
+        fusion, seen = model.fusion, []
+        plain = fusion.forward
+
+        def measure(hidden, _fusion=fusion, _plain=plain, _seen=seen, **inputs):
+            streams = _fusion._streams(inputs["audio"], inputs["audio_mask"], inputs["visual"], inputs["visual_mask"])
+            z = _fusion._cross_attend_folded(hidden, streams)
+            gate = torch.sigmoid(_fusion.gate(torch.cat([hidden, z], dim=-1)))
+            real = inputs["text_mask"].bool()
+            _seen.append((float(((gate * z)[real].norm(dim=-1) / hidden[real].norm(dim=-1)).median()), float(gate[real].mean())))
+            return _plain(hidden, **inputs)
+
+        fusion.forward = measure
+        with torch.inference_mode():
+            model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"], audio=audio, audio_mask=audio_mask)
+        ratio, gate = seen[0]
+        typer.echo(f"{folder}: GMRA after layer {model.config.inject_layer}, median |g*Z|/|h| {ratio:.3f}, mean gate {gate:.3f}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
