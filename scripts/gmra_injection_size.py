@@ -22,12 +22,14 @@ from crosssent.model.folder import load_model_folder
 def main(data: Path, models: list[Path], clips: int = 64) -> None:
     table, meta = load_dataset(data)
     if meta.alignment != "clip":
-        raise SystemExit(f"error: {data}: needs clip-level streams (alignment {meta.alignment})")
+        typer.echo(f"error: {data}: needs clip-level streams (alignment {meta.alignment})", err=True)
+        raise typer.Exit(2)
     rows = [i for i, split in enumerate(table["split"]) if split == "test"][:clips]
     for folder in models:
         model, tokenizer, prep = load_model_folder(folder)
         if model.fusion is None or model.config.variant != "crosssent":
-            raise SystemExit(f"error: {folder}: not a crosssent model")
+            typer.echo(f"error: {folder}: not a crosssent model (variant {model.config.variant})", err=True)
+            raise typer.Exit(2)
         tokens = tokenizer(
             [table["text"][i] for i in rows], padding=True, truncation=True, max_length=prep.max_len, return_tensors="pt"
         )

@@ -330,3 +330,25 @@ def test_whisper_layer_probe_reads_the_shipped_encoder_as_ctranslate2_runs_it():
     assert len(states) == 6 and all(s.shape == (50, 512) for s in states)
     assert np.abs(states[-1].numpy() - expected).max() < 1e-2
     assert np.abs(states[2].numpy() - expected).max() > 0.1  # a middle layer is not the output
+
+
+def test_gmra_injection_size_reports_each_models_gate_and_refuses_other_alignments(tmp_path):
+    from crosssent.data.sources.synthetic import generate
+    from crosssent.train.trainer import train_run
+    from tests.conftest import tiny_settings
+
+    clip = generate(tmp_path / "clip", n_train=64, n_valid=16, n_test=16, seed=0, alignment="clip")
+    models = []
+    for start in (-4.0, 4.0):  # a gate that starts nearly shut, and one that starts nearly open
+        out = tmp_path / f"gate{start:+.0f}"
+        train_run(tiny_settings(clip, model={"gate_bias_init": start}, train={"max_epochs": 1}), out)
+        models.append(out / "model")
+    script = [sys.executable, str(SCRIPTS / "gmra_injection_size.py"), str(clip), *map(str, models)]
+    done = subprocess.run(script, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    found = [re.search(r"median \|g\*Z\|/\|h\| ([0-9.]+), mean gate ([0-9.]+)$", line) for line in done.stdout.splitlines()]
+    (shut_ratio, shut_gate), (open_ratio, open_gate) = [(float(m[1]), float(m[2])) for m in found if m]
+    assert shut_gate < 0.1 < 0.9 < open_gate and shut_ratio < open_ratio
+    word = generate(tmp_path / "word", n_train=16, n_valid=8, n_test=8, seed=0)
+    refused = subprocess.run([*script[:2], str(word), str(models[0])], capture_output=True, text=True)
+    assert refused.returncode == 2 and "needs clip-level streams" in refused.stderr
