@@ -12,7 +12,7 @@ from pathlib import Path
 import onnxruntime as ort
 import torch
 
-from crosssent.inference.bench import BenchShape, _inputs, _paired, _rotated_rounds, _seconds_per_call
+from crosssent.inference.bench import BenchShape, _paired, _rotated_rounds, _seconds_per_call, runtime_inputs
 from crosssent.model.folder import ONNX_INT8_NAME, ONNX_NAME
 from crosssent.model.onnx_runtime import OnnxModel, load_runtime
 
@@ -31,13 +31,7 @@ for name, file in (("onnx", ONNX_NAME), ("int8", ONNX_INT8_NAME)):
     models[f"{name}, no spinning"] = OnnxModel(args.model / file, torch_model.config, spin=False)
     models[f"{name}, 1 thread, no spinning"] = OnnxModel(args.model / file, torch_model.config, threads=1, spin=False)
 
-shape = BenchShape(max_len=prep.max_len, audio_dim=prep.audio_dim, visual_dim=prep.visual_dim)
-inputs = _inputs(1, shape, len(tokenizer), torch.device("cpu"))
-frames = prep.max_len if prep.alignment == "word" else 1 if prep.alignment == "clip" else 30
-for stream in ("audio", "visual"):
-    if inputs[stream] is not None:
-        inputs[stream] = inputs[stream][:, :frames]
-        inputs[f"{stream}_mask"] = inputs[f"{stream}_mask"][:, :frames]
+inputs = runtime_inputs(1, prep, len(tokenizer))
 timing = BenchShape(max_len=prep.max_len, warmup=5, iters=args.iters)
 rates = _rotated_rounds(
     list(models), lambda name: 1 / _seconds_per_call(models[name], inputs, timing, torch.device("cpu")), args.rounds

@@ -35,20 +35,21 @@ def main(data: Path, models: list[Path], clips: int = 64) -> None:
         )
         audio = torch.from_numpy(np.stack([np.asarray(table["audio"][i], dtype=np.float32) for i in rows]))  # (B, 1, da)
         audio_mask = torch.ones(audio.shape[:2], dtype=torch.bool)
-        fusion, seen = model.fusion, []
-        plain = fusion.forward
+        seen: list[tuple[float, float]] = []
 
-        def measure(hidden, _fusion=fusion, _plain=plain, _seen=seen, **inputs):
-            streams = _fusion._streams(inputs["audio"], inputs["audio_mask"], inputs["visual"], inputs["visual_mask"])
-            z = _fusion._cross_attend_folded(hidden, streams)
-            gate = torch.sigmoid(_fusion.gate(torch.cat([hidden, z], dim=-1)))
+        def measure(fusion, args, inputs, result, seen=seen):  # a forward hook: GMRA's input, its gates
+            hidden = args[0]
+            z = fusion._cross_attend_folded(
+                hidden, fusion._streams(*(inputs[k] for k in ("audio", "audio_mask", "visual", "visual_mask")))
+            )
             real = inputs["text_mask"].bool()
-            _seen.append((float(((gate * z)[real].norm(dim=-1) / hidden[real].norm(dim=-1)).median()), float(gate[real].mean())))
-            return _plain(hidden, **inputs)
+            added = (result.gates * z)[real].norm(dim=-1) / hidden[real].norm(dim=-1)
+            seen.append((float(added.median()), float(result.gates[real].mean())))
 
-        fusion.forward = measure
+        hook = model.fusion.register_forward_hook(measure, with_kwargs=True)
         with torch.inference_mode():
             model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"], audio=audio, audio_mask=audio_mask)
+        hook.remove()
         ratio, gate = seen[0]
         typer.echo(f"{folder}: GMRA after layer {model.config.inject_layer}, median |g*Z|/|h| {ratio:.3f}, mean gate {gate:.3f}")
 

@@ -169,7 +169,7 @@ def load_for_scoring(
     """An exported model (in ``runtime``), its tokenizer, and a canonical dataset aligned the way
     it was trained. ``transfer``: the data comes from another corpus: a stream it lacks, or has
     at another width or alignment, is left empty for every clip (as for a clip whose stream is
-    missing; and one the model never read is dropped; the text is tokenized as the model's was."""
+    missing), and one the model never read is dropped; the text is tokenized as the model's was."""
     model, tokenizer, prep = load_runtime(Path(model_dir), runtime)
     aligned, meta = align_for_model(prep, tokenizer, data_dir, transfer=transfer)
     return model, tokenizer, aligned, meta

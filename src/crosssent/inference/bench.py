@@ -267,6 +267,20 @@ def _paired(values: dict[str, list[float]], *, value: str, value_range: str, sca
 # --------------------------------------------------------------------------------------------
 # runtimes side by side: crosssent bench --model MODEL_DIR --runtime torch --runtime onnx ...
 # --------------------------------------------------------------------------------------------
+def runtime_inputs(batch: int, prep: Any, vocab_size: int) -> dict[str, Any]:
+    """Random inputs for an exported model: ``batch`` clips of its ``max_len`` tokens and, for a
+    model with A/V, streams of its widths with as many frames as its alignment gives a clip
+    (one per token for word, one for clip, 30 for unaligned)."""
+    frames = prep.max_len if prep.alignment == "word" else 1 if prep.alignment == "clip" else 30
+    shape = BenchShape(max_len=prep.max_len, audio_dim=prep.audio_dim, visual_dim=prep.visual_dim)
+    inputs = _inputs(batch, shape, vocab_size, torch.device("cpu"))
+    for name in ("audio", "visual"):
+        if inputs[name] is not None:
+            inputs[name] = inputs[name][:, :frames]  # type: ignore[index]
+            inputs[f"{name}_mask"] = inputs[f"{name}_mask"][:, :frames]  # type: ignore[index]
+    return inputs
+
+
 def run_runtime_bench(
     model_dir: Any,
     runtimes: list[str],
@@ -289,13 +303,7 @@ def run_runtime_bench(
 
     models = {runtime: load_runtime(Path(model_dir), runtime) for runtime in runtimes}
     model, tokenizer, prep = models[runtimes[0]]
-    frames = prep.max_len if prep.alignment == "word" else 1 if prep.alignment == "clip" else 30
-    shape = BenchShape(max_len=prep.max_len, audio_dim=prep.audio_dim, visual_dim=prep.visual_dim)
-    inputs = _inputs(batch, shape, len(tokenizer), torch.device("cpu"))
-    for name in ("audio", "visual"):
-        if inputs[name] is not None:
-            inputs[name] = inputs[name][:, :frames]  # type: ignore[index]
-            inputs[f"{name}_mask"] = inputs[f"{name}_mask"][:, :frames]  # type: ignore[index]
+    inputs = runtime_inputs(batch, prep, len(tokenizer))
     timing = BenchShape(max_len=prep.max_len, warmup=warmup, iters=calls)
 
     def show(rates: dict[str, list[float]]) -> None:
