@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/probe_whisper_layers.py ../shared/data
 
-Runs Whisper base's encoder in torch, from the CTranslate2 weights the project ships (model.bin
-read directly; float32; checked against CTranslate2's own ``encode`` on the first clip), keeps
+Runs Whisper base's encoder in torch (crosssent.features.whisper_encoder, as the ``whisper-layerN``
+audio extractors do; float32; checked against CTranslate2's own ``encode`` on the first clip), keeps
 every layer's states, and pools each clip per layer into mean and std (1024 values, as the
 ``whisper`` extractor's clip vectors). Per layer, a ridge regression (penalty by leave-one-out,
 z-scored inputs): fitted on actors 1-14 and scored on the validation actors 15-16, which choose
@@ -15,7 +15,6 @@ validation MSE is marked. About 6 minutes on 2 cores.
 from __future__ import annotations
 
 import csv
-import struct
 import time
 from pathlib import Path
 
@@ -26,74 +25,8 @@ from sklearn.linear_model import RidgeCV
 
 from crosssent.features.media import read_audio
 from crosssent.features.transcribe import whisper_base_folder
+from crosssent.features.whisper_encoder import encoder_layers, read_ctranslate2_encoder
 from crosssent.metrics import compute_metrics
-
-_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
-
-
-def read_ctranslate2_encoder(path: Path) -> dict[str, torch.Tensor]:
-    """The ``encoder/...`` variables of a CTranslate2 model.bin (format version 6): a header
-    (version, spec name, revision, count), then per variable its name, rank, dims, dtype id,
-    byte count and bytes."""
-    data = path.read_bytes()
-    offset = 0
-
-    def take(fmt: str) -> int:
-        nonlocal offset
-        (value,) = struct.unpack_from(fmt, data, offset)
-        offset += struct.calcsize(fmt)
-        return value
-
-    def text() -> str:
-        nonlocal offset
-        size = take("<H")
-        value = data[offset : offset + size].decode().rstrip("\x00")
-        offset += size
-        return value
-
-    version, _, _, count = take("<I"), text(), take("<I"), take("<I")
-    if version != 6:
-        raise ValueError(f"{path}: CTranslate2 model format {version}, this reader knows 6")
-    weights = {}
-    for _ in range(count):
-        name, rank = text(), take("<B")
-        dims = [take("<I") for _ in range(rank)]
-        dtype, size = take("<B"), take("<I")
-        if name.startswith("encoder/") and dtype in _DTYPES and rank:
-            array = np.frombuffer(data, _DTYPES[dtype], count=int(np.prod(dims)), offset=offset)
-            weights[name] = torch.from_numpy(array.astype(np.float32).reshape(dims))
-        offset += size
-    return weights
-
-
-def encoder_layers(weights: dict[str, torch.Tensor], mel: np.ndarray) -> list[torch.Tensor]:
-    """Log-mel (80, T) -> the states after each of the six layers, (T/2, 512) each; the last
-    with the encoder's final LayerNorm, as CTranslate2 returns it."""
-    f = torch.nn.functional
-
-    def norm(x: torch.Tensor, prefix: str) -> torch.Tensor:
-        return f.layer_norm(x, (x.shape[-1],), weights[f"{prefix}/gamma"], weights[f"{prefix}/beta"])
-
-    def linear(x: torch.Tensor, prefix: str) -> torch.Tensor:
-        return x @ weights[f"{prefix}/weight"].T + weights[f"{prefix}/bias"]
-
-    x = f.gelu(f.conv1d(torch.from_numpy(mel)[None], weights["encoder/conv1/weight"], weights["encoder/conv1/bias"], padding=1))
-    x = f.gelu(f.conv1d(x, weights["encoder/conv2/weight"], weights["encoder/conv2/bias"], stride=2, padding=1))[0].T
-    x = x + weights["encoder/position_encodings/encodings"][: x.shape[0]]
-    states = []
-    layer = 0
-    while f"encoder/layer_{layer}/ffn/linear_0/weight" in weights:
-        prefix = f"encoder/layer_{layer}"
-        q, k, v = linear(norm(x, f"{prefix}/self_attention/layer_norm"), f"{prefix}/self_attention/linear_0").chunk(3, dim=-1)
-        q, k, v = (t.reshape(t.shape[0], -1, 64).transpose(0, 1) for t in (q, k, v))  # Whisper's heads are 64 wide
-        context = f.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(x.shape)
-        x = x + linear(context, f"{prefix}/self_attention/linear_1")
-        hidden = f.gelu(linear(norm(x, f"{prefix}/ffn/layer_norm"), f"{prefix}/ffn/linear_0"))
-        x = x + linear(hidden, f"{prefix}/ffn/linear_1")
-        states.append(x)
-        layer += 1
-    states[-1] = norm(x, "encoder/layer_norm")
-    return states
 
 
 def _ridge(x_fit: np.ndarray, y_fit: np.ndarray, x_eval: np.ndarray, y_eval: np.ndarray) -> dict:

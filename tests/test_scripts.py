@@ -303,35 +303,6 @@ def test_voice_probe_finds_the_synthetic_clip_audio_and_refuses_other_alignments
     assert refused.returncode == 2 and "needs clip-level audio" in refused.stderr
 
 
-def test_whisper_layer_probe_reads_the_shipped_encoder_as_ctranslate2_runs_it():
-    """scripts/probe_whisper_layers.py's torch encoder, built from model.bin, gives CTranslate2's
-    own encoder states for a short tone (float32, both), and one state list per layer."""
-    from tests.features.test_transcribe import _whisper_installed
-
-    if not _whisper_installed():
-        pytest.skip("the transcribe extra is not installed (make setup-real)")
-    import importlib.util
-
-    import ctranslate2
-    from faster_whisper.feature_extractor import FeatureExtractor
-
-    from crosssent.features.transcribe import whisper_base_folder
-
-    spec = importlib.util.spec_from_file_location("probe_whisper_layers", SCRIPTS / "probe_whisper_layers.py")
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
-    folder = whisper_base_folder()
-    weights = probe.read_ctranslate2_encoder(folder / "model.bin")
-    tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)
-    mel = np.ascontiguousarray(FeatureExtractor(feature_size=80)(tone)[:, :100], dtype=np.float32)
-    states = probe.encoder_layers(weights, mel)
-    model = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32")
-    expected = np.asarray(model.encode(ctranslate2.StorageView.from_array(mel[None]), to_cpu=True))[0]
-    assert len(states) == 6 and all(s.shape == (50, 512) for s in states)
-    assert np.abs(states[-1].numpy() - expected).max() < 1e-2
-    assert np.abs(states[2].numpy() - expected).max() > 0.1  # a middle layer is not the output
-
-
 def test_gmra_injection_size_reports_each_models_gate_and_refuses_other_alignments(tmp_path):
     from crosssent.data.sources.synthetic import generate
     from crosssent.train.trainer import train_run

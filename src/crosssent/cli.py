@@ -722,7 +722,10 @@ def data_import(
     ],
     source: Annotated[Path, typer.Argument(help="folder holding mosi/, mosei/, sims/, ravdess/ (e.g. ../shared/data)")],
     out: Annotated[Path, typer.Option(help="dataset folder to write")],
-    audio: Annotated[str, typer.Option(help="ravdess: audio features from the recordings, whisper or egemaps")] = "whisper",
+    audio: Annotated[
+        str,
+        typer.Option(help="ravdess: audio features from the recordings: whisper, whisper-layer1 to whisper-layer5, or egemaps"),
+    ] = "whisper",
     alignment: Annotated[str, typer.Option(help="ravdess: clip (mean and std per clip), word or unaligned")] = "clip",
     workers: Annotated[int, typer.Option(help="ravdess: processes extracting features at once")] = 1,
     noise_snr: Annotated[
@@ -768,7 +771,11 @@ def data_build(
     labels: Annotated[Path, typer.Option(help="label table (CSV): MMSA's label.csv layout, or name the columns below")],
     out: Annotated[Path, typer.Option(help="dataset folder to write")],
     audio: Annotated[
-        str, typer.Option(help="audio features: whisper (Whisper base encoder states), egemaps (openSMILE eGeMAPS v02) or none")
+        str,
+        typer.Option(
+            help="audio features: whisper (Whisper base encoder states), whisper-layerN (after its middle layer N, 1-5), "
+            "egemaps (openSMILE eGeMAPS v02) or none"
+        ),
     ] = "whisper",
     visual: Annotated[
         str,

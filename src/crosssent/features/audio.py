@@ -3,6 +3,10 @@
 - ``whisper``: the encoder states of Whisper base (512 per frame, 50 frames/s), the speech model
   that ``crosssent transcribe`` already ships (CTranslate2, int8 on the CPU). A recording is
   encoded in windows of at most 30 s, Whisper's own window, and the states are concatenated.
+- ``whisper-layerN`` (N = 1-5): the states after layer N of the same encoder (512 per frame,
+  50 frames/s), run in torch float32 from the same weights (features/whisper_encoder.py). Whisper's
+  middle layers carry more of a voice's emotion than its output, which serves the decoder's words
+  (scripts/probe_whisper_layers.py measures this on RAVDESS).
 - ``egemaps``: openSMILE's eGeMAPS v02 low-level descriptors (25 per frame, 100 frames/s: pitch,
   loudness, jitter, shimmer, formants, spectral balance), the interpretable standard of the field
   (the ``opensmile`` package, whose configs ship inside it).
@@ -14,14 +18,17 @@ same extractor as the training data. Nothing is downloaded: both run from instal
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from crosssent.features.media import SAMPLE_RATE
 
-AUDIO_EXTRACTORS = ("whisper", "egemaps")
+WHISPER_MIDDLE_LAYERS = tuple(f"whisper-layer{n}" for n in range(1, 6))
+AUDIO_EXTRACTORS = ("whisper", *WHISPER_MIDDLE_LAYERS, "egemaps")
+_CHOICES = "whisper, whisper-layer1 to whisper-layer5, egemaps or none"
 WINDOW_SECONDS = 30  # Whisper's input window
 
 
@@ -40,37 +47,75 @@ class AudioExtractor(Protocol):
         ...
 
 
+def _mel_extractor() -> Any:  # faster-whisper's log-mel front end
+    try:
+        from faster_whisper.feature_extractor import FeatureExtractor
+    except ImportError:
+        raise ValueError("the whisper audio features need faster-whisper (pip install 'crosssent[transcribe]')") from None
+    return FeatureExtractor(feature_size=80)
+
+
+def _mel_windows(mel_of: Any, audio: np.ndarray) -> Iterator[np.ndarray]:
+    """Whisper's log-mel of ``audio`` in windows of at most 30 s: (80, even frames at 100/s) each."""
+    step = WINDOW_SECONDS * SAMPLE_RATE
+    for start in range(0, max(len(audio), 1), step):
+        mel = mel_of(audio[start : start + step])
+        frames = mel.shape[1] - mel.shape[1] % 2
+        if frames >= 2:
+            yield np.ascontiguousarray(mel[:, :frames], dtype=np.float32)
+
+
+def _joined(states: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(states).astype(np.float32) if states else np.zeros((0, 512), dtype=np.float32)
+
+
 class WhisperStates:
-    """Whisper base's encoder states."""
+    """Whisper base's encoder states (its last layer, CTranslate2 int8)."""
 
     def __init__(self, *, threads: int = 1) -> None:
-        try:
-            import ctranslate2
-            from faster_whisper.feature_extractor import FeatureExtractor
-        except ImportError:
-            raise ValueError("the whisper audio features need faster-whisper (pip install 'crosssent[transcribe]')") from None
+        self._mel = _mel_extractor()
+        import ctranslate2
+
         from crosssent.features.transcribe import whisper_base_folder
 
         self._ctranslate2 = ctranslate2
         self._model = ctranslate2.models.Whisper(
             str(whisper_base_folder()), device="cpu", compute_type="int8", intra_threads=threads
         )
-        self._mel = FeatureExtractor(feature_size=80)
         self.info = ExtractorInfo(name="whisper", version=extractor_version("whisper"), width=512, frames_per_second=50.0)
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
-        step = WINDOW_SECONDS * SAMPLE_RATE
         states = []
-        for start in range(0, max(len(audio), 1), step):
-            mel = self._mel(audio[start : start + step])  # (80, frames at 100/s)
-            frames = mel.shape[1] - mel.shape[1] % 2
-            if frames < 2:
-                continue
-            window = self._ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None, :, :frames], dtype=np.float32))
+        for mel in _mel_windows(self._mel, audio):
+            window = self._ctranslate2.StorageView.from_array(mel[None])
             states.append(np.asarray(self._model.encode(window, to_cpu=True))[0])  # (frames / 2, 512)
-        if not states:
-            return np.zeros((0, 512), dtype=np.float32)
-        return np.concatenate(states).astype(np.float32)
+        return _joined(states)
+
+
+class WhisperLayerStates:
+    """The states after one middle layer of Whisper base's encoder (torch, float32); the layers
+    above it are never run. Threads: torch's (``torch.set_num_threads``), set by the caller."""
+
+    def __init__(self, *, layer: int) -> None:
+        self._mel = _mel_extractor()
+        from crosssent.features.transcribe import whisper_base_folder
+        from crosssent.features.whisper_encoder import read_ctranslate2_encoder
+
+        self.layer = layer
+        self._weights = read_ctranslate2_encoder(whisper_base_folder() / "model.bin")
+        name = f"whisper-layer{layer}"
+        self.info = ExtractorInfo(name=name, version=extractor_version(name), width=512, frames_per_second=50.0)
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        import torch
+
+        from crosssent.features.whisper_encoder import encoder_layers
+
+        states = []
+        with torch.inference_mode():
+            for mel in _mel_windows(self._mel, audio):
+                states.append(encoder_layers(self._weights, mel, up_to=self.layer)[-1].numpy())  # (frames / 2, 512)
+        return _joined(states)
 
 
 class Egemaps:
@@ -100,19 +145,25 @@ def extractor_version(name: str) -> str:
         from crosssent.features.transcribe import WHISPER_SHA256
 
         return f"whisper-base encoder, ctranslate2 int8, model {WHISPER_SHA256[:12]}"
+    if name in WHISPER_MIDDLE_LAYERS:
+        from crosssent.features.transcribe import WHISPER_SHA256
+
+        return f"whisper-base encoder layer {name.removeprefix('whisper-layer')}, torch float32, model {WHISPER_SHA256[:12]}"
     if name == "egemaps":
         try:
             import opensmile
         except ImportError:
             raise ValueError("the egemaps audio features need opensmile (pip install 'crosssent[features]')") from None
         return f"eGeMAPSv02 low-level descriptors, opensmile {opensmile.__version__}"
-    raise ValueError(f"unknown audio extractor {name!r}; choose from {', '.join(AUDIO_EXTRACTORS)} or none")
+    raise ValueError(f"unknown audio extractor {name!r}; choose from {_CHOICES}")
 
 
 def audio_extractor(name: str, *, threads: int = 1) -> AudioExtractor:
     """The extractor called ``name`` (``AUDIO_EXTRACTORS``), loaded once."""
     if name == "whisper":
         return WhisperStates(threads=threads)
+    if name in WHISPER_MIDDLE_LAYERS:
+        return WhisperLayerStates(layer=int(name.removeprefix("whisper-layer")))
     if name == "egemaps":
         return Egemaps()
-    raise ValueError(f"unknown audio extractor {name!r}; choose from {', '.join(AUDIO_EXTRACTORS)} or none")
+    raise ValueError(f"unknown audio extractor {name!r}; choose from {_CHOICES}")
