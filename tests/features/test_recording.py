@@ -11,6 +11,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from crosssent.cli import app
+from crosssent.features.audio import audio_extractor
+from crosssent.features.media import read_audio
+from crosssent.features.pooling import clip_vector
 from crosssent.features.recording import RecordingReader
 from crosssent.features.visual import FACE_MEASURES
 from crosssent.inference.predict import score_clips
@@ -124,3 +127,23 @@ def test_predict_media_feeds_the_videos_face_and_says_when_a_recording_has_none(
 def test_another_visual_extractor_version_is_refused():
     with pytest.raises(ValueError, match="the model's visual stream was computed by face"):
         RecordingReader(visual_extractor="face", visual_version="face mesh measures v0")
+
+
+def test_a_model_on_a_middle_whisper_layer_hears_a_new_recording_through_that_layer(tmp_path):
+    model = _late_fusion_on(tmp_path, [CLIPS["a"], CLIPS["b"]], name="raw-mosi-layer2", audio="whisper-layer2")
+    prep = load_preprocessing(model)
+    assert prep.audio_extractor == "whisper-layer2" and prep.audio_dim == 1024 and "layer 2" in prep.audio_extractor_version
+    wav = RAW / CLIPS["a"]
+    heard = CliRunner().invoke(app, ["predict", "--model", str(model), "--media", str(wav)])
+    assert heard.exit_code == 0, heard.output
+    assert "audio (whisper-layer2) computed from the recordings" in heard.output
+    reader = RecordingReader.for_model(prep)
+    seen = reader(wav)
+    layer2 = audio_extractor("whisper-layer2")(read_audio(wav))  # (frames, 512), the states after layer 2
+    assert np.allclose(np.asarray(seen.audio).reshape(-1), clip_vector(layer2).reshape(-1), atol=1e-4)
+    last = clip_vector(audio_extractor("whisper")(read_audio(wav))).reshape(-1)
+    assert not np.allclose(np.asarray(seen.audio).reshape(-1), last, atol=0.1)  # not the last layer's
+    scorer, tokenizer, _ = load_model_folder(model)
+    printed = float(next(line for line in heard.output.splitlines() if line.startswith("03bSnISJMiM_1")).split()[1])
+    scored = score_clips(scorer, tokenizer, prep, [seen.text], [seen.audio], [seen.visual])
+    assert np.isclose(float(scored[0]), printed, atol=1e-3)
