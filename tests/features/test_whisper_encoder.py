@@ -1,5 +1,7 @@
 """Whisper base's encoder in torch, from the shipped CTranslate2 weights."""
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -43,3 +45,37 @@ def test_a_file_that_is_no_ctranslate2_model_is_refused(tmp_path):
     bad.write_bytes((5).to_bytes(4, "little") + b"\x00\x00" + bytes(8))
     with pytest.raises(ValueError, match="format 5, this reader knows 6"):
         read_ctranslate2_encoder(bad)
+
+
+def _model_file(path, dtype: int) -> None:
+    """A one-variable CTranslate2 model.bin: a 2 x 2 encoder weight of dtype id ``dtype``."""
+
+    def text(value: str) -> bytes:
+        raw = value.encode() + b"\x00"
+        return struct.pack("<H", len(raw)) + raw
+
+    size = 16 if dtype == 0 else 4  # four values of 4 bytes (float32) or 1 byte (int8)
+    path.write_bytes(
+        struct.pack("<I", 6)
+        + text("WhisperSpec")
+        + struct.pack("<II", 1, 1)
+        + text("encoder/conv1/weight")
+        + struct.pack("<BII", 2, 2, 2)
+        + struct.pack("<BI", dtype, size)
+        + bytes(size)
+    )
+
+
+def test_quantised_weights_are_refused_float_weights_are_read(tmp_path):
+    _model_file(tmp_path / "int8.bin", dtype=1)
+    with pytest.raises(ValueError, match="encoder/conv1/weight is quantised \\(int8\\)"):
+        read_ctranslate2_encoder(tmp_path / "int8.bin")
+    _model_file(tmp_path / "float.bin", dtype=0)
+    weights = read_ctranslate2_encoder(tmp_path / "float.bin")
+    assert weights["encoder/conv1/weight"].shape == (2, 2)
+    (tmp_path / "cut.bin").write_bytes((tmp_path / "float.bin").read_bytes()[:-8])
+    with pytest.raises(ValueError, match="cut.bin: ends inside encoder/conv1/weight"):
+        read_ctranslate2_encoder(tmp_path / "cut.bin")
+    (tmp_path / "cut.bin").write_bytes((tmp_path / "float.bin").read_bytes()[:30])
+    with pytest.raises(ValueError, match="ends inside a variable's header"):
+        read_ctranslate2_encoder(tmp_path / "cut.bin")

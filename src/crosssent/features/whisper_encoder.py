@@ -25,7 +25,8 @@ HEAD_WIDTH = 64  # Whisper's attention heads are 64 wide in every size
 def read_ctranslate2_encoder(path: Path) -> dict[str, torch.Tensor]:
     """The ``encoder/...`` variables of a CTranslate2 model.bin (format version 6), as float32:
     a header (version, spec name, revision, count), then per variable its name, rank, dims,
-    dtype id, byte count and bytes."""
+    dtype id, byte count and bytes. A model converted with int8/int16 weights is refused (its
+    scales would have to be applied); the shipped Whisper base holds float weights."""
     data = path.read_bytes()
     offset = 0
 
@@ -50,9 +51,16 @@ def read_ctranslate2_encoder(path: Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path}: CTranslate2 model format {version}, this reader knows 6")
     weights = {}
     for _ in range(count):
-        name, rank = text(), take("<B")
-        dims = [take("<I") for _ in range(rank)]
-        dtype, size = take("<B"), take("<I")
+        try:
+            name, rank = text(), take("<B")
+            dims = [take("<I") for _ in range(rank)]
+            dtype, size = take("<B"), take("<I")
+        except struct.error:
+            raise ValueError(f"{path}: ends inside a variable's header; the file is cut short") from None
+        if name.startswith("encoder/") and dtype in (1, 2) and rank > 1:
+            raise ValueError(f"{path}: {name} is quantised ({np.dtype(_DTYPES[dtype]).name}); this reader needs float weights")
+        if offset + size > len(data):
+            raise ValueError(f"{path}: ends inside {name}; the file is cut short")
         if name.startswith("encoder/") and dtype in _DTYPES and rank:
             array = np.frombuffer(data, _DTYPES[dtype], count=int(np.prod(dims)), offset=offset)
             weights[name] = torch.from_numpy(array.astype(np.float32).reshape(dims))
