@@ -23,7 +23,9 @@ import torch
 import typer
 from sklearn.linear_model import RidgeCV
 
+from crosssent.features.audio import whisper_mel_extractor, whisper_mel_windows
 from crosssent.features.media import read_audio
+from crosssent.features.pooling import clip_vector
 from crosssent.features.transcribe import whisper_base_folder
 from crosssent.features.whisper_encoder import encoder_layers, read_ctranslate2_encoder
 from crosssent.metrics import compute_metrics
@@ -39,13 +41,12 @@ def _ridge(x_fit: np.ndarray, y_fit: np.ndarray, x_eval: np.ndarray, y_eval: np.
 
 def main(shared_data: Path) -> None:
     import ctranslate2
-    from faster_whisper.feature_extractor import FeatureExtractor
 
     torch.set_num_threads(2)
     folder = whisper_base_folder()
     weights = read_ctranslate2_encoder(folder / "model.bin")
     reference = ctranslate2.models.Whisper(str(folder), device="cpu", compute_type="float32")
-    mel_of = FeatureExtractor(feature_size=80)
+    mel_of = whisper_mel_extractor()
     root = shared_data / "ravdess"
     with open(root / "labels.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -54,16 +55,16 @@ def main(shared_data: Path) -> None:
     with torch.inference_mode():
         for n, row in enumerate(rows):
             path = next((root / "audio").glob(row["id"] + ".*"))
-            mel = mel_of(read_audio(path))
-            mel = np.ascontiguousarray(mel[:, : mel.shape[1] - mel.shape[1] % 2], dtype=np.float32)
-            states = encoder_layers(weights, mel)
+            mels = list(whisper_mel_windows(mel_of, read_audio(path)))  # as the extractors window it
+            windows = [encoder_layers(weights, mel) for mel in mels]
             if n == 0:
-                expected = np.asarray(reference.encode(ctranslate2.StorageView.from_array(mel[None]), to_cpu=True))[0]
-                gap = float(np.abs(states[-1].numpy() - expected).max())
+                expected = np.asarray(reference.encode(ctranslate2.StorageView.from_array(mels[0][None]), to_cpu=True))[0]
+                gap = float(np.abs(windows[0][-1].numpy() - expected).max())
                 typer.echo(f"last layer against CTranslate2's encode (float32): max abs difference {gap:.1e}")
                 if gap > 1e-2:
                     raise SystemExit("error: the torch encoder does not reproduce CTranslate2's; not probing")
-            vectors.append([np.concatenate([s.mean(0).numpy(), s.std(0).numpy()]) for s in states])
+            layers = range(len(windows[0]))
+            vectors.append([clip_vector(torch.cat([w[layer] for w in windows]).numpy())[0] for layer in layers])
             if (n + 1) % 200 == 0:
                 typer.echo(f"  {n + 1}/{len(rows)} clips, {time.time() - start:.0f} s", err=True)
     y = np.array([float(r["valence"]) for r in rows])

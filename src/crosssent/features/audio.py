@@ -47,7 +47,8 @@ class AudioExtractor(Protocol):
         ...
 
 
-def _mel_extractor() -> Any:  # faster-whisper's log-mel front end
+def whisper_mel_extractor() -> Any:
+    """faster-whisper's log-mel front end (80 bands, 100 frames/s), as Whisper base reads it."""
     try:
         from faster_whisper.feature_extractor import FeatureExtractor
     except ImportError:
@@ -55,7 +56,7 @@ def _mel_extractor() -> Any:  # faster-whisper's log-mel front end
     return FeatureExtractor(feature_size=80)
 
 
-def _mel_windows(mel_of: Any, audio: np.ndarray) -> Iterator[np.ndarray]:
+def whisper_mel_windows(mel_of: Any, audio: np.ndarray) -> Iterator[np.ndarray]:
     """Whisper's log-mel of ``audio`` in windows of at most 30 s: (80, even frames at 100/s) each."""
     step = WINDOW_SECONDS * SAMPLE_RATE
     for start in range(0, max(len(audio), 1), step):
@@ -73,7 +74,7 @@ class WhisperStates:
     """Whisper base's encoder states (its last layer, CTranslate2 int8)."""
 
     def __init__(self, *, threads: int = 1) -> None:
-        self._mel = _mel_extractor()
+        self._mel = whisper_mel_extractor()
         import ctranslate2
 
         from crosssent.features.transcribe import whisper_base_folder
@@ -86,7 +87,7 @@ class WhisperStates:
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         states = []
-        for mel in _mel_windows(self._mel, audio):
+        for mel in whisper_mel_windows(self._mel, audio):
             window = self._ctranslate2.StorageView.from_array(mel[None])
             states.append(np.asarray(self._model.encode(window, to_cpu=True))[0])  # (frames / 2, 512)
         return _joined(states)
@@ -97,7 +98,7 @@ class WhisperLayerStates:
     above it are never run. Threads: torch's (``torch.set_num_threads``), set by the caller."""
 
     def __init__(self, *, layer: int) -> None:
-        self._mel = _mel_extractor()
+        self._mel = whisper_mel_extractor()
         from crosssent.features.transcribe import whisper_base_folder
         from crosssent.features.whisper_encoder import read_ctranslate2_encoder
 
@@ -113,7 +114,7 @@ class WhisperLayerStates:
 
         states = []
         with torch.inference_mode():
-            for mel in _mel_windows(self._mel, audio):
+            for mel in whisper_mel_windows(self._mel, audio):
                 states.append(encoder_layers(self._weights, mel, up_to=self.layer)[-1].numpy())  # (frames / 2, 512)
         return _joined(states)
 

@@ -217,10 +217,9 @@ def _start_worker(
     streams: tuple[Stream, ...], alignment: str, need_transcriber: bool, language: str, noise_snr: float | None
 ) -> None:
     global _WORKER
-    if any(s.extractor.startswith("whisper-layer") for s in streams):
-        import torch
+    import torch  # already loaded with this module's imports
 
-        torch.set_num_threads(1)  # one core per worker process, as the CTranslate2 models are given
+    torch.set_num_threads(1)  # one core per worker process, as the CTranslate2 models are given
     _WORKER = _Computer(streams, alignment, need_transcriber, language, noise_snr)
 
 
