@@ -197,6 +197,24 @@ def test_experiment_report_only_publishes_and_bad_config_is_one_line(tmp_path):
     assert_clean_error(run("experiment", "--config", config, "--report-only"), "unknown variant 'bigger'")
 
 
+def test_summary_prints_and_publishes_the_glance_table_and_bad_input_is_one_line(tmp_path, monkeypatch):
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # the config's page and experiment folders are relative, like a run config's data
+    config = root / "configs" / "summaries" / "at-a-glance.yaml"
+    doc = tmp_path / "doc.md"
+    doc.write_text("# Results\n\n<!-- begin at-a-glance -->\nold table\n<!-- end at-a-glance -->\n\nreadings\n")
+    result = run("summary", "--config", config, "--publish", doc)
+    assert result.exit_code == 0, result.output
+    text = doc.read_text()
+    assert "old table" not in text and text.endswith("readings\n") and result.output.splitlines()[0] in text
+    assert "[mosei-minilm](results/mosei-minilm.md)" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(config.read_text().replace("page: mosei-minilm", "page: mosei-absent", 1))
+    assert_clean_error(run("summary", "--config", bad, "--publish", doc), "mosei-absent.md: published page not found")
+    assert "old table" not in doc.read_text() and "mosei-minilm" in doc.read_text()  # left as it was
+    assert_clean_error(run("summary", "--config", config, "--publish", tmp_path / "none.md"), "none.md: --publish needs")
+
+
 def test_predict_scores_new_transcripts_and_bad_input_is_one_line(tmp_path, synthetic_dir):
     cfg = write_config(tmp_path, synthetic_dir)
     assert run("train", "--config", cfg, "--out", tmp_path / "run").exit_code == 0

@@ -16,6 +16,10 @@ def test_every_shipped_config_validates_and_starts_with_its_command(path):
         from crosssent.experiments.config import load_experiment
 
         assert load_experiment(path).base.is_file() or (ROOT / load_experiment(path).base).is_file()
+    elif "summaries" in path.parts:
+        from crosssent.experiments.summary import load_summary
+
+        load_summary(path)
     else:
         load_settings(path)
 

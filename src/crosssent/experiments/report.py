@@ -331,6 +331,35 @@ def render_markdown(
     return buf.getvalue()
 
 
+_SPLIT_HEADING = re.compile(r"^## (\S+) \((?:test|validation) split\)$")
+
+
+def read_page_tables(text: str) -> dict[str, dict[str, dict[str, str]]]:
+    """The per-variant table of every dataset of a report ``render_markdown`` wrote (a published
+    page): dataset -> variant -> column -> cell as printed (``"84.52 ± 0.14"``; ``seeds`` as
+    ``"3"`` or ``"3 (missing [4])"``). What the page shows is what comes back, never recomputed."""
+    tables: dict[str, dict[str, dict[str, str]]] = {}
+    dataset: str | None = None
+    header: list[str] | None = None
+    for line in text.splitlines():
+        heading = _SPLIT_HEADING.match(line)
+        if heading:
+            dataset, header = heading.group(1), None
+            tables.setdefault(dataset, {})
+        elif line.startswith("#"):
+            dataset = None  # another section (transfer, a later heading): not a per-variant table
+        elif dataset is not None and line.startswith("| "):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if header is None:
+                header = cells
+            elif not set(line) <= set("|-"):
+                tables[dataset][cells[0]] = dict(zip(header, cells, strict=True))
+        elif dataset is not None and header is not None and not line.strip():
+            if tables[dataset]:
+                dataset = None  # the first table of the section has ended
+    return tables
+
+
 def collect_transfer(config: ExperimentConfig, out: Path) -> dict[str, Any]:
     """The transfer table: per trained dataset and variant (rows), per test dataset (columns:
     the grid's, then the transfer's own), Corr and the binary accuracy over the seeds that

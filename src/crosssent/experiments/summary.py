@@ -1,0 +1,123 @@
+"""A summary table across experiments (results.md's "At a glance"), generated, never typed.
+
+A summary config (``configs/summaries/*.yaml``) lists rows; each row names a published page
+(``docs/results/PAGE.md``, written by ``crosssent experiment --publish``), the dataset section
+of that page, and the two variants shown side by side (GMRA and the text-only model). The
+means are taken from the page as printed (``report.read_page_tables``), so the summary can
+never disagree with the page; a quoted floor comes from the ``quoted`` entries of the
+experiment config that draws it as a dashed line, and the paper's numbers are the row's own
+``paper`` entry, marked as quoted. ``crosssent summary --config C --publish docs/results.md``
+writes the table between ``<!-- begin NAME -->`` markers (``report.publish``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from crosssent.experiments.config import ALL_METRIC_KEYS, load_experiment
+from crosssent.experiments.report import read_page_tables
+from crosssent.metrics import RAW_VALUE_KEYS
+from crosssent.validation_errors import first_problem
+
+# The four headline columns per metric convention (the page's table tells which one applies).
+COLUMNS = {"mosi": ("acc2_non0", "acc7", "mae", "corr"), "sims": ("acc2", "acc5", "mae", "corr")}
+
+
+class SummaryRow(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data: str  # the first cell: data, features, what makes the row
+    backbone: str
+    page: str  # a published page, docs/results/PAGE.md
+    dataset: str  # that page's dataset section
+    fused: str = "crosssent"
+    text_only: str | None = "no_gmra"  # None: no text-only runs under this row's settings ("–")
+    # the experiment config (configs/experiments/NAME.yaml) whose quoted floor(s) of ``dataset``
+    # (labels starting with "floor") fill the floor column; None: "–"
+    floor_from: str | None = None
+    paper: dict[str, float] | None = None  # quoted from the paper, on metrics.json's scale
+
+
+class SummaryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str  # the marker name in the published document
+    pages: Path = Path("docs/results")
+    experiments: Path = Path("configs/experiments")
+    rows: list[SummaryRow] = Field(min_length=1)
+
+
+def load_summary(path: str | Path) -> SummaryConfig:
+    path = Path(path)
+    try:
+        config = SummaryConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: summary config not found") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    except ValidationError as err:
+        raise ValueError(f"{path}: {first_problem(err)}") from None
+    for i, row in enumerate(config.rows):
+        unknown = next((k for k in (row.paper or {}) if k not in ALL_METRIC_KEYS), None)
+        if unknown:
+            raise ValueError(f"{path}: rows[{i}].paper: unknown metric {unknown!r}")
+    return config
+
+
+def _quoted(values: dict[str, float], columns: tuple[str, ...]) -> str:
+    """Quoted numbers as their source gives them: raw values to three places, shares in %."""
+    return " / ".join(f"{values[c]:.3f}" if c in RAW_VALUE_KEYS else f"{round(values[c] * 100, 2):g}" for c in columns)
+
+
+def _floor_cell(config: SummaryConfig, row: SummaryRow, columns: tuple[str, ...], root: Path) -> str:
+    if row.floor_from is None:
+        return "–"
+    experiment = load_experiment(root / config.experiments / f"{row.floor_from}.yaml")
+    floors = {label: v for label, v in experiment.quoted.get(row.dataset, {}).items() if label.startswith("floor")}
+    if not floors:
+        raise ValueError(f"{row.floor_from}: no quoted floor for {row.dataset}")
+    if len(floors) == 1:
+        return _quoted(next(iter(floors.values())), columns)
+    # several (one per seed): each tagged with the last part of its label ("seed 0")
+    return "; ".join(f"{label.rsplit(', ', 1)[-1]}: {_quoted(v, columns)}" for label, v in floors.items())
+
+
+def _means(table: dict[str, dict[str, str]], variant: str, columns: tuple[str, ...], where: str) -> str:
+    if variant not in table:
+        raise ValueError(f"{where}: no finished runs of {variant!r}")
+    return " / ".join(table[variant][c].split(" ±")[0] for c in columns)
+
+
+def render_summary(config: SummaryConfig, root: Path = Path(".")) -> str:
+    """The summary table in Markdown, from the published pages under ``root``."""
+    lines = [
+        "| data (features) | backbone | seeds | `crosssent` | `text_only` (`no_gmra` in older grids) "
+        "| floor, issue #4 (quoted) | paper (quoted) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in config.rows:
+        page = root / config.pages / f"{row.page}.md"
+        where = f"{page}: {row.dataset}"
+        if not page.is_file():
+            raise ValueError(f"{page}: published page not found (crosssent experiment --publish {config.pages})")
+        table = read_page_tables(page.read_text(encoding="utf-8")).get(row.dataset)
+        if not table:
+            raise ValueError(f"{where}: no such dataset table on the page")
+        columns = COLUMNS["sims" if "acc2" in next(iter(table.values())) else "mosi"]
+        seeds = table[row.fused]["seeds"] if row.fused in table else "0"
+        if row.text_only is not None and row.text_only in table and table[row.text_only]["seeds"] != seeds:
+            seeds += f" / {table[row.text_only]['seeds']}"
+        cells = [
+            f"{row.data} ([{row.page}](results/{row.page}.md))",
+            row.backbone,
+            seeds,
+            _means(table, row.fused, columns, where),
+            "–" if row.text_only is None else _means(table, row.text_only, columns, where),
+            _floor_cell(config, row, columns, root),
+            "–" if row.paper is None else _quoted(row.paper, columns),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
