@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from crosssent.experiments.summary import load_summary, render_summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,14 +18,23 @@ PAGES = RESULTS.parent / "results"
 GLANCE = ROOT / "configs" / "summaries" / "at-a-glance.yaml"
 
 
-def test_the_glance_table_is_the_generated_one():
+SUMMARIES = sorted((ROOT / "configs" / "summaries").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SUMMARIES, ids=lambda p: p.stem)
+def test_every_generated_table_is_the_one_its_command_makes_now(path):
     text = RESULTS.read_text()
-    config = load_summary(GLANCE)
+    config = load_summary(path)
+    assert f"<!-- begin {config.name} -->" in text, f"{path.name}: its table is not in results.md"
     block = text.split(f"<!-- begin {config.name} -->\n", 1)[1].split(f"<!-- end {config.name} -->", 1)[0]
     assert block.split("\n", 1)[1] == render_summary(config, ROOT), (
-        "run: crosssent summary --config configs/summaries/at-a-glance.yaml --publish docs/results.md"
+        f"run: crosssent summary --config configs/summaries/{path.name} --publish docs/results.md"
     )
-    assert text.index(f"<!-- begin {config.name} -->") > text.index("## At a glance")
+
+
+def test_the_glance_table_is_in_its_section():
+    text = RESULTS.read_text()
+    assert text.index(f"<!-- begin {load_summary(GLANCE).name} -->") > text.index("## At a glance")
 
 
 def test_every_grid_with_a_quoted_floor_has_its_floor_in_the_glance_table():

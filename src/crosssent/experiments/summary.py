@@ -1,6 +1,9 @@
-"""A summary table across experiments (results.md's "At a glance"), generated, never typed.
+"""Tables of results.md made from the published pages, never typed.
 
-A summary config (``configs/summaries/*.yaml``) lists rows; each row names a published page
+A summary config (``configs/summaries/*.yaml``) makes one block of a document, in one of two
+ways. ``excerpt``: a section's table copied from one published page as printed (e.g. the
+transfer table of ``transfer-minilm``). ``rows``: a table across experiments (results.md's
+"At a glance"); each row names a published page
 (``docs/results/PAGE.md``, written by ``crosssent experiment --publish``), the dataset section
 of that page, and the two variants shown side by side (GMRA and the text-only model). The
 means are taken from the page as printed (``report.read_page_tables``), so the summary can
@@ -15,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from crosssent.experiments.config import ALL_METRIC_KEYS, load_experiment
 from crosssent.experiments.report import read_page_tables
@@ -41,13 +44,21 @@ class SummaryRow(BaseModel):
     paper: dict[str, float] | None = None  # quoted from the paper, on metrics.json's scale
 
 
+class Excerpt(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    page: str  # a published page, docs/results/PAGE.md
+    heading: str  # the title of one of its ``## `` sections, e.g. "Transfer (test splits)"
+
+
 class SummaryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str  # the marker name in the published document
     pages: Path = Path("docs/results")
     experiments: Path = Path("configs/experiments")
-    rows: list[SummaryRow] = Field(min_length=1)
+    rows: list[SummaryRow] = []
+    excerpt: Excerpt | None = None
 
 
 def load_summary(path: str | Path) -> SummaryConfig:
@@ -60,6 +71,8 @@ def load_summary(path: str | Path) -> SummaryConfig:
         raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     except ValidationError as err:
         raise ValueError(f"{path}: {first_problem(err)}") from None
+    if bool(config.rows) == (config.excerpt is not None):
+        raise ValueError(f"{path}: give either rows or an excerpt")
     for i, row in enumerate(config.rows):
         unknown = next((k for k in (row.paper or {}) if k not in ALL_METRIC_KEYS), None)
         if unknown:
@@ -85,6 +98,27 @@ def _floor_cell(config: SummaryConfig, row: SummaryRow, columns: tuple[str, ...]
     return "; ".join(f"{label.rsplit(', ', 1)[-1]}: {_quoted(v, columns)}" for label, v in floors.items())
 
 
+def _page_text(config: SummaryConfig, name: str, root: Path) -> tuple[Path, str]:
+    page = root / config.pages / f"{name}.md"
+    if not page.is_file():
+        raise ValueError(f"{page}: published page not found (crosssent experiment --publish {config.pages})")
+    return page, page.read_text(encoding="utf-8")
+
+
+def _render_excerpt(config: SummaryConfig, excerpt: Excerpt, root: Path) -> str:
+    """The first table of the page's section, as printed, with a link to the page."""
+    page, text = _page_text(config, excerpt.page, root)
+    section = text.split(f"\n## {excerpt.heading}\n", 1)
+    if len(section) == 1:
+        raise ValueError(f"{page}: no section '## {excerpt.heading}'")
+    body = section[1].split("\n#", 1)[0].splitlines()
+    start = next((i for i, line in enumerate(body) if line.startswith("| ")), None)
+    if start is None:
+        raise ValueError(f"{page}: section '{excerpt.heading}' has no table")
+    end = start + next((i for i, line in enumerate(body[start:]) if not line.startswith("|")), len(body) - start)
+    return "\n".join(body[start:end]) + f"\n\nFrom [{excerpt.page}](results/{excerpt.page}.md), section \"{excerpt.heading}\".\n"
+
+
 def _means(table: dict[str, dict[str, str]], variant: str, columns: tuple[str, ...], where: str) -> str:
     if variant not in table:
         raise ValueError(f"{where}: no finished runs of {variant!r}")
@@ -92,18 +126,18 @@ def _means(table: dict[str, dict[str, str]], variant: str, columns: tuple[str, .
 
 
 def render_summary(config: SummaryConfig, root: Path = Path(".")) -> str:
-    """The summary table in Markdown, from the published pages under ``root``."""
+    """The block in Markdown, from the published pages under ``root``."""
+    if config.excerpt is not None:
+        return _render_excerpt(config, config.excerpt, root)
     lines = [
         "| data (features) | backbone | seeds | `crosssent` | `text_only` (`no_gmra` in older grids) "
         "| floor, issue #4 (quoted) | paper (quoted) |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in config.rows:
-        page = root / config.pages / f"{row.page}.md"
+        page, text = _page_text(config, row.page, root)
         where = f"{page}: {row.dataset}"
-        if not page.is_file():
-            raise ValueError(f"{page}: published page not found (crosssent experiment --publish {config.pages})")
-        table = read_page_tables(page.read_text(encoding="utf-8")).get(row.dataset)
+        table = read_page_tables(text).get(row.dataset)
         if not table:
             raise ValueError(f"{where}: no such dataset table on the page")
         columns = COLUMNS["sims" if "acc2" in next(iter(table.values())) else "mosi"]
