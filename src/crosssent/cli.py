@@ -522,13 +522,13 @@ def plot(
 
 @app.command()
 def robustness(
-    model: Annotated[
-        list[Path], typer.Option(help="exported model folder (RUN_DIR/model); repeat to compare models on one plot")
-    ],
-    data: Annotated[Path, typer.Option(help="canonical dataset folder the models were trained on")],
     out: Annotated[
         Path, typer.Option(help="folder for robustness.md/.csv/.json and one robustness-CORRUPTION.png per corruption")
     ],
+    model: Annotated[
+        list[Path], typer.Option(help="exported model folder (RUN_DIR/model); repeat to compare models on one plot")
+    ] = [],
+    data: Annotated[Path | None, typer.Option(help="canonical dataset folder the models were trained on")] = None,
     corruption: Annotated[
         list[str],
         typer.Option(
@@ -545,15 +545,32 @@ def robustness(
             "(crosssent data build ... --noise-snr DB --split test); repeat for several SNRs"
         ),
     ] = [],
+    report_only: Annotated[
+        bool, typer.Option(help="measure nothing: rewrite (and --publish) the report of a finished --out folder")
+    ] = False,
+    publish_to: Annotated[
+        Path | None,
+        typer.Option("--publish", help="also publish the report as the page OUT_NAME.md of this folder (docs/results)"),
+    ] = None,
 ) -> None:
     """Score models under test-time corruptions of their audio/visual input, each at several
     strengths, with the mean GMRA gate under each: a table and one curve figure per corruption.
     With --waveform, also under real-world noise added to the recordings before extraction."""
     _quiet_libraries()
     from crosssent.data.dataset import load_meta
-    from crosssent.experiments.robustness import CORRUPTIONS, measure, write_outputs
+    from crosssent.experiments.robustness import CORRUPTIONS, measure, publish_outputs, read_outputs, write_outputs
 
     try:
+        if report_only:
+            cells, command = read_outputs(out)
+            written = write_outputs(cells, out, command=command)
+            if publish_to is not None:
+                written.append(publish_outputs(out, publish_to))
+            typer.echo((out / "robustness.md").read_text(encoding="utf-8"))
+            typer.echo(f"wrote {', '.join(str(p) for p in written)}")
+            return
+        if not model or data is None:
+            raise ValueError("--model and --data are needed (or --report-only to rewrite a finished --out folder)")
         chosen = corruption or [c for c in CORRUPTIONS if c != "shift" or load_meta(data).alignment == "word"]
         cells = measure(model, data, corruptions=chosen, split=split, seed=seed, waveform=tuple(waveform), report=_echo_err)
         command = "crosssent robustness " + " ".join(
@@ -568,6 +585,8 @@ def robustness(
             ]
         )
         written = write_outputs(cells, out, command=command)
+        if publish_to is not None:
+            written.append(publish_outputs(out, publish_to))
     except ValueError as err:
         _fail(err)
     typer.echo((out / "robustness.md").read_text(encoding="utf-8"))

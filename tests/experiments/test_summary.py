@@ -118,13 +118,19 @@ def test_load_summary_names_the_file_and_the_problem(tmp_path):
 def test_excerpt_copies_one_section_table_as_printed(tmp_path):
     page = _page(tmp_path)
     path = tmp_path / "excerpt.yaml"
-    path.write_text(yaml.safe_dump({"name": "x", "excerpt": {"page": "grid", "heading": "Transfer (test splits)"}}))
+    path.write_text(yaml.safe_dump({"name": "x", "excerpt": {"page": "grid", "headings": ["Transfer (test splits)"]}}))
     block = render_summary(load_summary(path), tmp_path)
     lines = block.splitlines()
     assert lines[0] == "| trained on | mosi-clip | OTHER |"
     assert lines[2] in page.read_text() and "Corr 0.100, Non0-ACC2 50.00 (1 seed)" in lines[2]
-    assert lines[3] == "" and lines[4] == 'From [grid](results/grid.md), section "Transfer (test splits)".'
-    path.write_text(yaml.safe_dump({"name": "x", "excerpt": {"page": "grid", "heading": "Robustness"}}))
+    assert lines[3] == "" and lines[4] == 'From [grid](results/grid.md), "Transfer (test splits)".'
+    both = ["mosi-clip (test split)", "Transfer (test splits)"]
+    path.write_text(yaml.safe_dump({"name": "x", "excerpt": {"page": "grid", "headings": both}}))
+    block = render_summary(load_summary(path), tmp_path)
+    assert block.startswith("*mosi-clip (test split)*\n\n| variant | seeds |")
+    assert "\n*Transfer (test splits)*\n\n| trained on" in block
+    assert block.endswith('From [grid](results/grid.md), "mosi-clip (test split)", "Transfer (test splits)".\n')
+    path.write_text(yaml.safe_dump({"name": "x", "excerpt": {"page": "grid", "headings": ["Robustness"]}}))
     with pytest.raises(ValueError, match="grid.md: no section '## Robustness'"):
         render_summary(load_summary(path), tmp_path)
     path.write_text(yaml.safe_dump({"name": "x"}))

@@ -25,6 +25,8 @@ every model a line.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -201,8 +203,94 @@ def _noisy_copies(paths: tuple[Path, ...]) -> list[tuple[float, Path]]:
     return sorted(found, key=lambda item: -item[0])
 
 
+def _strength(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def render_wide(cells: list[Cell], value: Callable[[Cell], float | None]) -> list[str]:
+    """One row per model, one column per corruption (its strengths side by side, as in the
+    figures), the value of each cell to three places; "–" where a model has no such value, and
+    no row for a model with none at all."""
+    models = list(dict.fromkeys(c.model for c in cells))
+    corruptions = list(dict.fromkeys(c.corruption for c in cells if c.corruption != "clean"))
+    strengths = {k: list(dict.fromkeys(c.strength for c in cells if c.corruption == k)) for k in corruptions}
+    found = {(c.model, c.corruption, c.strength): value(c) for c in cells}
+
+    def shown(model: str, corruption: str, strength: Any) -> str:
+        v = found.get((model, corruption, strength))
+        return "–" if v is None else f"{v:.3f}"
+
+    header = ["model", "clean", *(f"{k} {' / '.join(_strength(s) for s in strengths[k])}" for k in corruptions)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for model in models:
+        if all(v is None for (m, _, _), v in found.items() if m == model):
+            continue  # nothing to show (a model without a gate in the gate table)
+        row = [model, shown(model, "clean", ""), *(" / ".join(shown(model, k, s) for s in strengths[k]) for k in corruptions)]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def render_report(cells: list[Cell], *, command: str, title: str, figures: dict[str, str]) -> str:
+    """``robustness.md`` (and its published page): the command, Corr and the mean GMRA gate per
+    model and corruption (wide), the figures (corruption -> link), then every cell."""
+    data = re.search(r"--data (\S+)", command)
+    split = re.search(r"--split (\S+)", command)
+    header = ["model", "corruption", "strength", *SHOWN, "mean_gate"]
+    lines = [f"# Robustness `{title}`", "", f"Command: `{command}`", ""]
+    lines += [
+        f"## {Path(data.group(1)).name if data else 'data'} ({split.group(1) if split else 'test'} split)",
+        "",
+        "Corr under each corruption (strengths in the column's order; the seeded corrupted input is the same for every "
+        "model; units: noise and waveform SNR in dB, dropout and frame_drop p, shift tokens):",
+        "",
+        *render_wide(cells, lambda c: c.metrics["corr"]),
+    ]
+    if any(c.mean_gate is not None for c in cells):
+        lines += ["", "## Mean GMRA gate", "", "Over real text tokens; GMRA models only:", ""]
+        lines += render_wide(cells, lambda c: c.mean_gate)
+    lines += ["", *(f"![{k}]({link})" for k, link in figures.items())]
+    lines += ["", "## Every cell", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for c in cells:
+        values = [*(round(c.metrics[k], 4) for k in SHOWN), "" if c.mean_gate is None else round(c.mean_gate, 4)]
+        lines.append("| " + " | ".join(str(v) for v in [c.model, c.corruption, c.strength, *values]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def read_outputs(out: Path) -> tuple[list[Cell], str]:
+    """The cells and command of a finished ``crosssent robustness --out OUT``."""
+    path = Path(out) / "robustness.json"
+    if not path.is_file():
+        raise ValueError(f"{out}: no robustness.json (run crosssent robustness --out {out} first)")
+    tree = json.loads(path.read_text(encoding="utf-8"))
+    return [Cell(**c) for c in tree["cells"]], tree["command"]
+
+
+def publish_outputs(out: Path, pages: Path) -> Path:
+    """Publish a finished robustness folder as the page ``pages/NAME.md`` (NAME: the folder's
+    name), its figures copied to ``figures/NAME-CORRUPTION.png`` beside ``pages``, and the
+    pages' index regenerated."""
+    from crosssent.atomic_files import write_bytes_atomic
+    from crosssent.experiments.report import write_index
+
+    out, pages = Path(out), Path(pages)
+    cells, command = read_outputs(out)
+    figures = {}
+    for corruption in dict.fromkeys(c.corruption for c in cells if c.corruption != "clean"):
+        source = out / f"robustness-{corruption}.png"
+        if not source.is_file():
+            raise ValueError(f"{source}: figure missing (rerun crosssent robustness --out {out})")
+        name = f"{out.name}-{corruption}.png"
+        write_bytes_atomic(pages.parent / "figures" / name, source.read_bytes())
+        figures[corruption] = f"../figures/{name}"
+    page = pages / f"{out.name}.md"
+    report = render_report(cells, command=command, title=out.name, figures=figures)
+    write_text_atomic(page, f"<!-- generated by crosssent robustness --publish; do not edit -->\n{report}")
+    write_index(pages)
+    return page
+
+
 def write_outputs(cells: list[Cell], out: Path, *, command: str) -> list[Path]:
-    """The table (Markdown, CSV, JSON) and one figure per corruption."""
+    """The report (Markdown, CSV, JSON) and one figure per corruption."""
     header = ["model", "corruption", "strength", *SHOWN, "mean_gate"]
     rows = [
         [
@@ -214,10 +302,11 @@ def write_outputs(cells: list[Cell], out: Path, *, command: str) -> list[Path]:
         ]
         for c in cells
     ]
-    lines = [f"Made by `{command}`", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    corruptions = list(dict.fromkeys(c.corruption for c in cells if c.corruption != "clean"))
+    figures = {k: f"robustness-{k}.png" for k in corruptions}
+    report = render_report(cells, command=command, title=out.name, figures=figures)
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "robustness.md", "\n".join(lines) + "\n")
+    write_text_atomic(out / "robustness.md", report)
     write_csv_atomic(out / "robustness.csv", header, rows)
     write_json_atomic(
         out / "robustness.json",

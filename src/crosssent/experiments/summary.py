@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crosssent.experiments.config import ALL_METRIC_KEYS, load_experiment
 from crosssent.experiments.report import read_page_tables
@@ -48,7 +48,8 @@ class Excerpt(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     page: str  # a published page, docs/results/PAGE.md
-    heading: str  # the title of one of its ``## `` sections, e.g. "Transfer (test splits)"
+    # titles of its ``## `` sections, e.g. "Transfer (test splits)": the first table of each, in this order
+    headings: list[str] = Field(min_length=1)
 
 
 class SummaryConfig(BaseModel):
@@ -106,17 +107,23 @@ def _page_text(config: SummaryConfig, name: str, root: Path) -> tuple[Path, str]
 
 
 def _render_excerpt(config: SummaryConfig, excerpt: Excerpt, root: Path) -> str:
-    """The first table of the page's section, as printed, with a link to the page."""
+    """The first table of each named section of the page, as printed, with a link to the page."""
     page, text = _page_text(config, excerpt.page, root)
-    section = text.split(f"\n## {excerpt.heading}\n", 1)
-    if len(section) == 1:
-        raise ValueError(f"{page}: no section '## {excerpt.heading}'")
-    body = section[1].split("\n#", 1)[0].splitlines()
-    start = next((i for i, line in enumerate(body) if line.startswith("| ")), None)
-    if start is None:
-        raise ValueError(f"{page}: section '{excerpt.heading}' has no table")
-    end = start + next((i for i, line in enumerate(body[start:]) if not line.startswith("|")), len(body) - start)
-    return "\n".join(body[start:end]) + f"\n\nFrom [{excerpt.page}](results/{excerpt.page}.md), section \"{excerpt.heading}\".\n"
+    tables = []
+    for heading in excerpt.headings:
+        section = text.split(f"\n## {heading}\n", 1)
+        if len(section) == 1:
+            raise ValueError(f"{page}: no section '## {heading}'")
+        body = section[1].split("\n#", 1)[0].splitlines()
+        start = next((i for i, line in enumerate(body) if line.startswith("| ")), None)
+        if start is None:
+            raise ValueError(f"{page}: section '{heading}' has no table")
+        end = start + next((i for i, line in enumerate(body[start:]) if not line.startswith("|")), len(body) - start)
+        tables.append(
+            "\n".join([f"*{heading}*", "", *body[start:end]]) if len(excerpt.headings) > 1 else "\n".join(body[start:end])
+        )
+    sections = ", ".join(f'"{h}"' for h in excerpt.headings)
+    return "\n\n".join(tables) + f"\n\nFrom [{excerpt.page}](results/{excerpt.page}.md), {sections}.\n"
 
 
 def _means(table: dict[str, dict[str, str]], variant: str, columns: tuple[str, ...], where: str) -> str:
