@@ -203,6 +203,15 @@ def _noisy_copies(paths: tuple[Path, ...]) -> list[tuple[float, Path]]:
     return sorted(found, key=lambda item: -item[0])
 
 
+CELL_HEADER = ["model", "corruption", "strength", *SHOWN, "mean_gate"]
+
+
+def _cell_row(c: Cell) -> list[Any]:
+    """One cell as the long table and the CSV give it."""
+    gate = "" if c.mean_gate is None else round(c.mean_gate, 4)
+    return [c.model, c.corruption, c.strength, *(round(c.metrics[k], 4) for k in SHOWN), gate]
+
+
 def _strength(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -233,9 +242,8 @@ def render_wide(cells: list[Cell], value: Callable[[Cell], float | None]) -> lis
 def render_report(cells: list[Cell], *, command: str, title: str, figures: dict[str, str]) -> str:
     """``robustness.md`` (and its published page): the command, Corr and the mean GMRA gate per
     model and corruption (wide), the figures (corruption -> link), then every cell."""
-    data = re.search(r"--data (\S+)", command)
+    data = re.search(r"--data (\S+)", command)  # the command as the CLI writes it names both
     split = re.search(r"--split (\S+)", command)
-    header = ["model", "corruption", "strength", *SHOWN, "mean_gate"]
     lines = [f"# Robustness `{title}`", "", f"Command: `{command}`", ""]
     lines += [
         f"## {Path(data.group(1)).name if data else 'data'} ({split.group(1) if split else 'test'} split)",
@@ -249,10 +257,8 @@ def render_report(cells: list[Cell], *, command: str, title: str, figures: dict[
         lines += ["", "## Mean GMRA gate", "", "Over real text tokens; GMRA models only:", ""]
         lines += render_wide(cells, lambda c: c.mean_gate)
     lines += ["", *(f"![{k}]({link})" for k, link in figures.items())]
-    lines += ["", "## Every cell", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for c in cells:
-        values = [*(round(c.metrics[k], 4) for k in SHOWN), "" if c.mean_gate is None else round(c.mean_gate, 4)]
-        lines.append("| " + " | ".join(str(v) for v in [c.model, c.corruption, c.strength, *values]) + " |")
+    lines += ["", "## Every cell", "", "| " + " | ".join(CELL_HEADER) + " |", "|" + "---|" * len(CELL_HEADER)]
+    lines += ["| " + " | ".join(str(v) for v in _cell_row(c)) + " |" for c in cells]
     return "\n".join(lines) + "\n"
 
 
@@ -291,23 +297,12 @@ def publish_outputs(out: Path, pages: Path) -> Path:
 
 def write_outputs(cells: list[Cell], out: Path, *, command: str) -> list[Path]:
     """The report (Markdown, CSV, JSON) and one figure per corruption."""
-    header = ["model", "corruption", "strength", *SHOWN, "mean_gate"]
-    rows = [
-        [
-            c.model,
-            c.corruption,
-            c.strength,
-            *(round(c.metrics[k], 4) for k in SHOWN),
-            "" if c.mean_gate is None else round(c.mean_gate, 4),
-        ]
-        for c in cells
-    ]
     corruptions = list(dict.fromkeys(c.corruption for c in cells if c.corruption != "clean"))
     figures = {k: f"robustness-{k}.png" for k in corruptions}
     report = render_report(cells, command=command, title=out.name, figures=figures)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "robustness.md", report)
-    write_csv_atomic(out / "robustness.csv", header, rows)
+    write_csv_atomic(out / "robustness.csv", CELL_HEADER, [_cell_row(c) for c in cells])
     write_json_atomic(
         out / "robustness.json",
         {
