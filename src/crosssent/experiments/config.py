@@ -11,6 +11,7 @@ overrides. A variant is a list of overrides too: the built-in ones below, or any
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from crosssent.metrics import KEYS
 from crosssent.train.config import RunSettings, load_settings
 from crosssent.validation_errors import first_problem
+
+M = TypeVar("M", bound=BaseModel)
 
 ALL_METRIC_KEYS = frozenset(k for keys in KEYS.values() for k in keys)
 
@@ -86,17 +89,21 @@ class ExperimentConfig(BaseModel):
         return self.seed_overrides.get(variant, self.seeds)
 
 
-def load_experiment(path: str | Path) -> ExperimentConfig:
-    path = Path(path)
+def read_yaml_model(path: Path, model: type[M], what: str) -> M:
+    """A YAML file read into a pydantic model; any problem is one ``ValueError`` naming the file."""
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-        config = ExperimentConfig.model_validate(tree)
+        return model.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
-        raise ValueError(f"{path}: experiment config not found") from None
+        raise ValueError(f"{path}: {what} not found") from None
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     except ValidationError as err:
         raise ValueError(f"{path}: {first_problem(err)}") from None
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    config = read_yaml_model(path, ExperimentConfig, "experiment config")
     known = {**VARIANT_OVERRIDES, **config.custom_variants}
     unknown = [v for v in config.variants if v not in known]
     if unknown:

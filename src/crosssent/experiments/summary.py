@@ -17,13 +17,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from crosssent.experiments.config import ALL_METRIC_KEYS, load_experiment
+from crosssent.experiments.config import ALL_METRIC_KEYS, load_experiment, read_yaml_model
 from crosssent.experiments.report import read_page_tables
 from crosssent.metrics import RAW_VALUE_KEYS
-from crosssent.validation_errors import first_problem
 
 # The four headline columns per metric convention (the page's table tells which one applies).
 COLUMNS = {"mosi": ("acc2_non0", "acc7", "mae", "corr"), "sims": ("acc2", "acc5", "mae", "corr")}
@@ -64,14 +62,7 @@ class SummaryConfig(BaseModel):
 
 def load_summary(path: str | Path) -> SummaryConfig:
     path = Path(path)
-    try:
-        config = SummaryConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: summary config not found") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    except ValidationError as err:
-        raise ValueError(f"{path}: {first_problem(err)}") from None
+    config = read_yaml_model(path, SummaryConfig, "summary config")
     if bool(config.rows) == (config.excerpt is not None):
         raise ValueError(f"{path}: give either rows or an excerpt")
     for i, row in enumerate(config.rows):
