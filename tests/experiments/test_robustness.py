@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from crosssent.cli import app
 from crosssent.data.collate import Batch
-from crosssent.experiments.robustness import CORRUPTIONS, corrupt
+from crosssent.experiments.robustness import CORRUPTIONS, corrupt, publish_outputs
 from crosssent.train.trainer import train_run
 from tests.conftest import tiny_settings
 from tests.features.test_audio import needs_opensmile
@@ -94,6 +94,13 @@ def test_the_command_scores_every_model_under_every_corruption(two_models, synth
     assert "![shift](../figures/robust-shift.png)" in page and (tmp_path / "docs" / "figures" / "robust-shift.png").is_file()
     assert "[robust](robust.md)" in (pages / "index.md").read_text()
     assert (out / "robustness.md").read_text() == report  # rewritten from the JSON: the same report
+    (out / "robustness-noise.png").unlink()
+    (pages / "robust.md").unlink()
+    with pytest.raises(ValueError, match="robustness-noise.png: figure missing"):
+        publish_outputs(out, pages)
+    assert not (pages / "robust.md").exists()
+    refused = CliRunner().invoke(app, ["robustness", "--out", str(out), "--report-only", "--publish", str(tmp_path / "doc.md")])
+    assert refused.exit_code == 2 and "doc.md: needs the folder of published pages" in refused.output
 
 
 def test_robustness_without_models_or_a_finished_folder_is_one_line(tmp_path):

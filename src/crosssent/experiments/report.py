@@ -523,7 +523,7 @@ def render_index(folder: Path) -> str:
         command = re.search(r"^Command: `([^`]+)`", text, re.M)
         datasets = [m.group(1) for m in re.finditer(r"^## (\S+) \((?:test|validation) split\)", text, re.M)]
         kind = "validation search" if "VALIDATION metrics only" in text else "test results"
-        kind = "robustness (test split)" if re.search(r"^# Robustness `", text, re.M) else kind
+        kind = "robustness" if re.search(r"^# Robustness `", text, re.M) else kind
         rows.append(
             f"| [{page.stem}]({page.name}) | {kind} | {', '.join(dict.fromkeys(datasets)) or '-'} | "
             f"`{command.group(1) if command else '-'}` |"

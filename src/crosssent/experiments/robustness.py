@@ -279,12 +279,15 @@ def publish_outputs(out: Path, pages: Path) -> Path:
     from crosssent.experiments.report import write_index
 
     out, pages = Path(out), Path(pages)
+    if not pages.is_dir():
+        raise ValueError(f"--publish {pages}: needs the folder of published pages (docs/results)")
     cells, command = read_outputs(out)
+    sources = {k: out / f"robustness-{k}.png" for k in dict.fromkeys(c.corruption for c in cells if c.corruption != "clean")}
+    missing = next((p for p in sources.values() if not p.is_file()), None)
+    if missing is not None:  # checked before anything is written
+        raise ValueError(f"{missing}: figure missing (rerun crosssent robustness --out {out})")
     figures = {}
-    for corruption in dict.fromkeys(c.corruption for c in cells if c.corruption != "clean"):
-        source = out / f"robustness-{corruption}.png"
-        if not source.is_file():
-            raise ValueError(f"{source}: figure missing (rerun crosssent robustness --out {out})")
+    for corruption, source in sources.items():
         name = f"{out.name}-{corruption}.png"
         write_bytes_atomic(pages.parent / "figures" / name, source.read_bytes())
         figures[corruption] = f"../figures/{name}"
