@@ -1,7 +1,7 @@
-"""docs/results.md: its "At a glance" table is what ``crosssent summary`` generates from the
-published pages now (nobody edits it by hand, and a page republished without it fails here);
-every page is linked from the readings and listed in the generated index, and every figure
-linked is there."""
+"""docs/results.md: every table ``crosssent summary`` makes from the published pages (At a
+glance, transfer, RAVDESS, robustness) is the one it makes now (nobody edits them by hand, and
+a page republished without its table fails here); every page is linked from the readings and
+listed in the generated index, and every figure linked is there."""
 
 from __future__ import annotations
 
