@@ -656,13 +656,17 @@ def experiment(
 
 @app.command()
 def summary(
-    config: Annotated[Path, typer.Option(help="summary config (configs/summaries/*.yaml): rows of published pages")],
+    config: Annotated[
+        Path,
+        typer.Option(help="summary config (configs/summaries/*.yaml): rows across published pages, or an excerpt of one"),
+    ],
     publish_to: Annotated[
         Path | None,
         typer.Option("--publish", help="also write the table into this Markdown file, between its NAME markers"),
     ] = None,
 ) -> None:
-    """A table across experiments, its means copied from the published pages (docs/results)."""
+    """Tables copied from the published pages (docs/results), never typed: a row per grid, or
+    the tables of chosen sections of one page."""
     from crosssent.experiments.report import publish
     from crosssent.experiments.summary import load_summary, render_summary
 
