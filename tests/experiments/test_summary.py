@@ -106,6 +106,12 @@ def test_summary_refuses_a_row_the_pages_cannot_fill(tmp_path, row, message):
         render_summary(load_summary(_config(tmp_path, **row)), tmp_path)
 
 
+def test_quoted_numbers_without_a_column_of_the_table_are_refused(tmp_path):
+    _page(tmp_path)
+    with pytest.raises(ValueError, match="row 'MOSI': paper: the quoted numbers lack 'acc7', a column of this table"):
+        render_summary(load_summary(_config(tmp_path, paper={"acc2_non0": 0.9, "mae": 0.5, "corr": 0.8})), tmp_path)
+
+
 def test_load_summary_names_the_file_and_the_problem(tmp_path):
     with pytest.raises(ValueError, match="summary.yaml: rows\\[0\\].paper: unknown metric 'acc9'"):
         load_summary(_config(tmp_path, paper={"acc9": 0.1}))

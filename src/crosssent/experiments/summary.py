@@ -72,8 +72,11 @@ def load_summary(path: str | Path) -> SummaryConfig:
     return config
 
 
-def _quoted(values: dict[str, float], columns: tuple[str, ...]) -> str:
+def _quoted(values: dict[str, float], columns: tuple[str, ...], where: str) -> str:
     """Quoted numbers as their source gives them: raw values to three places, shares in %."""
+    missing = next((c for c in columns if c not in values), None)
+    if missing is not None:
+        raise ValueError(f"{where}: the quoted numbers lack {missing!r}, a column of this table")
     return " / ".join(f"{values[c]:.3f}" if c in RAW_VALUE_KEYS else f"{round(values[c] * 100, 2):g}" for c in columns)
 
 
@@ -84,10 +87,11 @@ def _floor_cell(config: SummaryConfig, row: SummaryRow, columns: tuple[str, ...]
     floors = {label: v for label, v in experiment.quoted.get(row.dataset, {}).items() if label.startswith("floor")}
     if not floors:
         raise ValueError(f"{row.floor_from}: no quoted floor for {row.dataset}")
+    where = f"{row.floor_from}.yaml: quoted: {row.dataset}"
     if len(floors) == 1:
-        return _quoted(next(iter(floors.values())), columns)
+        return _quoted(next(iter(floors.values())), columns, where)
     # several (one per seed): each tagged with the last part of its label ("seed 0")
-    return "; ".join(f"{label.rsplit(', ', 1)[-1]}: {_quoted(v, columns)}" for label, v in floors.items())
+    return "; ".join(f"{label.rsplit(', ', 1)[-1]}: {_quoted(v, columns, where)}" for label, v in floors.items())
 
 
 def _page_text(config: SummaryConfig, name: str, root: Path) -> tuple[Path, str]:
@@ -149,7 +153,7 @@ def render_summary(config: SummaryConfig, root: Path = Path(".")) -> str:
             _means(table, row.fused, columns, where),
             "–" if row.text_only is None else _means(table, row.text_only, columns, where),
             _floor_cell(config, row, columns, root),
-            "–" if row.paper is None else _quoted(row.paper, columns),
+            "–" if row.paper is None else _quoted(row.paper, columns, f"row {row.data!r}: paper"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
