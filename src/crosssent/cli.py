@@ -561,29 +561,24 @@ def robustness(
     from crosssent.experiments.robustness import CORRUPTIONS, measure, publish_outputs, read_outputs, write_outputs
 
     try:
-        if report_only:
+        if report_only:  # the cells and command of the finished folder
             cells, command = read_outputs(out)
-            written = write_outputs(cells, out, command=command)
-            if publish_to is not None:
-                written.append(publish_outputs(out, publish_to))
-            typer.echo((out / "robustness.md").read_text(encoding="utf-8"))
-            typer.echo(f"wrote {', '.join(str(p) for p in written)}")
-            return
-        if not model or data is None:
+        elif not model or data is None:
             raise ValueError("--model and --data are needed (or --report-only to rewrite a finished --out folder)")
-        chosen = corruption or [c for c in CORRUPTIONS if c != "shift" or load_meta(data).alignment == "word"]
-        cells = measure(model, data, corruptions=chosen, split=split, seed=seed, waveform=tuple(waveform), report=_echo_err)
-        command = "crosssent robustness " + " ".join(
-            [
-                *(f"--model {m}" for m in model),
-                f"--data {data}",
-                f"--out {out}",
-                *(f"--corruption {c}" for c in corruption),
-                *(f"--waveform {w}" for w in waveform),
-                *([f"--split {split}"] if split != "test" else []),
-                *([f"--seed {seed}"] if seed else []),
-            ]
-        )
+        else:
+            chosen = corruption or [c for c in CORRUPTIONS if c != "shift" or load_meta(data).alignment == "word"]
+            cells = measure(model, data, corruptions=chosen, split=split, seed=seed, waveform=tuple(waveform), report=_echo_err)
+            command = "crosssent robustness " + " ".join(
+                [
+                    *(f"--model {m}" for m in model),
+                    f"--data {data}",
+                    f"--out {out}",
+                    *(f"--corruption {c}" for c in corruption),
+                    *(f"--waveform {w}" for w in waveform),
+                    *([f"--split {split}"] if split != "test" else []),
+                    *([f"--seed {seed}"] if seed else []),
+                ]
+            )
         written = write_outputs(cells, out, command=command)
         if publish_to is not None:
             written.append(publish_outputs(out, publish_to))

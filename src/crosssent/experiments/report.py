@@ -331,7 +331,7 @@ def render_markdown(
     return buf.getvalue()
 
 
-_SPLIT_HEADING = re.compile(r"^## (\S+) \((?:test|validation) split\)$")
+_SPLIT_HEADING = re.compile(r"^## (\S+) \((?:test|validation) split\)$", re.M)  # a dataset's section of a page
 
 
 def read_page_tables(text: str) -> dict[str, dict[str, dict[str, str]]]:
@@ -521,7 +521,7 @@ def render_index(folder: Path) -> str:
     for page in sorted(p for p in Path(folder).glob("*.md") if p.name != "index.md"):
         text = page.read_text(encoding="utf-8")
         command = re.search(r"^Command: `([^`]+)`", text, re.M)
-        datasets = [m.group(1) for m in re.finditer(r"^## (\S+) \((?:test|validation) split\)", text, re.M)]
+        datasets = [m.group(1) for m in _SPLIT_HEADING.finditer(text)]
         kind = "validation search" if "VALIDATION metrics only" in text else "test results"
         kind = "robustness" if re.search(r"^# Robustness `", text, re.M) else kind
         rows.append(

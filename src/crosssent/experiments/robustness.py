@@ -212,6 +212,11 @@ def _cell_row(c: Cell) -> list[Any]:
     return [c.model, c.corruption, c.strength, *(round(c.metrics[k], 4) for k in SHOWN), gate]
 
 
+def _corruptions(cells: list[Cell]) -> list[str]:
+    """The corruptions the cells hold, in the order measured (clean left out)."""
+    return list(dict.fromkeys(c.corruption for c in cells if c.corruption != "clean"))
+
+
 def _strength(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -221,7 +226,7 @@ def render_wide(cells: list[Cell], value: Callable[[Cell], float | None]) -> lis
     figures), the value of each cell to three places; "–" where a model has no such value, and
     no row for a model with none at all."""
     models = list(dict.fromkeys(c.model for c in cells))
-    corruptions = list(dict.fromkeys(c.corruption for c in cells if c.corruption != "clean"))
+    corruptions = _corruptions(cells)
     strengths = {k: list(dict.fromkeys(c.strength for c in cells if c.corruption == k)) for k in corruptions}
     found = {(c.model, c.corruption, c.strength): value(c) for c in cells}
 
@@ -282,7 +287,7 @@ def publish_outputs(out: Path, pages: Path) -> Path:
     if not pages.is_dir():
         raise ValueError(f"--publish {pages}: needs the folder of published pages (docs/results)")
     cells, command = read_outputs(out)
-    sources = {k: out / f"robustness-{k}.png" for k in dict.fromkeys(c.corruption for c in cells if c.corruption != "clean")}
+    sources = {k: out / f"robustness-{k}.png" for k in _corruptions(cells)}
     missing = next((p for p in sources.values() if not p.is_file()), None)
     if missing is not None:  # checked before anything is written
         raise ValueError(f"{missing}: figure missing (rerun crosssent robustness --out {out})")
@@ -300,8 +305,7 @@ def publish_outputs(out: Path, pages: Path) -> Path:
 
 def write_outputs(cells: list[Cell], out: Path, *, command: str) -> list[Path]:
     """The report (Markdown, CSV, JSON) and one figure per corruption."""
-    corruptions = list(dict.fromkeys(c.corruption for c in cells if c.corruption != "clean"))
-    figures = {k: f"robustness-{k}.png" for k in corruptions}
+    figures = {k: f"robustness-{k}.png" for k in _corruptions(cells)}
     report = render_report(cells, command=command, title=out.name, figures=figures)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "robustness.md", report)
@@ -324,7 +328,7 @@ def write_outputs(cells: list[Cell], out: Path, *, command: str) -> list[Path]:
     )
     written = [out / "robustness.md"]
     models = list(dict.fromkeys(c.model for c in cells))
-    for corruption in dict.fromkeys(c.corruption for c in cells if c.corruption != "clean"):
+    for corruption in _corruptions(cells):
         strengths = list(dict.fromkeys(c.strength for c in cells if c.corruption == corruption))
         has_gate = any(c.mean_gate is not None for c in cells)
         fig = Figure(figsize=(11 if has_gate else 6, 4.2), layout="constrained")
