@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CROSSSENT := $(VENV)/bin/crosssent
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup setup-real test demo clean
+.PHONY: setup setup-real test demo clean gpu-wheels
 
 # torch first, pinned to the local CPU wheel, so nothing can pull a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml
@@ -48,6 +48,13 @@ demo: setup
 	$(CROSSSENT) train --config configs/synthetic.yaml --out $(DEMO_DIR)/crosssent
 	$(CROSSSENT) train --config configs/synthetic.yaml --out $(DEMO_DIR)/text_only --set model.variant=text_only
 	$(CROSSSENT) compare $(DEMO_DIR)/crosssent $(DEMO_DIR)/text_only
+
+# The wheels scripts/gpu_check.sh installs on the lent GPU machine, whose image has torch but not
+# pydantic and which can fetch nothing (Python 3.12, x86-64); carry .whl with the call.
+GPU_WHEELS := pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 typing-extensions==4.16.0
+gpu-wheels: setup
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

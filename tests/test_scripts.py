@@ -323,3 +323,53 @@ def test_gmra_injection_size_reports_each_models_gate_and_refuses_other_alignmen
     word = generate(tmp_path / "word", n_train=16, n_valid=8, n_test=8, seed=0)
     refused = subprocess.run([*script[:2], str(word), str(models[0])], capture_output=True, text=True)
     assert refused.returncode == 2 and "needs clip-level streams" in refused.stderr
+
+
+def test_gpu_check_smoke_run_times_both_variants_and_checks_bfloat16_against_float32(tmp_path):
+    """scripts/gpu_check.py on the CPU with a tiny MPNet (the GPU machine runs the same code)."""
+    command = [
+        sys.executable,
+        str(SCRIPTS / "gpu_check.py"),
+        "--out",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--shape",
+        "tiny",
+        "--mode",
+        "bfloat16",
+        "--rounds",
+        "1",
+        "--warmup",
+        "0",
+        "--iters",
+        "2",
+        "--batch",
+        "4",
+    ]
+    subprocess.run(command, capture_output=True, text=True, check=True)
+    report = json.loads((tmp_path / "gpu-check.json").read_text())
+    assert {(r["variant"], r["mode"]) for r in report["rows"]} == {
+        (v, m) for v in ("text_only", "crosssent") for m in ("float32", "bfloat16")
+    }
+    assert report["parameters_m"]["crosssent"] > report["parameters_m"]["text_only"]
+    parity = {(r["variant"], r["mode"]): r for r in report["parity"]}
+    assert parity[("crosssent", "float32")]["prediction_max_abs_diff"] == 0.0
+    # bfloat16 keeps 8 bits of mantissa: close to float32, but not equal (the cast really happened)
+    assert 0 < parity[("crosssent", "bfloat16")]["embedding_rel_error"] < 0.05
+    assert parity[("crosssent", "bfloat16")]["prediction_corr"] > 0.99
+    assert "| crosssent | bfloat16 |" in (tmp_path / "gpu-check.md").read_text()
+
+
+def test_gpu_check_refuses_cuda_without_a_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "gpu_check.py"), "--out", str(tmp_path), "--device", "cuda"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and done.stderr.startswith("error: --device cuda")
+    assert not (tmp_path / "gpu-check.json").exists()
