@@ -766,7 +766,10 @@ def data_import(
     out: Annotated[Path, typer.Option(help="dataset folder to write")],
     audio: Annotated[
         str,
-        typer.Option(help="ravdess: audio features from the recordings: whisper, whisper-layer1 to whisper-layer5, or egemaps"),
+        typer.Option(
+            help="ravdess: audio features from the recordings: whisper, whisper-layer1 to whisper-layer5, "
+            "whisper-layersA-B (layers A to B concatenated), or egemaps"
+        ),
     ] = "whisper",
     alignment: Annotated[str, typer.Option(help="ravdess: clip (mean and std per clip), word or unaligned")] = "clip",
     workers: Annotated[int, typer.Option(help="ravdess: processes extracting features at once")] = 1,
@@ -816,7 +819,7 @@ def data_build(
         str,
         typer.Option(
             help="audio features: whisper (Whisper base encoder states), whisper-layerN (after its middle layer N, 1-5), "
-            "egemaps (openSMILE eGeMAPS v02) or none"
+            "whisper-layersA-B (after layers A to B, concatenated), egemaps (openSMILE eGeMAPS v02) or none"
         ),
     ] = "whisper",
     visual: Annotated[

@@ -7,6 +7,9 @@
   50 frames/s), run in torch float32 from the same weights (features/whisper_encoder.py). Whisper's
   middle layers carry more of a voice's emotion than its output, which serves the decoder's words
   (scripts/probe_whisper_layers.py measures this on RAVDESS).
+- ``whisper-layersA-B`` (1 <= A < B <= 6): the states after layers A to B of the same encoder,
+  concatenated per frame (512 x (B - A + 1) per frame, 50 frames/s; layer 6 with the encoder's
+  final LayerNorm, as ``whisper`` returns it), for a model that reads several depths at once.
 - ``egemaps``: openSMILE's eGeMAPS v02 low-level descriptors (25 per frame, 100 frames/s: pitch,
   loudness, jitter, shimmer, formants, spectral balance), the interpretable standard of the field
   (the ``opensmile`` package, whose configs ship inside it).
@@ -27,8 +30,22 @@ import numpy as np
 from crosssent.features.media import SAMPLE_RATE
 
 WHISPER_MIDDLE_LAYERS = tuple(f"whisper-layer{n}" for n in range(1, 6))
-AUDIO_EXTRACTORS = ("whisper", *WHISPER_MIDDLE_LAYERS, "egemaps")
-_CHOICES = "whisper, whisper-layer1 to whisper-layer5, egemaps or none"
+WHISPER_LAYER_SPANS = tuple(f"whisper-layers{a}-{b}" for a in range(1, 6) for b in range(a + 1, 7))
+AUDIO_EXTRACTORS = ("whisper", *WHISPER_MIDDLE_LAYERS, *WHISPER_LAYER_SPANS, "egemaps")
+_CHOICES = "whisper, whisper-layer1 to whisper-layer5, whisper-layersA-B (1 <= A < B <= 6), egemaps or none"
+
+
+def whisper_layers(name: str) -> tuple[int, int]:
+    """The first and last encoder layer an extractor ``whisper-layerN`` / ``whisper-layersA-B`` reads."""
+    if name in WHISPER_MIDDLE_LAYERS:
+        layer = int(name.removeprefix("whisper-layer"))
+        return layer, layer
+    if name in WHISPER_LAYER_SPANS:
+        first, last = name.removeprefix("whisper-layers").split("-")
+        return int(first), int(last)
+    raise ValueError(f"unknown audio extractor {name!r}; choose from {_CHOICES}")
+
+
 WINDOW_SECONDS = 30  # Whisper's input window
 
 
@@ -94,18 +111,19 @@ class WhisperStates:
 
 
 class WhisperLayerStates:
-    """The states after one middle layer of Whisper base's encoder (torch, float32); the layers
-    above it are never run. Threads: torch's (``torch.set_num_threads``), set by the caller."""
+    """The states after one layer of Whisper base's encoder, or after each of a span of layers
+    concatenated per frame (torch, float32); the layers above the last one read are never run.
+    Threads: torch's (``torch.set_num_threads``), set by the caller."""
 
-    def __init__(self, *, layer: int) -> None:
+    def __init__(self, *, name: str) -> None:
+        self.first, self.last = whisper_layers(name)
         self._mel = whisper_mel_extractor()
         from crosssent.features.transcribe import whisper_base_folder
         from crosssent.features.whisper_encoder import read_ctranslate2_encoder
 
-        self.layer = layer
         self._weights = read_ctranslate2_encoder(whisper_base_folder() / "model.bin")
-        name = f"whisper-layer{layer}"
-        self.info = ExtractorInfo(name=name, version=extractor_version(name), width=512, frames_per_second=50.0)
+        width = 512 * (self.last - self.first + 1)
+        self.info = ExtractorInfo(name=name, version=extractor_version(name), width=width, frames_per_second=50.0)
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         import torch
@@ -115,8 +133,11 @@ class WhisperLayerStates:
         states = []
         with torch.inference_mode():
             for mel in whisper_mel_windows(self._mel, audio):
-                states.append(encoder_layers(self._weights, mel, up_to=self.layer)[-1].numpy())  # (frames / 2, 512)
-        return _joined(states)
+                layers = encoder_layers(self._weights, mel, up_to=self.last)[self.first - 1 :]  # (frames / 2, 512) each
+                states.append(torch.cat(layers, dim=-1).numpy())
+        if not states:
+            return np.zeros((0, self.info.width), dtype=np.float32)
+        return np.concatenate(states).astype(np.float32)
 
 
 class Egemaps:
@@ -150,6 +171,11 @@ def extractor_version(name: str) -> str:
         from crosssent.features.transcribe import WHISPER_SHA256
 
         return f"whisper-base encoder layer {name.removeprefix('whisper-layer')}, torch float32, model {WHISPER_SHA256[:12]}"
+    if name in WHISPER_LAYER_SPANS:
+        from crosssent.features.transcribe import WHISPER_SHA256
+
+        first, last = whisper_layers(name)
+        return f"whisper-base encoder layers {first}-{last} concatenated, torch float32, model {WHISPER_SHA256[:12]}"
     if name == "egemaps":
         try:
             import opensmile
@@ -163,8 +189,8 @@ def audio_extractor(name: str, *, threads: int = 1) -> AudioExtractor:
     """The extractor called ``name`` (``AUDIO_EXTRACTORS``), loaded once."""
     if name == "whisper":
         return WhisperStates(threads=threads)
-    if name in WHISPER_MIDDLE_LAYERS:
-        return WhisperLayerStates(layer=int(name.removeprefix("whisper-layer")))
+    if name in WHISPER_MIDDLE_LAYERS or name in WHISPER_LAYER_SPANS:
+        return WhisperLayerStates(name=name)
     if name == "egemaps":
         return Egemaps()
     raise ValueError(f"unknown audio extractor {name!r}; choose from {_CHOICES}")
