@@ -91,3 +91,5 @@ def test_publishing_to_a_folder_writes_a_page_and_regenerates_the_index(tmp_path
     index = (pages / "index.md").read_text()
     assert "| [e](e.md) | test results | d | `crosssent experiment --config e.yaml` |" in index
     assert "| [f](f.md) | test results | other |" in index
+    publish("# Probe `p`\n\nCommand: `python scripts/probe.py data`\n\n## Every frame\n\n| a |\n|---|\n| 1 |\n", "p", pages)
+    assert "| [p](p.md) | probe | - | `python scripts/probe.py data` |" in (pages / "index.md").read_text()

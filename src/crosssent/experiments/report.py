@@ -524,6 +524,7 @@ def render_index(folder: Path) -> str:
         datasets = [m.group(1) for m in _SPLIT_HEADING.finditer(text)]
         kind = "validation search" if "VALIDATION metrics only" in text else "test results"
         kind = "robustness" if re.search(r"^# Robustness `", text, re.M) else kind
+        kind = "probe" if re.search(r"^# Probe `", text, re.M) else kind
         rows.append(
             f"| [{page.stem}]({page.name}) | {kind} | {', '.join(dict.fromkeys(datasets)) or '-'} | "
             f"`{command.group(1) if command else '-'}` |"
@@ -533,7 +534,7 @@ def render_index(folder: Path) -> str:
         "# Published experiments",
         "",
         "Every page here is an experiment's own report, written by `crosssent experiment --publish docs/results`",
-        "(robustness pages: `crosssent robustness --publish docs/results`);",
+        "(robustness pages: `crosssent robustness --publish docs/results`; probes: their script's `--publish docs/results`);",
         "the readings are in [../results.md](../results.md).",
         "",
         "| page | kind | datasets | command |",
