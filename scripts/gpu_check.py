@@ -32,7 +32,7 @@ import torch
 import typer
 from transformers import AutoModel, MPNetConfig
 
-from crosssent.inference.bench import PAPER_REFERENCE, BenchShape, _inputs
+from crosssent.inference.bench import PAPER_REFERENCE, BenchShape, random_inputs
 from crosssent.model.backbones import tiny_backbone_config
 from crosssent.model.configuration import CrossSentConfig
 from crosssent.model.modeling import build_model
@@ -145,8 +145,8 @@ def main(
     bench = BenchShape(warmup=warmup, iters=iters, throughput_batch=batch)
     modes = ["float32", *[m for m in mode if m != "float32"]]
     vocab = _backbone_config(shape).vocab_size
-    latency_inputs = _inputs(1, bench, vocab, dev)
-    batch_inputs = _inputs(batch, bench, vocab, dev)
+    latency_inputs = random_inputs(1, bench, vocab, dev)
+    batch_inputs = random_inputs(batch, bench, vocab, dev)
     parameters = {}
     rows: list[dict[str, Any]] = []
     parity_rows: list[dict[str, Any]] = []

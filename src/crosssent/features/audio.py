@@ -33,6 +33,7 @@ WHISPER_MIDDLE_LAYERS = tuple(f"whisper-layer{n}" for n in range(1, 6))
 WHISPER_LAYER_SPANS = tuple(f"whisper-layers{a}-{b}" for a in range(1, 6) for b in range(a + 1, 7))
 AUDIO_EXTRACTORS = ("whisper", *WHISPER_MIDDLE_LAYERS, *WHISPER_LAYER_SPANS, "egemaps")
 _CHOICES = "whisper, whisper-layer1 to whisper-layer5, whisper-layersA-B (1 <= A < B <= 6), egemaps or none"
+WINDOW_SECONDS = 30  # Whisper's input window
 
 
 def whisper_layers(name: str) -> tuple[int, int]:
@@ -44,9 +45,6 @@ def whisper_layers(name: str) -> tuple[int, int]:
         first, last = name.removeprefix("whisper-layers").split("-")
         return int(first), int(last)
     raise ValueError(f"unknown audio extractor {name!r}; choose from {_CHOICES}")
-
-
-WINDOW_SECONDS = 30  # Whisper's input window
 
 
 @dataclass(frozen=True)

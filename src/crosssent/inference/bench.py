@@ -60,7 +60,8 @@ def bench_shape(**values: int) -> BenchShape:
         raise ValueError(f"--{option.replace('_', '-')}: {first['msg']}") from None
 
 
-def _inputs(batch: int, shape: BenchShape, vocab: int, device: torch.device) -> dict[str, torch.Tensor | None]:
+def random_inputs(batch: int, shape: BenchShape, vocab: int, device: torch.device) -> dict[str, torch.Tensor | None]:
+    """Seeded random token ids and word-aligned A/V frames of ``shape``, all real (nothing padded)."""
     g = torch.Generator().manual_seed(0)
     L = shape.max_len
     out: dict[str, torch.Tensor | None] = {
@@ -105,8 +106,8 @@ def measure_variant(model_settings: ModelSettings, variant: str, shape: BenchSha
     vocab = backbone.config.vocab_size
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    latency = _seconds_per_call(model, _inputs(shape.latency_batch, shape, vocab, dev), shape, dev)
-    per_batch = _seconds_per_call(model, _inputs(shape.throughput_batch, shape, vocab, dev), shape, dev)
+    latency = _seconds_per_call(model, random_inputs(shape.latency_batch, shape, vocab, dev), shape, dev)
+    per_batch = _seconds_per_call(model, random_inputs(shape.throughput_batch, shape, vocab, dev), shape, dev)
     if dev.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
     else:  # ru_maxrss is in KiB on Linux
@@ -273,7 +274,7 @@ def runtime_inputs(batch: int, prep: Any, vocab_size: int) -> dict[str, Any]:
     (one per token for word, one for clip, 30 for unaligned)."""
     frames = prep.max_len if prep.alignment == "word" else 1 if prep.alignment == "clip" else 30
     shape = BenchShape(max_len=prep.max_len, audio_dim=prep.audio_dim, visual_dim=prep.visual_dim)
-    inputs = _inputs(batch, shape, vocab_size, torch.device("cpu"))
+    inputs = random_inputs(batch, shape, vocab_size, torch.device("cpu"))
     for name in ("audio", "visual"):
         if inputs[name] is not None:
             inputs[name] = inputs[name][:, :frames]  # type: ignore[index]
@@ -417,7 +418,7 @@ def run_interleaved(
     results = []
     for kind, length, batch in shapes:
         shape = BenchShape(max_len=length, audio_dim=audio_dim, visual_dim=visual_dim, warmup=warmup, iters=calls)
-        inputs = _inputs(batch, shape, vocab, torch.device("cpu"))
+        inputs = random_inputs(batch, shape, vocab, torch.device("cpu"))
         seconds = _rotated_rounds(variants, partial(_time_variant, models=models, kind=kind, inputs=inputs, shape=shape), rounds)
         row: dict[str, Any] = {
             "kind": kind,
