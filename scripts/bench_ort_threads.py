@@ -12,7 +12,7 @@ from pathlib import Path
 import onnxruntime as ort
 import torch
 
-from crosssent.inference.bench import BenchShape, _paired, _rotated_rounds, _seconds_per_call, runtime_inputs
+from crosssent.inference.bench import BenchShape, _paired, rotated_rounds, runtime_inputs, seconds_per_call
 from crosssent.model.folder import ONNX_INT8_NAME, ONNX_NAME
 from crosssent.model.onnx_runtime import OnnxModel, load_runtime
 
@@ -33,8 +33,8 @@ for name, file in (("onnx", ONNX_NAME), ("int8", ONNX_INT8_NAME)):
 
 inputs = runtime_inputs(1, prep, len(tokenizer))
 timing = BenchShape(max_len=prep.max_len, warmup=5, iters=args.iters)
-rates = _rotated_rounds(
-    list(models), lambda name: 1 / _seconds_per_call(models[name], inputs, timing, torch.device("cpu")), args.rounds
+rates = rotated_rounds(
+    list(models), lambda name: 1 / seconds_per_call(models[name], inputs, timing, torch.device("cpu")), args.rounds
 )
 print(f"ONNX Runtime {ort.__version__}, torch threads {torch.get_num_threads()}, batch 1, {prep.max_len} tokens")
 for name, row in _paired(rates, value="clips_per_s", value_range="range").items():

@@ -12,9 +12,10 @@ its path changes the outputs (a fresh GMRA adds nothing: its output map starts a
 Inputs are the benchmark's (``crosssent bench``): 50 tokens, word-aligned audio (74 wide) and
 visual (35 wide) sequences.
 
-For each mode, ``--rounds`` interleaved rounds time every variant once (batch-1 latency and
-batch-64 throughput, the device synchronised around the timer); the table gives the median over
-rounds. Parity: the predictions and pooled embeddings of one batch of 64 clips, each fast mode
+Every variant in every mode is built, compiled and checked first; then ``--rounds`` rounds time
+each of them once a round, in rotated order (``crosssent bench``'s interleaving), for batch-1
+latency and then for batch-64 throughput, the device synchronised around the timer; the table
+gives the median over rounds. Parity: the predictions and pooled embeddings of one batch of 64 clips, each fast mode
 against float32 (TF32 matrix products off). Writes gpu-check.md and gpu-check.json to ``--out``.
 """
 
@@ -32,7 +33,7 @@ import torch
 import typer
 from transformers import AutoModel, MPNetConfig
 
-from crosssent.inference.bench import PAPER_REFERENCE, BenchShape, random_inputs
+from crosssent.inference.bench import PAPER_REFERENCE, BenchShape, random_inputs, rotated_rounds, seconds_per_call
 from crosssent.model.backbones import tiny_backbone_config
 from crosssent.model.configuration import CrossSentConfig
 from crosssent.model.modeling import build_model
@@ -92,22 +93,6 @@ def cast(inputs: dict[str, torch.Tensor | None], mode: str) -> dict[str, torch.T
     return {k: v.to(dtype) if v is not None and v.is_floating_point() else v for k, v in inputs.items()}
 
 
-def seconds_per_call(forward: Callable[..., Any], inputs: dict, *, warmup: int, iters: int, device: torch.device) -> float:
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    with torch.inference_mode():
-        for _ in range(warmup):
-            forward(**inputs)
-        sync()
-        start = time.perf_counter()
-        for _ in range(iters):
-            forward(**inputs)
-        sync()
-    return (time.perf_counter() - start) / iters
-
-
 def parity(reference: Any, other: Any) -> dict[str, float]:
     """How far ``other``'s outputs are from ``reference``'s (float32) on the same clips."""
     ref_pred, pred = reference.prediction.float(), other.prediction.float()
@@ -148,17 +133,18 @@ def main(
     latency_inputs = random_inputs(1, bench, vocab, dev)
     batch_inputs = random_inputs(batch, bench, vocab, dev)
     parameters = {}
-    rows: list[dict[str, Any]] = []
+    forwards: dict[str, tuple[Callable[..., Any], str]] = {}  # "variant mode" -> (forward, mode)
+    first_calls: dict[str, float] = {}
     parity_rows: list[dict[str, Any]] = []
     started = time.perf_counter()
-    for variant in VARIANTS:
+    for variant in VARIANTS:  # every model built, compiled and checked before any timing
         model = build(variant, shape, bench, dev)
         parameters[variant] = sum(p.numel() for p in model.parameters()) / 1e6
         with torch.inference_mode():
             reference = model(**batch_inputs)
         for m in modes:
             typer.echo(f"{variant} {m}: preparing ({time.perf_counter() - started:.0f} s since start)")
-            forward = in_mode(build(variant, shape, bench, dev), m)
+            forward = in_mode(model if m == "float32" else build(variant, shape, bench, dev), m)
             compile_started = time.perf_counter()
             try:
                 with torch.inference_mode():
@@ -169,30 +155,37 @@ def main(
                 typer.echo(f"  {m} failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
                 parity_rows.append({"variant": variant, "mode": m, "error": f"{type(err).__name__}: {err}"[:500]})
                 continue
-            first_calls_s = time.perf_counter() - compile_started
-            latencies, rates = [], []
-            for _ in range(rounds):
-                latencies.append(1e3 * seconds_per_call(forward, cast(latency_inputs, m), warmup=warmup, iters=iters, device=dev))
-                rates.append(batch / seconds_per_call(forward, cast(batch_inputs, m), warmup=warmup, iters=iters, device=dev))
-            rows.append(
-                {
-                    "variant": variant,
-                    "mode": m,
-                    "latency_ms": statistics.median(latencies),
-                    "latency_ms_range": [min(latencies), max(latencies)],
-                    "throughput": statistics.median(rates),
-                    "throughput_range": [min(rates), max(rates)],
-                    "first_calls_s": first_calls_s,
-                }
-            )
+            forwards[f"{variant} {m}"] = (forward, m)
+            first_calls[f"{variant} {m}"] = time.perf_counter() - compile_started
             parity_rows.append({"variant": variant, "mode": m, **parity(reference, output)})
-            typer.echo(
-                f"  batch 1 {rows[-1]['latency_ms']:.2f} ms, batch {batch} {rows[-1]['throughput']:.0f} clips/s"
-                f" (first calls, compiling included: {first_calls_s:.1f} s)"
-            )
-            del forward
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
+
+    def timed(inputs: dict[str, torch.Tensor | None]) -> dict[str, list[float]]:
+        """Seconds per call of every prepared model, interleaved round after round."""
+        return rotated_rounds(
+            list(forwards), lambda name: seconds_per_call(forwards[name][0], cast(inputs, forwards[name][1]), bench, dev), rounds
+        )
+
+    typer.echo(f"timing {len(forwards)} models, {rounds} interleaved rounds ({time.perf_counter() - started:.0f} s since start)")
+    latencies, per_batch = timed(latency_inputs), timed(batch_inputs)
+    rows: list[dict[str, Any]] = []
+    for name, (_, m) in forwards.items():
+        latency = [1e3 * t for t in latencies[name]]
+        rates = [batch / t for t in per_batch[name]]
+        rows.append(
+            {
+                "variant": name.split(" ", 1)[0],
+                "mode": m,
+                "latency_ms": statistics.median(latency),
+                "latency_ms_range": [min(latency), max(latency)],
+                "throughput": statistics.median(rates),
+                "throughput_range": [min(rates), max(rates)],
+                "first_calls_s": first_calls[name],
+            }
+        )
+        typer.echo(
+            f"  {name}: batch 1 {rows[-1]['latency_ms']:.2f} ms, batch {batch} {rows[-1]['throughput']:.0f} clips/s"
+            f" (first calls, compiling included: {first_calls[name]:.1f} s)"
+        )
     gpu = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "no GPU"
     report = {
         "device": device,

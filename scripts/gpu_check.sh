@@ -2,7 +2,7 @@
 # bash scripts/gpu_check.sh OUT_DIR
 # Issue #52's GPU check, for the lent GPU machine (the device tool), from the repository root:
 # the efficiency benchmark on CUDA in float32, bfloat16 and bfloat16 under torch.compile, with
-# parity against float32 (scripts/gpu_check.py); about 3 minutes on an H100, stopped at 280 s.
+# parity against float32 (scripts/gpu_check.py); stopped at 280 s (never run on a GPU yet).
 # That machine's image has torch, transformers and typer but not pydantic, and nothing can be
 # fetched there: run `make gpu-wheels` here first and carry `.whl` with the call, e.g.
 #   run(command="bash scripts/gpu_check.sh $OUT", carry=[".whl"], timeout_s=420)

@@ -81,8 +81,9 @@ def whisper_mel_windows(mel_of: Any, audio: np.ndarray) -> Iterator[np.ndarray]:
             yield np.ascontiguousarray(mel[:, :frames], dtype=np.float32)
 
 
-def _joined(states: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(states).astype(np.float32) if states else np.zeros((0, 512), dtype=np.float32)
+def _joined(states: list[np.ndarray], width: int) -> np.ndarray:
+    """The windows' states one after the other: (frames, width); no frames for no window."""
+    return np.concatenate(states).astype(np.float32) if states else np.zeros((0, width), dtype=np.float32)
 
 
 class WhisperStates:
@@ -105,7 +106,7 @@ class WhisperStates:
         for mel in whisper_mel_windows(self._mel, audio):
             window = self._ctranslate2.StorageView.from_array(mel[None])
             states.append(np.asarray(self._model.encode(window, to_cpu=True))[0])  # (frames / 2, 512)
-        return _joined(states)
+        return _joined(states, self.info.width)
 
 
 class WhisperLayerStates:
@@ -133,9 +134,7 @@ class WhisperLayerStates:
             for mel in whisper_mel_windows(self._mel, audio):
                 layers = encoder_layers(self._weights, mel, up_to=self.last)[self.first - 1 :]  # (frames / 2, 512) each
                 states.append(torch.cat(layers, dim=-1).numpy())
-        if not states:
-            return np.zeros((0, self.info.width), dtype=np.float32)
-        return np.concatenate(states).astype(np.float32)
+        return _joined(states, self.info.width)
 
 
 class Egemaps:

@@ -74,7 +74,10 @@ def random_inputs(batch: int, shape: BenchShape, vocab: int, device: torch.devic
     return out
 
 
-def _seconds_per_call(model: torch.nn.Module, inputs: dict, shape: BenchShape, device: torch.device) -> float:
+def seconds_per_call(model: Callable[..., Any], inputs: dict, shape: BenchShape, device: torch.device) -> float:
+    """Seconds per ``model(**inputs)``: ``shape.warmup`` untimed calls, then the mean of
+    ``shape.iters`` timed ones, the device synchronised around the timer."""
+
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -106,8 +109,8 @@ def measure_variant(model_settings: ModelSettings, variant: str, shape: BenchSha
     vocab = backbone.config.vocab_size
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    latency = _seconds_per_call(model, random_inputs(shape.latency_batch, shape, vocab, dev), shape, dev)
-    per_batch = _seconds_per_call(model, random_inputs(shape.throughput_batch, shape, vocab, dev), shape, dev)
+    latency = seconds_per_call(model, random_inputs(shape.latency_batch, shape, vocab, dev), shape, dev)
+    per_batch = seconds_per_call(model, random_inputs(shape.throughput_batch, shape, vocab, dev), shape, dev)
     if dev.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
     else:  # ru_maxrss is in KiB on Linux
@@ -231,7 +234,7 @@ def format_bench(report: dict[str, Any], *, command: str) -> str:
 # --------------------------------------------------------------------------------------------
 # interleaved timing: every contender once a round, the order rotated from round to round
 # --------------------------------------------------------------------------------------------
-def _rotated_rounds(
+def rotated_rounds(
     names: list[str], measure: Callable[[str], float], rounds: int, after_round: Callable[[dict], None] | None = None
 ) -> dict[str, list[float]]:
     """``measure(name)`` for every name, round after round (A B C, B C A, ...), all in this
@@ -310,8 +313,8 @@ def run_runtime_bench(
     def show(rates: dict[str, list[float]]) -> None:
         progress(f"  round {len(rates[runtimes[0]])}/{rounds}: " + ", ".join(f"{r} {rates[r][-1]:.1f} clips/s" for r in runtimes))
 
-    rates = _rotated_rounds(
-        runtimes, lambda r: batch / _seconds_per_call(models[r][0], inputs, timing, torch.device("cpu")), rounds, show
+    rates = rotated_rounds(
+        runtimes, lambda r: batch / seconds_per_call(models[r][0], inputs, timing, torch.device("cpu")), rounds, show
     )
     report: dict[str, Any] = {
         "model": str(model_dir),
@@ -372,7 +375,7 @@ def _train_step_seconds(model: torch.nn.Module, inputs: dict, calls: int, warmup
 def _time_variant(variant: str, *, models: dict, kind: str, inputs: dict, shape: BenchShape) -> float:
     """Seconds of one forward call or one training step of ``models[variant]``."""
     if kind == "forward":
-        return _seconds_per_call(models[variant], inputs, shape, torch.device("cpu"))
+        return seconds_per_call(models[variant], inputs, shape, torch.device("cpu"))
     return _train_step_seconds(models[variant], inputs, shape.iters, shape.warmup)
 
 
@@ -419,7 +422,7 @@ def run_interleaved(
     for kind, length, batch in shapes:
         shape = BenchShape(max_len=length, audio_dim=audio_dim, visual_dim=visual_dim, warmup=warmup, iters=calls)
         inputs = random_inputs(batch, shape, vocab, torch.device("cpu"))
-        seconds = _rotated_rounds(variants, partial(_time_variant, models=models, kind=kind, inputs=inputs, shape=shape), rounds)
+        seconds = rotated_rounds(variants, partial(_time_variant, models=models, kind=kind, inputs=inputs, shape=shape), rounds)
         row: dict[str, Any] = {
             "kind": kind,
             "length": length,
