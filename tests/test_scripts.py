@@ -178,12 +178,26 @@ def test_hide_streams_tabulates_every_condition_against_every_stream(tmp_path, s
     for seed in (0, 1):
         train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1, "seed": seed}), tmp_path / f"s{seed}")
         models.append(tmp_path / f"s{seed}" / "model")
+    pages = tmp_path / "pages"
     done = subprocess.run(
-        [sys.executable, str(SCRIPTS / "hide_streams.py"), str(synthetic_dir), *map(str, models)],
+        [
+            sys.executable,
+            str(SCRIPTS / "hide_streams.py"),
+            str(synthetic_dir),
+            *map(str, models),
+            "--name",
+            "streams-withheld-synthetic",
+            "--publish",
+            str(pages),
+        ],
         capture_output=True,
         text=True,
         check=True,
     )
+    # the printed page is the published page, and the index lists it as a robustness page
+    published = (pages / "streams-withheld-synthetic.md").read_text(encoding="utf-8")
+    assert done.stdout.strip() in published and "# Robustness `streams-withheld-synthetic`" in published
+    assert "| [streams-withheld-synthetic](streams-withheld-synthetic.md) | robustness |" in (pages / "index.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("| ")}
     assert {"every stream", "without audio", "without visual", "without audio + visual"} <= set(rows)
     full = [evaluate_folder(m, synthetic_dir, ("test",))[0]["test"]["mae"] for m in models]

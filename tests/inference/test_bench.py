@@ -95,8 +95,31 @@ def test_interleaved_rounds_give_paired_ratios_per_shape_and_a_training_step():
         ref, gmra = row["variants"]["text_only"], row["variants"]["crosssent"]
         assert ref["ratio"] == 1.0 and ref["ratio_range"] == [1.0, 1.0]
         assert gmra["ms"] > 0 and gmra["ratio_range"][0] <= gmra["ratio"] <= gmra["ratio_range"][1]
+    for row in report["rows"][:4]:  # forward rows also count the work: GMRA's is extra, never free
+        ref, gmra = row["variants"]["text_only"], row["variants"]["crosssent"]
+        assert ref["flop_ratio"] == 1.0 and gmra["flop_ratio"] > 1.0 and gmra["gflop"] > ref["gflop"] > 0
+    assert "gflop" not in report["rows"][4]["variants"]["crosssent"]
     assert report["parameters_m"]["crosssent"] > report["parameters_m"]["text_only"] and len(seen) == 5
     text = format_interleaved(report, command="crosssent bench --config c --out o --interleave")
-    assert "| train step | 8 | 2 | crosssent |" in text and "ratio to text_only" in text
+    assert "| train step | 8 | 2 | crosssent |" in text and "ratio to text_only" in text and "GFLOP per call" in text
     with pytest.raises(ValueError, match="--variant foo"):
         run_interleaved(TINY, ["foo"], lengths=[8], batches=[1], audio_dim=5, visual_dim=3)
+
+
+def test_forward_flops_counts_linear_maps_and_cpu_attention_exactly():
+    import torch
+
+    from crosssent.inference.bench import forward_flops
+
+    class Attend(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 3)
+
+        def forward(self, x, q, k, v):
+            self.proj(x)  # (5, 4) @ (4, 3): 2 * 5 * 4 * 3 = 120
+            # 2 heads, 5 queries, 7 keys, width 4: scores and context, 2 * 2 * 5 * 4 * 7 each
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+    inputs = {"x": torch.randn(5, 4), "q": torch.randn(1, 2, 5, 4), "k": torch.randn(1, 2, 7, 4), "v": torch.randn(1, 2, 7, 4)}
+    assert forward_flops(Attend(), inputs) == 120 + 2 * (2 * 2 * 5 * 4 * 7)

@@ -372,6 +372,22 @@ def _train_step_seconds(model: torch.nn.Module, inputs: dict, calls: int, warmup
     return (time.perf_counter() - start) / calls
 
 
+def forward_flops(model: torch.nn.Module, inputs: dict) -> int:
+    """Floating-point operations of one forward call, counted by torch's ``FlopCounterMode``
+    (matrix products and attention, as the field counts them; elementwise work is left out).
+    CPU's fused attention kernel is counted with torch's own formula for the others."""
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    def cpu_attention(query: Any, key: Any, value: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+        return sdpa_flop_count(query, key, value)
+
+    cpu_kernel = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    counter = FlopCounterMode(display=False, custom_mapping={cpu_kernel: cpu_attention})
+    with torch.inference_mode(), counter:
+        model(**inputs)
+    return counter.get_total_flops()
+
+
 def _time_variant(variant: str, *, models: dict, kind: str, inputs: dict, shape: BenchShape) -> float:
     """Seconds of one forward call or one training step of ``models[variant]``."""
     if kind == "forward":
@@ -396,7 +412,9 @@ def run_interleaved(
     """Every variant built once in this process, then timed round after round, the order rotated
     each round (A B C, B C A, ...), so a slow spell of the machine hits every variant alike: per
     shape (tokens x batch) the median seconds per call over rounds, its range, and the per-round
-    ratio to the first variant (median and range). ``train_batch`` > 0 adds a training step
+    ratio to the first variant (median and range), and the floating-point operations of one
+    forward call (``forward_flops``: the least extra time a variant can cost at equal
+    efficiency). ``train_batch`` > 0 adds a training step
     (forward, backward, AdamW) at that batch and the first length."""
 
     from crosssent.model.backbones import load_backbone
@@ -429,6 +447,10 @@ def run_interleaved(
             "batch": batch,
             "variants": _paired(seconds, value="ms", value_range="ms_range", scale=1e3),
         }
+        if kind == "forward":  # the work each variant does, beside the time it takes
+            flops = {v: forward_flops(models[v], inputs) for v in variants}
+            for v in variants:
+                row["variants"][v].update(gflop=flops[v] / 1e9, flop_ratio=flops[v] / flops[variants[0]])
         progress(
             f"  {kind}, {length} tokens, batch {batch}: "
             + ", ".join(f"{v} {r['ms']:.1f} ms ({r['ratio']:.3f}x)" for v, r in row["variants"].items())
@@ -460,14 +482,16 @@ def format_interleaved(report: dict[str, Any], *, command: str) -> str:
         "Parameters: "
         + ", ".join(f"{v} {params[v]:.2f} M ({100 * (params[v] / params[ref] - 1):+.1f} %)" for v in report["variants"]),
         "",
-        f"| what | tokens | batch | variant | ms per call (median) | range | ratio to {ref} (median) | ratio range |",
-        "|---|---:|---:|---|---:|---|---:|---|",
+        f"| what | tokens | batch | variant | ms per call (median) | range | ratio to {ref} (median) | ratio range "
+        f"| GFLOP per call | FLOP ratio to {ref} |",
+        "|---|---:|---:|---|---:|---|---:|---|---:|---:|",
     ]
     for row in report["rows"]:
         for variant, r in row["variants"].items():
+            work = f"{r['gflop']:.2f} | {r['flop_ratio']:.4f}" if "gflop" in r else "– | –"
             lines.append(
                 f"| {row['kind']} | {row['length']} | {row['batch']} | {variant} | {r['ms']:.1f} | "
                 f"{r['ms_range'][0]:.1f}-{r['ms_range'][1]:.1f} | {r['ratio']:.3f} | "
-                f"{r['ratio_range'][0]:.3f}-{r['ratio_range'][1]:.3f} |"
+                f"{r['ratio_range'][0]:.3f}-{r['ratio_range'][1]:.3f} | {work} |"
             )
     return "\n".join(lines) + "\n"
