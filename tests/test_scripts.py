@@ -197,7 +197,8 @@ def test_hide_streams_tabulates_every_condition_against_every_stream(tmp_path, s
     # the printed page is the published page, and the index lists it as a robustness page
     published = (pages / "streams-withheld-synthetic.md").read_text(encoding="utf-8")
     assert done.stdout.strip() in published and "# Robustness `streams-withheld-synthetic`" in published
-    assert "| [streams-withheld-synthetic](streams-withheld-synthetic.md) | robustness |" in (pages / "index.md").read_text()
+    index = (pages / "index.md").read_text()
+    assert f"| [streams-withheld-synthetic](streams-withheld-synthetic.md) | robustness | {synthetic_dir.name} |" in index
     rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("| ")}
     assert {"every stream", "without audio", "without visual", "without audio + visual"} <= set(rows)
     full = [evaluate_folder(m, synthetic_dir, ("test",))[0]["test"]["mae"] for m in models]
