@@ -393,6 +393,29 @@ def test_the_fast_gmra_path_gives_the_explicit_attention_answer(frames):
     torch.testing.assert_close(fast.hidden, explicit.hidden.detach(), atol=1e-5, rtol=1e-5)
 
 
+def test_a_single_key_in_training_keeps_the_explicit_forms_attention_dropout():
+    """A clip-level stream gives one key, whose softmax weight is 1; scoring skips the attention,
+    but training must still drop that weight per query and head as the explicit form does (same
+    mask from the same random stream), or training on clip vectors is another function."""
+    from crosssent.model.modeling import GatedMultimodalResidualAdapter
+
+    torch.manual_seed(2)
+    gmra = GatedMultimodalResidualAdapter(
+        hidden_size=32, audio_dim=6, visual_dim=0, fusion_dim=16, num_heads=4, adapter_dim=8, gate_bias_init=-1.0, dropout=0.3
+    ).train()
+    for parameter in gmra.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    hidden, text_mask = torch.randn(3, 9, 32), torch.ones(3, 9, dtype=torch.long)
+    streams = dict(audio=torch.randn(3, 1, 6), audio_mask=torch.ones(3, 1, dtype=torch.bool), visual=None, visual_mask=None)
+    outputs = []
+    for need_weights in (False, True):
+        torch.manual_seed(3)
+        outputs.append(gmra(hidden, **streams, text_mask=text_mask, need_weights=need_weights).hidden)
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # and the dropout did act: scoring (no dropout) gives other states
+        assert not torch.allclose(gmra.eval()(hidden, **streams, text_mask=text_mask).hidden, outputs[0])
+
+
 @pytest.mark.parametrize("frames", [1, 7])
 def test_training_through_the_folded_maps_gives_the_methods_gradients(frames):
     """Training folds W_k W_a and W_v W_a where that saves work; the loss and every gradient
