@@ -393,18 +393,32 @@ def test_the_fast_gmra_path_gives_the_explicit_attention_answer(frames):
     torch.testing.assert_close(fast.hidden, explicit.hidden.detach(), atol=1e-5, rtol=1e-5)
 
 
+def _random_gmra(seed: int, *, visual_dim: int, dropout: float):
+    """A small GMRA in training mode with every weight drawn at random (W_O and the adapter start
+    at zero otherwise, which would hide every path behind them)."""
+    from crosssent.model.modeling import GatedMultimodalResidualAdapter
+
+    torch.manual_seed(seed)
+    gmra = GatedMultimodalResidualAdapter(
+        hidden_size=32,
+        audio_dim=6,
+        visual_dim=visual_dim,
+        fusion_dim=16,
+        num_heads=4,
+        adapter_dim=8,
+        gate_bias_init=-1.0,
+        dropout=dropout,
+    ).train()
+    for parameter in gmra.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    return gmra
+
+
 def test_a_single_key_in_training_keeps_the_explicit_forms_attention_dropout():
     """A clip-level stream gives one key, whose softmax weight is 1; scoring skips the attention,
     but training must still drop that weight per query and head as the explicit form does (same
     mask from the same random stream), or training on clip vectors is another function."""
-    from crosssent.model.modeling import GatedMultimodalResidualAdapter
-
-    torch.manual_seed(2)
-    gmra = GatedMultimodalResidualAdapter(
-        hidden_size=32, audio_dim=6, visual_dim=0, fusion_dim=16, num_heads=4, adapter_dim=8, gate_bias_init=-1.0, dropout=0.3
-    ).train()
-    for parameter in gmra.parameters():
-        torch.nn.init.normal_(parameter, std=0.3)
+    gmra = _random_gmra(2, visual_dim=0, dropout=0.3)
     hidden, text_mask = torch.randn(3, 9, 32), torch.ones(3, 9, dtype=torch.long)
     streams = dict(audio=torch.randn(3, 1, 6), audio_mask=torch.ones(3, 1, dtype=torch.bool), visual=None, visual_mask=None)
     outputs = []
@@ -420,14 +434,7 @@ def test_a_single_key_in_training_keeps_the_explicit_forms_attention_dropout():
 def test_training_through_the_folded_maps_gives_the_methods_gradients(frames):
     """Training folds W_k W_a and W_v W_a where that saves work; the loss and every gradient
     equal those of the method's explicit form."""
-    from crosssent.model.modeling import GatedMultimodalResidualAdapter
-
-    torch.manual_seed(1)
-    gmra = GatedMultimodalResidualAdapter(
-        hidden_size=32, audio_dim=6, visual_dim=4, fusion_dim=16, num_heads=4, adapter_dim=8, gate_bias_init=-1.0, dropout=0.0
-    ).train()
-    for parameter in gmra.parameters():
-        torch.nn.init.normal_(parameter, std=0.3)
+    gmra = _random_gmra(1, visual_dim=4, dropout=0.0)
     hidden, text_mask = torch.randn(3, 9, 32), torch.ones(3, 9, dtype=torch.long)
     streams = dict(
         audio=torch.randn(3, frames, 6),
