@@ -305,19 +305,15 @@ class GatedMultimodalResidualAdapter(nn.Module):
         head = d // self.num_heads
         # A clip whose every key is padding gets no injection (softmax over nothing is undefined).
         has_keys = kv_mask.any(dim=1).to(q.dtype)[:, None, None]  # (B, 1, 1)
+        dropping = self.training and self.attn_dropout.p > 0
+        if k.shape[1] == 1 and not need_weights and not dropping:
+            # One key (a clip-level stream): the softmax over it is 1, so every query reads its value.
+            # Not in training with dropout: that weight of 1 is dropped per query and head there,
+            # which the fused kernel below does with the explicit form's mask.
+            return self.out(v).expand(-1, length, -1) * has_keys, None
 
         def split(x: Tensor) -> Tensor:  # (B, T, d) -> (B, n, T, d/n)
             return x.view(batch, -1, self.num_heads, head).transpose(1, 2)
-
-        if k.shape[1] == 1 and not need_weights:
-            # One key (a clip-level stream): the softmax over it is 1, so every query reads its value.
-            if not (self.training and self.attn_dropout.p > 0):
-                return self.out(v).expand(-1, length, -1) * has_keys, None
-            # In training the explicit form drops that weight of 1 per query and head: the same
-            # mask, drawn from the same random stream, so training is the method's function.
-            kept = self.attn_dropout(q.new_ones(batch, self.num_heads, length, 1))  # (B, n, L, 1)
-            context = (kept @ split(v)).transpose(1, 2).reshape(batch, length, d)
-            return self.out(context) * has_keys, None
 
         q, k, v = split(q), split(k), split(v)
         if not need_weights:  # PyTorch's fused kernel; a row without keys attends to all (then zeroed)
