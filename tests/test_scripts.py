@@ -388,3 +388,59 @@ def test_gpu_check_refuses_cuda_without_a_gpu(tmp_path):
     )
     assert done.returncode == 2 and done.stderr.startswith("error: --device cuda")
     assert not (tmp_path / "gpu-check.json").exists()
+
+
+def test_ravdess_by_emotion_counts_positive_predictions_per_emotion(tmp_path):
+    from crosssent.data.dataset import DatasetMeta, save_dataset
+    from crosssent.experiments.records import RECORD_FORMAT
+
+    # test clips of actor 17: emotions 02 (calm, +1) and 04 (sad, -2), two of each, one neutral
+    clips = [
+        "03-01-02-01-01-01-17",
+        "03-01-02-01-01-02-17",
+        "03-01-04-01-01-01-17",
+        "03-01-04-01-01-02-17",
+        "03-01-01-01-01-01-17",
+    ]
+    labels = [1.0, 1.0, -2.0, -2.0, 0.0]
+    meta = DatasetMeta(name="ravdess", task="mosi", label_min=-3.0, label_max=3.0, alignment="none")
+
+    def columns(ids: list[str]) -> dict[str, list]:  # the test clips, and one clip each of actors 1 and 15
+        every = ["03-01-03-01-01-01-01", "03-01-03-01-01-01-15", *ids]
+        return {
+            "id": every,
+            "label": [2.0, 2.0, *labels],
+            "split": ["train", "valid", *["test"] * 5],
+            "text": ["Dogs are sitting by the door"] * 7,
+        }
+
+    data = save_dataset(columns(clips), meta, tmp_path / "data", where="test")
+    predictions = {  # variant -> one seed's predictions, in the order of clips
+        "late_fusion": [0.5, -0.1, -1.0, -1.0, 0.3],  # calm half positive, sad all negative: 3 of 4 signs right
+        "text_only": [-0.2] * 5,  # all negative: 2 of 4
+    }
+    for variant, values in predictions.items():
+        folder = tmp_path / "records" / "ravdess" / variant
+        folder.mkdir(parents=True)
+        metrics = {"valid": {"acc2_non0": 0.625}} if variant == "late_fusion" else {}  # text_only: none recorded
+        record = {"format": RECORD_FORMAT, "settings": {}, "task": "mosi", "metrics": metrics, "run_info": {}}
+        (folder / "seed0.json").write_text(json.dumps(record | {"test_predictions": dict(zip(clips, values))}))
+    script = [sys.executable, str(SCRIPTS / "ravdess_by_emotion.py"), str(tmp_path / "records" / "ravdess"), str(data)]
+    done = subprocess.run(script, capture_output=True, text=True, check=True)
+    header, *rows = done.stdout.splitlines()[1:]
+    names = header.split()
+    table = {row.split()[0]: dict(zip(names[1:], row.split()[1:])) for row in rows}
+    assert table["late_fusion"]["calm"] == "50.0" and table["late_fusion"]["sad"] == "0.0", done.stdout
+    assert table["late_fusion"]["neutral"] == "100.0" and table["late_fusion"]["happy"] == "-", done.stdout
+    assert table["late_fusion"]["Non0-ACC2"] == "75.00" and table["text_only"]["Non0-ACC2"] == "50.00", done.stdout
+    assert table["late_fusion"]["valid"] == "62.50" and table["text_only"]["valid"] == "-", done.stdout
+
+    # a clip id that is not RAVDESS's is refused, naming the record and the clip
+    bad = tmp_path / "bad" / "ravdess" / "text_only"
+    bad.mkdir(parents=True)
+    (bad / "seed0.json").write_text(
+        json.dumps(record | {"test_predictions": dict(zip([*clips[:4], "clip-x"], predictions["text_only"]))})
+    )
+    save_dataset(columns([*clips[:4], "clip-x"]), meta, data, where="test")
+    done = subprocess.run([*script[:2], str(bad.parent), str(data)], capture_output=True, text=True)
+    assert done.returncode == 2 and "seed0.json: clip 'clip-x' is not a RAVDESS id" in done.stderr, done.stderr

@@ -1,0 +1,87 @@
+"""Where a RAVDESS model's sign goes wrong: test predictions broken down by the acted emotion.
+
+    python scripts/ravdess_by_emotion.py records/ravdess-minilm/ravdess-egemaps-gate-2 data/ravdess-egemaps
+
+Reads the committed run records of every variant of one grid dataset (``VARIANT/seedN.json``,
+see crosssent.experiments.records), joins their test predictions with the labels of the
+imported dataset by clip id, and prints, per variant (every seed's predictions pooled), the
+share of each emotion's clips predicted positive and Non0-ACC2 (the sign accuracy over clips
+whose label is not zero), with the records' own validation Non0-ACC2 (mean over seeds) beside.
+The emotion is the third field of a RAVDESS clip id (``03-01-EE-...``). RAVDESS valence is
+positive for calm, happy and surprised, zero for neutral and negative for the rest
+(SOURCES.md), so a model that only hears arousal predicts one sign for calm next to sad. A
+diagnostic over the test split, never used to choose anything.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import typer
+
+from crosssent.experiments.records import joined_test_rows, read_record
+
+EMOTIONS = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
+
+
+def _emotion(clip: str, path: Path) -> str:
+    parts = clip.split("-")
+    if len(parts) != 7 or parts[2] not in EMOTIONS:
+        raise ValueError(f"{path}: clip {clip!r} is not a RAVDESS id (MM-VV-EE-II-SS-RR-AA)")
+    return EMOTIONS[parts[2]]
+
+
+def main(
+    dataset_records: Path = typer.Argument(..., help="one grid dataset's records: RECORDS/DATASET (its VARIANT/seedN.json)"),
+    data_dir: Path = typer.Argument(..., help="the imported RAVDESS dataset the runs were scored on"),
+) -> None:
+    variants = (
+        sorted(p for p in dataset_records.iterdir() if p.is_dir() and any(p.glob("seed*.json")))
+        if dataset_records.is_dir()
+        else []
+    )
+    if not variants:
+        typer.echo(f"error: {dataset_records}: no VARIANT/seed*.json run records", err=True)
+        raise typer.Exit(2)
+    header = (
+        "variant".ljust(18) + "".join(f"{name:>10}" for name in EMOTIONS.values()) + f"{'Non0-ACC2':>11}{'valid':>7}{'seeds':>7}"
+    )
+    typer.echo(f"{dataset_records}: share of each emotion's test clips predicted positive (%), every seed pooled")
+    typer.echo(header)
+    for variant in variants:
+        positive: dict[str, list[bool]] = defaultdict(list)
+        right: list[bool] = []
+        valid: list[float] = []
+        seeds = sorted(variant.glob("seed*.json"))
+        for path in seeds:
+            try:
+                record = read_record(path)
+                rows = joined_test_rows(path, record, data_dir)
+                if "acc2_non0" in record["metrics"].get("valid", {}):
+                    valid.append(100 * record["metrics"]["valid"]["acc2_non0"])
+                for clip, label, prediction in rows:
+                    positive[_emotion(clip, path)].append(prediction > 0)
+                    if label != 0:
+                        right.append((label > 0) == (prediction > 0))
+            except ValueError as err:
+                typer.echo(f"error: {err}", err=True)
+                raise typer.Exit(2) from None
+        shares = "".join(
+            f"{100 * sum(positive[e]) / len(positive[e]):10.1f}" if positive[e] else f"{'-':>10}" for e in EMOTIONS.values()
+        )
+        valid_mean = f"{sum(valid) / len(valid):7.2f}" if len(valid) == len(seeds) else f"{'-':>7}"
+        typer.echo(f"{variant.name:18}{shares}{100 * sum(right) / max(len(right), 1):11.2f}{valid_mean}{len(seeds):7d}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
