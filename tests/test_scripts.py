@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import re
 import subprocess
@@ -6,14 +7,44 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import typer
+from typer.testing import CliRunner
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _run_script(command: list[str], *, check: bool = False, **_: object) -> subprocess.CompletedProcess:
+    """``[python, scripts/NAME.py, *args]`` run in this process by Typer's test runner, with the
+    exit code, stdout and stderr a subprocess would give, without paying for the imports of torch,
+    transformers and datasets again on every call (5 to 15 s each on two cores). An exception the
+    script does not turn into an exit fails the test, as a traceback in a subprocess would."""
+    python, script, *args = command
+    assert python == sys.executable, command
+    spec = importlib.util.spec_from_file_location(f"_script_{Path(script).stem}", script)
+    assert spec is not None and spec.loader is not None, script
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    app = typer.Typer(add_completion=False)
+    app.command()(module.main)
+    result = CliRunner().invoke(app, args)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    stdout, stderr = result.stdout, result.stderr
+    code = result.exception.code if isinstance(result.exception, SystemExit) else None
+    if isinstance(code, str):  # Python writes a SystemExit message to stderr; the runner writes it to stdout
+        message = code + "\n"
+        assert stdout.endswith(message), stdout
+        stdout, stderr = stdout[: -len(message)], stderr + message
+    done = subprocess.CompletedProcess(command, result.exit_code, stdout, stderr)
+    if check:
+        done.check_returncode()
+    return done
 
 
 def _probe(data: Path, *options: str) -> subprocess.CompletedProcess:
     """scripts/linear_probe_audio.py on ``data`` with the tiny random backbone."""
     command = [sys.executable, str(SCRIPTS / "linear_probe_audio.py"), str(data), "--backbone", "tiny-random", *options]
-    return subprocess.run(command, capture_output=True, text=True)
+    return _run_script(command, capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("audio_norm", ["global", "per-video"])
@@ -93,7 +124,7 @@ def test_linear_probe_gives_clips_without_audio_the_mean_audio(tmp_path):
         if "audio_length" in columns:
             columns["audio_length"][row] = 0
     silent = save_dataset(columns, meta, tmp_path / "silent", where="test")
-    done = subprocess.run(
+    done = _run_script(
         [sys.executable, str(SCRIPTS / "linear_probe_audio.py"), str(silent), "--backbone", "tiny-random"],
         capture_output=True,
         text=True,
@@ -109,7 +140,7 @@ def test_e5_conversion_check_reports_every_clip_and_fails_under_the_threshold(tm
 
     data = generate(tmp_path / "synthetic", n_train=12, n_valid=4, n_test=4, seed=1)
     # an unreachable threshold: the stats are printed, then the lowest clip is named and rc is 1
-    done = subprocess.run(
+    done = _run_script(
         [sys.executable, str(SCRIPTS / "check_e5_conversion.py"), str(data), "--min-cosine", "1.01"],
         capture_output=True,
         text=True,
@@ -146,7 +177,7 @@ def test_seed_ensemble_scores_each_seed_and_the_averaged_predictions(tmp_path):
             "test_predictions": dict(zip(clips, pred.tolist())),
         }
         (folder / f"seed{seed}.json").write_text(json.dumps(record))
-    done = subprocess.run(
+    done = _run_script(
         [sys.executable, str(SCRIPTS / "seed_ensemble.py"), str(folder), str(data)], capture_output=True, text=True, check=True
     )
     lines = done.stdout.splitlines()
@@ -161,7 +192,7 @@ def test_seed_ensemble_scores_each_seed_and_the_averaged_predictions(tmp_path):
     # a record whose clips do not match the dataset's test split is refused, naming file and clip
     record["test_predictions"].pop(clips[0])
     (folder / "seed2.json").write_text(json.dumps(record))
-    done = subprocess.run(
+    done = _run_script(
         [sys.executable, str(SCRIPTS / "seed_ensemble.py"), str(folder), str(data)], capture_output=True, text=True
     )
     assert (
@@ -179,7 +210,7 @@ def test_hide_streams_tabulates_every_condition_against_every_stream(tmp_path, s
         train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1, "seed": seed}), tmp_path / f"s{seed}")
         models.append(tmp_path / f"s{seed}" / "model")
     pages = tmp_path / "pages"
-    done = subprocess.run(
+    done = _run_script(
         [
             sys.executable,
             str(SCRIPTS / "hide_streams.py"),
@@ -212,7 +243,7 @@ def test_hide_streams_tabulates_every_condition_against_every_stream(tmp_path, s
     text_only_data = tiny_settings(synthetic_dir, data={"drop_modalities": ["audio", "visual"]}, train={"max_epochs": 1})
     train_run(text_only_data, tmp_path / "t")
     script = str(SCRIPTS / "hide_streams.py")
-    refused = subprocess.run(
+    refused = _run_script(
         [sys.executable, script, str(synthetic_dir), str(tmp_path / "t" / "model")], capture_output=True, text=True
     )
     assert refused.returncode == 2 and "nothing to withhold" in refused.stderr, refused.stderr
@@ -224,7 +255,7 @@ def test_sample_transcripts_draws_the_same_clips_of_one_split_for_one_seed(tmp_p
     from crosssent.data.dataset import load_dataset
 
     def sample(name, *extra):
-        subprocess.run(
+        _run_script(
             [
                 sys.executable,
                 str(SCRIPTS / "sample_transcripts.py"),
@@ -249,7 +280,7 @@ def test_sample_transcripts_draws_the_same_clips_of_one_split_for_one_seed(tmp_p
     valid = {r["id"]: (r["text"], r["label"]) for r in table if r["split"] == "valid"}
     assert len(first) == 7 and first == again and [r["id"] for r in other] != [r["id"] for r in first]
     assert all(valid[r["id"]] == (r["text"], pytest.approx(float(r["label"]))) for r in first)
-    refused = subprocess.run(
+    refused = _run_script(
         [
             sys.executable,
             str(SCRIPTS / "sample_transcripts.py"),
@@ -275,13 +306,13 @@ def test_compare_transcripts_counts_errors_and_scores_both_versions(tmp_path, sy
         "id,text,language,duration_s\nb,a bad movie,en,1.0\na,it was good,en,1.0\nc,so so,en,1.0\n"
     )
     run = [sys.executable, str(SCRIPTS / "compare_transcripts.py"), str(tmp_path / "official.csv"), str(tmp_path / "heard.csv")]
-    done = subprocess.run(run, capture_output=True, text=True, check=True)
+    done = _run_script(run, capture_output=True, text=True, check=True)
     # one deleted word of nine; one clip of three has an error (mean per clip (1/4 + 0 + 0) / 3)
     assert "3 clips: error rate 0.111 over 9 units (mean per clip 0.083); 66.7% of clips without an error" in done.stdout
 
     train_run(tiny_settings(synthetic_dir, train={"max_epochs": 1}), tmp_path / "run")
     model = tmp_path / "run" / "model"
-    scored = subprocess.run([*run, "--model", str(model)], capture_output=True, text=True, check=True).stdout
+    scored = _run_script([*run, "--model", str(model)], capture_output=True, text=True, check=True).stdout
     _, official = predict_folder(model, [("a", "it was really good"), ("b", "a bad movie"), ("c", "so so")])
     _, heard = predict_folder(model, [("a", "it was good"), ("b", "a bad movie"), ("c", "so so")])
     change = np.abs(heard - official)
@@ -289,19 +320,19 @@ def test_compare_transcripts_counts_errors_and_scores_both_versions(tmp_path, sy
     assert "official transcripts: " in scored and "recognised transcripts: " in scored  # the file has labels
 
     (tmp_path / "heard.csv").write_text("id,text\na,it was good\n")
-    missing = subprocess.run(run, capture_output=True, text=True)
+    missing = _run_script(run, capture_output=True, text=True)
     assert missing.returncode != 0 and "clip 'b'" in missing.stderr and "(2 missing)" in missing.stderr
     (tmp_path / "official.csv").write_text("id,text\na,it was really good\nb,?!\n")
     (tmp_path / "heard.csv").write_text("id,text\na,it was good\nb,hm\n")
-    empty = subprocess.run(run, capture_output=True, text=True)
+    empty = _run_script(run, capture_output=True, text=True)
     assert empty.returncode != 0 and "clip 'b' has no words or characters to compare" in empty.stderr
     (tmp_path / "official.csv").write_text("id,text,label\na,it was really good,2.0\nb,a bad movie,bad\n")
     (tmp_path / "heard.csv").write_text("id,text\na,it was good\nb,a bad movie\n")
-    bad_label = subprocess.run(run, capture_output=True, text=True)
+    bad_label = _run_script(run, capture_output=True, text=True)
     assert bad_label.returncode != 0 and "official.csv: clip 'b' has label 'bad', not a number" in bad_label.stderr
     assert "Traceback" not in bad_label.stderr
     (tmp_path / "heard.csv").write_text("id,text\na,it was good\nb,a bad movie\na,it was bad\n")
-    repeated = subprocess.run(run, capture_output=True, text=True)
+    repeated = _run_script(run, capture_output=True, text=True)
     assert repeated.returncode != 0 and "heard.csv: clip id 'a' appears more than once" in repeated.stderr
 
 
@@ -309,12 +340,12 @@ def test_voice_probe_finds_the_synthetic_clip_audio_and_refuses_other_alignments
     from crosssent.data.sources.synthetic import generate
 
     clip = generate(tmp_path / "clip", n_train=200, n_valid=50, n_test=100, seed=0, alignment="clip", tone_weight=2.5)
-    done = subprocess.run([sys.executable, str(SCRIPTS / "probe_voice.py"), str(clip)], capture_output=True, text=True)
+    done = _run_script([sys.executable, str(SCRIPTS / "probe_voice.py"), str(clip)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     corr = float(done.stdout.split("test Corr ")[1].split(",")[0])
     assert corr > 0.3, done.stdout  # the tone lives in the audio
     word = generate(tmp_path / "word", n_train=40, n_valid=10, n_test=10, seed=0)
-    refused = subprocess.run([sys.executable, str(SCRIPTS / "probe_voice.py"), str(word)], capture_output=True, text=True)
+    refused = _run_script([sys.executable, str(SCRIPTS / "probe_voice.py"), str(word)], capture_output=True, text=True)
     assert refused.returncode == 2 and "needs clip-level audio" in refused.stderr
 
 
@@ -330,13 +361,13 @@ def test_gmra_injection_size_reports_each_models_gate_and_refuses_other_alignmen
         train_run(tiny_settings(clip, model={"gate_bias_init": start}, train={"max_epochs": 1}), out)
         models.append(out / "model")
     script = [sys.executable, str(SCRIPTS / "gmra_injection_size.py"), str(clip), *map(str, models)]
-    done = subprocess.run(script, capture_output=True, text=True)
+    done = _run_script(script, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     found = [re.search(r"median \|g\*Z\|/\|h\| ([0-9.]+), mean gate ([0-9.]+)$", line) for line in done.stdout.splitlines()]
     (shut_ratio, shut_gate), (open_ratio, open_gate) = [(float(m[1]), float(m[2])) for m in found if m]
     assert shut_gate < 0.1 < 0.9 < open_gate and shut_ratio < open_ratio
     word = generate(tmp_path / "word", n_train=16, n_valid=8, n_test=8, seed=0)
-    refused = subprocess.run([*script[:2], str(word), str(models[0])], capture_output=True, text=True)
+    refused = _run_script([*script[:2], str(word), str(models[0])], capture_output=True, text=True)
     assert refused.returncode == 2 and "needs clip-level streams" in refused.stderr
 
 
@@ -426,7 +457,7 @@ def test_ravdess_by_emotion_counts_positive_predictions_per_emotion(tmp_path):
         record = {"format": RECORD_FORMAT, "settings": {}, "task": "mosi", "metrics": metrics, "run_info": {}}
         (folder / "seed0.json").write_text(json.dumps(record | {"test_predictions": dict(zip(clips, values))}))
     script = [sys.executable, str(SCRIPTS / "ravdess_by_emotion.py"), str(tmp_path / "records" / "ravdess"), str(data)]
-    done = subprocess.run(script, capture_output=True, text=True, check=True)
+    done = _run_script(script, capture_output=True, text=True, check=True)
     header, *rows = done.stdout.splitlines()[1:]
     names = header.split()
     table = {row.split()[0]: dict(zip(names[1:], row.split()[1:])) for row in rows}
@@ -442,5 +473,5 @@ def test_ravdess_by_emotion_counts_positive_predictions_per_emotion(tmp_path):
         json.dumps(record | {"test_predictions": dict(zip([*clips[:4], "clip-x"], predictions["text_only"]))})
     )
     save_dataset(columns([*clips[:4], "clip-x"]), meta, data, where="test")
-    done = subprocess.run([*script[:2], str(bad.parent), str(data)], capture_output=True, text=True)
+    done = _run_script([*script[:2], str(bad.parent), str(data)], capture_output=True, text=True)
     assert done.returncode == 2 and "seed0.json: clip 'clip-x' is not a RAVDESS id" in done.stderr, done.stderr

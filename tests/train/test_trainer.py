@@ -131,7 +131,7 @@ def test_full_model_beats_text_only_on_synthetic_over_three_seeds(tmp_path_facto
     for variant in ("crosssent", "text_only"):
         mae[variant] = [
             train_run(
-                tiny_settings(data, model={"variant": variant}, train={"seed": seed, "max_epochs": 12, "patience": 12}),
+                tiny_settings(data, model={"variant": variant}, train={"seed": seed, "max_epochs": 6, "patience": 6}),
                 tmp_path_factory.mktemp(f"{variant}{seed}"),
             )["test"]["mae"]
             for seed in range(3)
