@@ -19,7 +19,7 @@ def _run_script(command: list[str], *, check: bool = False, **_: object) -> subp
     transformers and datasets again on every call (5 to 15 s each on two cores). An exception the
     script does not turn into an exit fails the test, as a traceback in a subprocess would."""
     python, script, *args = command
-    assert python == sys.executable, command
+    assert python == sys.executable and Path(script).stem in IN_PROCESS, command
     spec = importlib.util.spec_from_file_location(f"_script_{Path(script).stem}", script)
     assert spec is not None and spec.loader is not None, script
     module = importlib.util.module_from_spec(spec)
@@ -39,6 +39,27 @@ def _run_script(command: list[str], *, check: bool = False, **_: object) -> subp
     if check:
         done.check_returncode()
     return done
+
+
+IN_PROCESS = (
+    "check_e5_conversion",
+    "compare_transcripts",
+    "gmra_injection_size",
+    "hide_streams",
+    "linear_probe_audio",
+    "probe_voice",
+    "ravdess_by_emotion",
+    "sample_transcripts",
+    "seed_ensemble",
+)
+
+
+def test_the_scripts_run_in_process_are_their_own_command_line():
+    """_run_script calls ``main`` as ``typer.run(main)`` would: that must be all a script's command
+    line does (gpu_check and plain_text_finetune run as real processes in their tests)."""
+    for name in IN_PROCESS:
+        source = (SCRIPTS / f"{name}.py").read_text(encoding="utf-8")
+        assert source.rstrip().endswith('if __name__ == "__main__":\n    typer.run(main)'), name
 
 
 def _probe(data: Path, *options: str) -> subprocess.CompletedProcess:
