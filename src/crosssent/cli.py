@@ -652,20 +652,42 @@ def experiment(
 @app.command()
 def summary(
     config: Annotated[
-        Path,
+        Path | None,
         typer.Option(help="summary config (configs/summaries/*.yaml): rows across published pages, or an excerpt of one"),
-    ],
+    ] = None,
     publish_to: Annotated[
         Path | None,
         typer.Option("--publish", help="also write the table into this Markdown file, between its NAME markers"),
     ] = None,
+    links: Annotated[
+        Path | None,
+        typer.Option(help="instead: write every number this Markdown file links to a published page again from that page"),
+    ] = None,
 ) -> None:
     """Tables copied from the published pages (docs/results), never typed: a row per grid, or
-    the tables of chosen sections of one page."""
+    the tables of chosen sections of one page. With --links, the numbers of a document's prose,
+    each a link to the page cell it comes from, are copied again; numbers typed outside such
+    links are listed."""
+    from crosssent.atomic_files import write_text_atomic
     from crosssent.experiments.report import publish
-    from crosssent.experiments.summary import load_summary, render_summary
+    from crosssent.experiments.summary import load_summary, refresh_links, render_summary, unlinked_numbers
 
+    if (config is None) == (links is None) or (links is not None and publish_to is not None):
+        _fail(ValueError("give --config (with --publish if wanted) or --links DOC"))
     try:
+        if links is not None:
+            if links.suffix.lower() != ".md" or not links.is_file():
+                raise ValueError(f"{links}: --links needs an existing Markdown file")
+            text = links.read_text(encoding="utf-8")
+            fresh = refresh_links(text, links.parent)
+            changed = sum(a != b for a, b in zip(text.splitlines(), fresh.splitlines(), strict=True))
+            if fresh != text:
+                write_text_atomic(links, fresh)
+            for line in unlinked_numbers(fresh):
+                typer.echo(f"typed, not linked: {links}: {line}", err=True)
+            typer.echo(f"{links}: {changed} line(s) with linked numbers rewritten")
+            return
+        assert config is not None
         spec = load_summary(config)
         table = render_summary(spec)
         if publish_to is not None:

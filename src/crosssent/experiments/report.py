@@ -525,6 +525,7 @@ def render_index(folder: Path) -> str:
         kind = "validation search" if "VALIDATION metrics only" in text else "test results"
         kind = "robustness" if re.search(r"^# Robustness `", text, re.M) else kind
         kind = "probe" if re.search(r"^# Probe `", text, re.M) else kind
+        kind = "diagnostic" if re.search(r"^# Diagnostic `", text, re.M) else kind
         rows.append(
             f"| [{page.stem}]({page.name}) | {kind} | {', '.join(dict.fromkeys(datasets)) or '-'} | "
             f"`{command.group(1) if command else '-'}` |"
@@ -535,7 +536,7 @@ def render_index(folder: Path) -> str:
         "",
         "Every page here is an experiment's own report, written by `crosssent experiment --publish docs/results`",
         "(robustness pages: `crosssent robustness --publish docs/results` or `scripts/hide_streams.py --publish docs/results`;",
-        "probes: their script's `--publish docs/results`);",
+        "probes and diagnostics: their script's `--publish docs/results`);",
         "the readings are in [../results.md](../results.md).",
         "",
         "| page | kind | datasets | command |",

@@ -11,10 +11,22 @@ never disagree with the page; a quoted floor comes from the ``quoted`` entries o
 experiment config that draws it as a dashed line, and the paper's numbers are the row's own
 ``paper`` entry, marked as quoted. ``crosssent summary --config C --publish docs/results.md``
 writes the table between ``<!-- begin NAME -->`` markers (``report.publish``).
+
+A number in the readings' prose is never typed either: it is a link to the cell of the
+published page it comes from, ``[0.647](results/ravdess-minilm.md#ravdess-whisper-test-split
+"crosssent; corr")``. The anchor is the page's ``## `` section; the title names the row and the
+column of the first table of that section that has both (``vs=late_fusion`` names the row of
+the table whose header starts with ``vs``), then optionally which number of the cell
+(``; 2``: a paired cell ``+4.61 (p 0.047 / 0.004)`` holds three, a mean ``0.647 ± 0.018`` two).
+A title without ``;`` names a ``LABEL VALUE`` pair in the section's text (``mean_gate``).
+``crosssent summary --links docs/results.md`` writes every linked number again from the pages
+(``refresh_links``); ``unlinked_numbers`` finds a measured-looking number (a decimal, a
+percentage) typed outside links, code, generated blocks and the quoted section.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -157,3 +169,104 @@ def render_summary(config: SummaryConfig, root: Path = Path(".")) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+# [TEXT](results/PAGE.md#ANCHOR "TITLE"): a number linked to the page cell it is copied from
+RESULT_LINK = re.compile(r'\[([^\]\n]*)\]\((results/([\w.-]+)\.md)#([\w-]+) "([^"\n]+)"\)')
+# a number as a page prints it: signed, maybe decimal, not part of a name ("Non0", "ACC2")
+_NUMBER = re.compile(r"(?<![\w.])[+\-−]?\d+(?:\.\d+)?(?![\w.])")
+
+
+def heading_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _sections(text: str) -> dict[str, str]:
+    """A page's ``## `` sections by anchor (the first of two with the same heading)."""
+    sections: dict[str, str] = {}
+    for chunk in re.split(r"^## ", text, flags=re.M)[1:]:
+        heading, _, body = chunk.partition("\n")
+        sections.setdefault(heading_anchor(heading), body.split("\n# ", 1)[0])
+    return sections
+
+
+def _tables(body: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Each Markdown table of a section: header cells and body rows, backticks dropped."""
+    tables, block = [], []
+    for line in [*body.splitlines(), ""]:
+        if line.startswith("|"):
+            block.append([cell.strip().replace("`", "") for cell in line.strip().strip("|").split("|")])
+        elif block:
+            tables.append((block[0], block[2:]))
+            block = []
+    return tables
+
+
+def linked_value(page_text: str, anchor: str, title: str) -> str:
+    """The number a link's title names on a page, as printed (see the module's docstring)."""
+    sections = _sections(page_text)
+    if anchor not in sections:
+        raise ValueError(f"no section #{anchor} (sections: {', '.join(sections)})")
+    body = sections[anchor]
+    parts = [part.strip() for part in title.split(";")]
+    if len(parts) == 1:
+        found = re.search(rf"(?<![\w-]){re.escape(parts[0])}:? ({_NUMBER.pattern})", body)
+        if found is None:
+            raise ValueError(f"section #{anchor} has no '{parts[0]} NUMBER'")
+        return found.group(1)
+    if len(parts) not in (2, 3) or (len(parts) == 3 and not parts[2].isdigit()):
+        raise ValueError(f"title {title!r}: ROW; COLUMN or ROW; COLUMN; N (N = which number of the cell)")
+    row, column, which = parts[0], parts[1], int(parts[2]) if len(parts) == 3 else 1
+    first = None
+    if "=" in row:
+        first, row = (x.strip() for x in row.split("=", 1))
+    for header, rows in _tables(body):
+        if (first is not None and header[0] != first) or column not in header:
+            continue
+        cells = next((r for r in rows if r and r[0] == row), None)
+        if cells is None or len(cells) != len(header):
+            continue
+        numbers = _NUMBER.findall(cells[header.index(column)])
+        if not 1 <= which <= len(numbers):
+            raise ValueError(f"cell {row!r} / {column!r} holds {len(numbers)} number(s), not a number {which}")
+        return numbers[which - 1]
+    raise ValueError(f"no table of section #{anchor} has the row {row!r} and the column {column!r}")
+
+
+def refresh_links(text: str, folder: Path) -> str:
+    """``text`` with every linked number written again from the page it links (under
+    ``folder``, the document's own folder); a link that names nothing there is an error."""
+    pages: dict[str, str] = {}
+
+    def value(match: re.Match[str]) -> str:
+        target, page, anchor, title = match.group(2, 3, 4, 5)
+        path = folder / target
+        if page not in pages:
+            if not path.is_file():
+                raise ValueError(f"{path}: linked page not found")
+            pages[page] = path.read_text(encoding="utf-8")
+        try:
+            number = linked_value(pages[page], anchor, title)
+        except ValueError as err:
+            raise ValueError(f'{path}: link "{title}": {err}') from None
+        return f'[{number}]({target}#{anchor} "{title}")'
+
+    return RESULT_LINK.sub(value, text)
+
+
+_MEASURED = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])|(?<![\w.])\d+(?:\.\d+)? ?%")
+
+
+def unlinked_numbers(text: str) -> list[str]:
+    """``line N: ...`` for each decimal or percentage typed by hand: outside linked numbers,
+    code, links' targets, HTML comments, generated blocks and a ``## Quoted`` section (numbers
+    quoted from the paper and the issues, not ours)."""
+    text = re.sub(r"<!-- begin ([\w-]+) -->.*?<!-- end \1 -->", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
+    text = re.sub(r"^```.*?^```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S | re.M)
+    text = re.sub(r"^## Quoted.*?(?=^## )", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S | re.M)
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    text = RESULT_LINK.sub("", text)
+    text = re.sub(r"`[^`\n]*`", "", text)
+    text = re.sub(r"\]\([^)\s]*\)", "]", text)
+    return [f"line {n}: {line.strip()[:100]}" for n, line in enumerate(text.splitlines(), start=1) if _MEASURED.search(line)]
