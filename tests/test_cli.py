@@ -215,6 +215,24 @@ def test_summary_prints_and_publishes_the_glance_table_and_bad_input_is_one_line
     assert_clean_error(run("summary", "--config", config, "--publish", tmp_path / "none.md"), "none.md: --publish needs")
 
 
+def test_summary_links_copies_linked_numbers_again_and_names_typed_ones(tmp_path):
+    pages = tmp_path / "results"
+    pages.mkdir()
+    (pages / "p.md").write_text("# P\n\n## d (test split)\n\n| variant | corr |\n|---|---|\n| crosssent | 0.647 ± 0.018 |\n")
+    doc = tmp_path / "doc.md"
+    doc.write_text('Corr [0.5](results/p.md#d-test-split "crosssent; corr"), typed 0.7.\n')
+    result = run("summary", "--links", doc)
+    assert result.exit_code == 0, result.output
+    assert doc.read_text() == 'Corr [0.647](results/p.md#d-test-split "crosssent; corr"), typed 0.7.\n'
+    assert "1 line(s) with linked numbers rewritten" in result.output
+    assert "typed, not linked" in result.stderr and "line 1: Corr" in result.stderr
+    doc.write_text('[1](results/p.md#d-test-split "late_fusion; corr")\n')
+    assert_clean_error(run("summary", "--links", doc), 'link "late_fusion; corr": no table of section #d-test-split')
+    assert doc.read_text() == '[1](results/p.md#d-test-split "late_fusion; corr")\n'  # nothing half-written
+    assert_clean_error(run("summary", "--links", doc, "--config", doc), "give --config")
+    assert_clean_error(run("summary", "--links", tmp_path / "none.md"), "none.md: --links needs an existing Markdown file")
+
+
 def test_predict_scores_new_transcripts_and_bad_input_is_one_line(tmp_path, synthetic_dir):
     cfg = write_config(tmp_path, synthetic_dir)
     assert run("train", "--config", cfg, "--out", tmp_path / "run").exit_code == 0

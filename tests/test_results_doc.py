@@ -70,3 +70,26 @@ def test_every_page_is_linked_from_the_readings_and_listed_in_the_generated_inde
     assert [p for p in pages if f"(results/{p}.md)" not in text] == []
     assert [p for p in pages if f"]({p}.md)" not in index] == []
     assert render_index(PAGES) == index  # the index is what the pages say, regenerated
+
+
+LINKED = [RESULTS, ROOT / "README.md", ROOT / "docs" / "training.md"]
+
+
+@pytest.mark.parametrize("path", LINKED, ids=lambda p: p.name)
+def test_every_linked_number_is_the_one_its_page_prints_now(path):
+    from crosssent.experiments.summary import refresh_links
+
+    text = path.read_text()
+    assert "](" in text and refresh_links(text, path.parent) == text, f"run: crosssent summary --links {path.relative_to(ROOT)}"
+
+
+@pytest.mark.parametrize("path", [RESULTS, ROOT / "README.md"], ids=lambda p: p.name)
+def test_no_measured_number_is_typed_by_hand(path):
+    """Outside links to page cells, code, generated blocks and the quoted section, no decimal and
+    no percentage: a result in the prose is a link to the cell it comes from."""
+    from crosssent.experiments.summary import RESULT_LINK, unlinked_numbers
+
+    text = path.read_text()
+    assert unlinked_numbers(text) == []
+    if path == RESULTS:
+        assert len(RESULT_LINK.findall(text)) >= 100  # the readings' numbers are there, linked

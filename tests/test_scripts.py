@@ -365,6 +365,14 @@ def test_voice_probe_finds_the_synthetic_clip_audio_and_refuses_other_alignments
     assert done.returncode == 0, done.stderr
     corr = float(done.stdout.split("test Corr ")[1].split(",")[0])
     assert corr > 0.3, done.stdout  # the tone lives in the audio
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    _run_script([sys.executable, str(SCRIPTS / "probe_voice.py"), str(clip), "--publish", str(pages)], check=True)
+    from crosssent.experiments.summary import linked_value
+
+    page = (pages / "probe-voice.md").read_text()  # a page the readings can link, listed in the index
+    assert float(linked_value(page, "test-split", "clip; Corr")) == pytest.approx(corr, abs=1e-3)
+    assert "[probe-voice](probe-voice.md) | probe" in (pages / "index.md").read_text()
     word = generate(tmp_path / "word", n_train=40, n_valid=10, n_test=10, seed=0)
     refused = _run_script([sys.executable, str(SCRIPTS / "probe_voice.py"), str(word)], capture_output=True, text=True)
     assert refused.returncode == 2 and "needs clip-level audio" in refused.stderr
@@ -486,6 +494,15 @@ def test_ravdess_by_emotion_counts_positive_predictions_per_emotion(tmp_path):
     assert table["late_fusion"]["neutral"] == "100.0" and table["late_fusion"]["happy"] == "-", done.stdout
     assert table["late_fusion"]["Non0-ACC2"] == "75.00" and table["text_only"]["Non0-ACC2"] == "50.00", done.stdout
     assert table["late_fusion"]["valid"] == "62.50" and table["text_only"]["valid"] == "-", done.stdout
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    _run_script([*script, "--publish", str(pages)], check=True)
+    from crosssent.experiments.summary import linked_value
+
+    page = (pages / "by-emotion-ravdess.md").read_text()
+    assert linked_value(page, "ravdess-test-split", "late_fusion; calm") == "50.0"
+    assert linked_value(page, "ravdess-test-split", "late_fusion; Non0-ACC2") == "75.00"
+    assert "| diagnostic |" in (pages / "index.md").read_text()
 
     # a clip id that is not RAVDESS's is refused, naming the record and the clip
     bad = tmp_path / "bad" / "ravdess" / "text_only"

@@ -142,3 +142,86 @@ def test_excerpt_copies_one_section_table_as_printed(tmp_path):
     path.write_text(yaml.safe_dump({"name": "x"}))
     with pytest.raises(ValueError, match="give either rows or an excerpt"):
         load_summary(path)
+
+
+# --- numbers in prose, each a link to the page cell it comes from
+
+
+def _linked(title: str, text: str = "?", anchor: str = "mosi-clip-test-split") -> str:
+    return f'[{text}](results/grid.md#{anchor} "{title}")'
+
+
+def test_a_linked_number_is_copied_from_the_page_cell_its_title_names(tmp_path):
+    from crosssent.experiments.summary import refresh_links
+
+    _page(tmp_path)
+    doc = (
+        f"Corr {_linked('crosssent; corr')} ± {_linked('crosssent; corr; 2')}, text-only MAE "
+        f"{_linked('no_gmra; mae')}; transfer {_linked('mosi-clip; OTHER', anchor='transfer-test-splits')}."
+    )
+    fresh = refresh_links(doc, tmp_path / "docs")
+    assert fresh == (
+        f"Corr {_linked('crosssent; corr', '0.775')} ± {_linked('crosssent; corr; 2', '0.001')}, text-only MAE "
+        f"{_linked('no_gmra; mae', '0.700')}; transfer {_linked('mosi-clip; OTHER', '0.100', anchor='transfer-test-splits')}."
+    )
+    assert refresh_links(fresh, tmp_path / "docs") == fresh  # copying again changes nothing
+
+
+def test_a_stale_linked_number_is_written_again_and_a_link_naming_nothing_is_refused(tmp_path):
+    from crosssent.experiments.summary import refresh_links
+
+    _page(tmp_path)
+    assert refresh_links(_linked("crosssent; corr", "0.9"), tmp_path / "docs") == _linked("crosssent; corr", "0.775")
+    for title, anchor, message in [
+        ("crosssent; corr", "no-such-section", "no section #no-such-section"),
+        ("mag; corr", "mosi-clip-test-split", "no table of section #mosi-clip-test-split has the row 'mag'"),
+        ("crosssent; corr; 4", "mosi-clip-test-split", "holds 2 number(s), not a number 4"),
+        ("crosssent; corr; two", "mosi-clip-test-split", "ROW; COLUMN; N"),
+        ("no_such_label", "mosi-clip-test-split", "has no 'no_such_label NUMBER'"),
+    ]:
+        with pytest.raises(ValueError, match="grid.md: link") as err:
+            refresh_links(_linked(title, anchor=anchor), tmp_path / "docs")
+        assert message in str(err.value)
+    with pytest.raises(ValueError, match="linked page not found"):
+        refresh_links('[1](results/missing.md#a "x; y")', tmp_path / "docs")
+
+
+def test_a_row_can_be_named_by_its_first_cells_and_a_label_by_its_value():
+    from crosssent.experiments.summary import linked_value
+
+    page = (
+        "# P\n\n## Every cell\n\n| model | corruption | strength | corr |\n|---|---|---|---|\n"
+        "| m | noise | 10.0 | 0.5 |\n| m | noise | 0.0 | -0.25 |\n\nWhat GMRA does: mean_gate 0.195, other 3\n\n"
+        "| vs | corr |\n|---|---|\n| m | +0.074 (p – / 0.020) |\n"
+    )
+    assert linked_value(page, "every-cell", "m & noise & 0.0; corr") == "-0.25"
+    assert linked_value(page, "every-cell", "m; corr") == "0.5"  # the first row whose first cell matches
+    assert linked_value(page, "every-cell", "mean_gate") == "0.195"
+    assert linked_value(page, "every-cell", "vs=m; corr") == "+0.074"  # the table whose header starts "vs"
+    assert linked_value(page, "every-cell", "vs=m; corr; 2") == "0.020"  # "–" is not a number
+
+
+def test_unlinked_numbers_finds_typed_decimals_and_percentages_only_where_they_are_claims():
+    from crosssent.experiments.summary import unlinked_numbers
+
+    text = "\n".join(
+        [
+            "Corr 0.72 typed.",  # 1: a claim typed by hand
+            f"Corr {_linked('crosssent; corr', '0.775')}, seeds 3, layer 6, lr 1e-3, 2026-12-08.",
+            "`--set train.ema_decay=0.97` and [a page](results/x-0.5.md).",
+            "<!-- begin block -->",
+            "| 0.5 | 0.6 |",
+            "<!-- end block -->",
+            "calls 16 % of clips positive",  # 7: a percentage
+            "## Quoted numbers",
+            "paper: 89.78",
+            "## Ours",
+            "```bash",
+            "python x.py --p 0.3",
+            "```",
+            "ahead by 4.6 points",  # 14
+            "version 0.10.21 of a package, and a sentence ending in 0.7.",  # 15: the last one
+        ]
+    )
+    assert [line.split(":")[0] for line in unlinked_numbers(text)] == ["line 1", "line 7", "line 14", "line 15"]
+    assert unlinked_numbers("version 0.10.21 of a package") == []

@@ -16,7 +16,8 @@ A number in the readings' prose is never typed either: it is a link to the cell 
 published page it comes from, ``[0.647](results/ravdess-minilm.md#ravdess-whisper-test-split
 "crosssent; corr")``. The anchor is the page's ``## `` section; the title names the row and the
 column of the first table of that section that has both (``vs=late_fusion`` names the row of
-the table whose header starts with ``vs``), then optionally which number of the cell
+the table whose header starts with ``vs``; ``a & b`` the row whose first two cells are a and b),
+then optionally which number of the cell
 (``; 2``: a paired cell ``+4.61 (p 0.047 / 0.004)`` holds three, a mean ``0.647 ± 0.018`` two).
 A title without ``;`` names a ``LABEL VALUE`` pair in the section's text (``mean_gate``).
 ``crosssent summary --links docs/results.md`` writes every linked number again from the pages
@@ -172,9 +173,10 @@ def render_summary(config: SummaryConfig, root: Path = Path(".")) -> str:
 
 
 # [TEXT](results/PAGE.md#ANCHOR "TITLE"): a number linked to the page cell it is copied from
-RESULT_LINK = re.compile(r'\[([^\]\n]*)\]\((results/([\w.-]+)\.md)#([\w-]+) "([^"\n]+)"\)')
+# (README.md links them as docs/results/PAGE.md: the target is read relative to the document)
+RESULT_LINK = re.compile(r'\[([^\]\n]*)\]\(((?:[\w.-]+/)*results/([\w.-]+)\.md)#([\w-]+) "([^"\n]+)"\)')
 # a number as a page prints it: signed, maybe decimal, not part of a name ("Non0", "ACC2")
-_NUMBER = re.compile(r"(?<![\w.])[+\-−]?\d+(?:\.\d+)?(?![\w.])")
+_NUMBER = re.compile(r"(?<![\w.])[+\-−]?\d+(?:\.\d+)?(?!\w|\.\d)")
 
 
 def heading_anchor(heading: str) -> str:
@@ -224,7 +226,8 @@ def linked_value(page_text: str, anchor: str, title: str) -> str:
     for header, rows in _tables(body):
         if (first is not None and header[0] != first) or column not in header:
             continue
-        cells = next((r for r in rows if r and r[0] == row), None)
+        keys = [key.strip() for key in row.split(" & ")]  # "model & noise & 10.0": the row's first cells
+        cells = next((r for r in rows if r[: len(keys)] == keys), None)
         if cells is None or len(cells) != len(header):
             continue
         numbers = _NUMBER.findall(cells[header.index(column)])
@@ -240,14 +243,14 @@ def refresh_links(text: str, folder: Path) -> str:
     pages: dict[str, str] = {}
 
     def value(match: re.Match[str]) -> str:
-        target, page, anchor, title = match.group(2, 3, 4, 5)
+        target, anchor, title = match.group(2, 4, 5)
         path = folder / target
-        if page not in pages:
+        if target not in pages:
             if not path.is_file():
                 raise ValueError(f"{path}: linked page not found")
-            pages[page] = path.read_text(encoding="utf-8")
+            pages[target] = path.read_text(encoding="utf-8")
         try:
-            number = linked_value(pages[page], anchor, title)
+            number = linked_value(pages[target], anchor, title)
         except ValueError as err:
             raise ValueError(f'{path}: link "{title}": {err}') from None
         return f'[{number}]({target}#{anchor} "{title}")'
@@ -255,7 +258,7 @@ def refresh_links(text: str, folder: Path) -> str:
     return RESULT_LINK.sub(value, text)
 
 
-_MEASURED = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])|(?<![\w.])\d+(?:\.\d+)? ?%")
+_MEASURED = re.compile(r"(?<![\w.])\d+\.\d+(?!\w|\.\d)|(?<![\w.])\d+(?:\.\d+)? ?%")
 
 
 def unlinked_numbers(text: str) -> list[str]:
