@@ -12,8 +12,6 @@ there, so the readings link its numbers instead of typing them.
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ import typer
 from sklearn.linear_model import RidgeCV
 
 from crosssent.data.dataset import load_dataset
-from crosssent.experiments.report import publish
+from crosssent.experiments.report import publish, script_page_head
 from crosssent.metrics import compute_metrics
 
 PAGE = "probe-voice"
@@ -66,12 +64,8 @@ def main(
     for line, _ in probes:
         typer.echo(line)
     if publish_to is not None:
-        command = "python scripts/probe_voice.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         page = [
-            f"# Probe `{PAGE}`",
-            "",
-            f"Command: `{command}`",
-            "",
+            *script_page_head("Probe", PAGE, "probe_voice.py"),
             "Ridge regression on each dataset's clip vectors (penalty by leave-one-out), fitted on the train and "
             "validation splits together, z-scored with their statistics, and scored once on the test split.",
             "",

@@ -20,8 +20,6 @@ Prints the page (two tables); ``--publish docs/results`` makes it the page
 from __future__ import annotations
 
 import csv
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -30,7 +28,7 @@ import torch
 import typer
 from sklearn.linear_model import RidgeCV
 
-from crosssent.experiments.report import publish
+from crosssent.experiments.report import publish, script_page_head
 from crosssent.features.audio import whisper_mel_extractor, whisper_mel_windows
 from crosssent.features.media import SAMPLE_RATE, read_audio
 from crosssent.features.pooling import clip_vector
@@ -115,12 +113,8 @@ def main(
     actor = np.array([int(r["actor"]) for r in rows])
     train, valid, test = actor <= 14, (actor >= 15) & (actor <= 16), actor >= 17
     layers = len(vectors["every"][0])
-    command = "python scripts/probe_whisper_layers.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     page = [
-        f"# Probe `{PAGE}`",
-        "",
-        f"Command: `{command}`",
-        "",
+        *script_page_head("Probe", PAGE, "probe_whisper_layers.py"),
         f"RAVDESS ({len(rows)} clips), Whisper base's encoder in torch float32, clip vectors of mean and std per "
         "layer (a span: the layers' vectors side by side). Ridge regression, penalty by leave-one-out: fitted "
         "on actors 1-14 and scored on the validation actors 15-16 (which choose), then refitted on actors "

@@ -17,15 +17,13 @@ the table the page ``by-emotion-DATASET.md`` there, so the readings link its num
 
 from __future__ import annotations
 
-import shlex
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import typer
 
 from crosssent.experiments.records import joined_test_rows, read_record
-from crosssent.experiments.report import publish
+from crosssent.experiments.report import publish, script_page_head
 
 EMOTIONS = {
     "01": "neutral",
@@ -90,12 +88,8 @@ def main(
         page_rows.append(f"| {variant.name} | {' | '.join(shares)} | {accuracy} | {valid_mean} | {len(seeds)} |")
     if publish_to is not None:
         name = f"by-emotion-{dataset_records.name}"
-        command = "python scripts/ravdess_by_emotion.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         page = [
-            f"# Diagnostic `{name}`",
-            "",
-            f"Command: `{command}`",
-            "",
+            *script_page_head("Diagnostic", name, "ravdess_by_emotion.py"),
             f"Test predictions of every variant recorded under `{dataset_records}` (every seed pooled), broken down by the "
             "acted emotion: the share of each emotion's clips predicted positive (%). RAVDESS valence is positive for "
             "calm, happy and surprised, zero for neutral and negative for the rest. Non0-ACC2 over the pooled test "

@@ -16,6 +16,8 @@ import math
 import os
 import platform
 import re
+import shlex
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -512,6 +514,13 @@ def write_index(folder: Path) -> Path:
     index = Path(folder) / "index.md"
     write_text_atomic(index, render_index(folder))
     return index
+
+
+def script_page_head(kind: str, name: str, script: str) -> list[str]:
+    """The first lines of a page a script publishes (``kind``: Probe, Diagnostic, Robustness; the
+    index reads it): its title and the command that made it, this process's own arguments."""
+    command = f"python scripts/{script} " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return [f"# {kind} `{name}`", "", f"Command: `{command}`", ""]
 
 
 def render_index(folder: Path) -> str:

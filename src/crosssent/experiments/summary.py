@@ -267,7 +267,7 @@ def unlinked_numbers(text: str) -> list[str]:
     quoted from the paper and the issues, not ours)."""
     text = re.sub(r"<!-- begin ([\w-]+) -->.*?<!-- end \1 -->", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
     text = re.sub(r"^```.*?^```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S | re.M)
-    text = re.sub(r"^## Quoted.*?(?=^## )", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S | re.M)
+    text = re.sub(r"^## Quoted.*?(?=^## |\Z)", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S | re.M)
     text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
     text = RESULT_LINK.sub("", text)
     text = re.sub(r"`[^`\n]*`", "", text)
