@@ -265,9 +265,13 @@ def unlinked_numbers(text: str) -> list[str]:
     """``line N: ...`` for each decimal or percentage typed by hand: outside linked numbers,
     code, links' targets, HTML comments, generated blocks and a ``## Quoted`` section (numbers
     quoted from the paper and the issues, not ours)."""
-    text = re.sub(r"<!-- begin ([\w-]+) -->.*?<!-- end \1 -->", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
-    text = re.sub(r"^```.*?^```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S | re.M)
-    text = re.sub(r"^## Quoted.*?(?=^## |\Z)", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S | re.M)
+
+    def blank(match: re.Match[str]) -> str:  # a block left out, its lines kept so line numbers hold
+        return "\n" * match.group(0).count("\n")
+
+    text = re.sub(r"<!-- begin ([\w-]+) -->.*?<!-- end \1 -->", blank, text, flags=re.S)
+    text = re.sub(r"^```.*?^```", blank, text, flags=re.S | re.M)
+    text = re.sub(r"^## Quoted.*?(?=^## |\Z)", blank, text, flags=re.S | re.M)
     text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
     text = RESULT_LINK.sub("", text)
     text = re.sub(r"`[^`\n]*`", "", text)
